@@ -1,0 +1,1 @@
+"""Contracts: the inbound events govsync accepts and the normalised records it publishes."""

@@ -1,0 +1,68 @@
+"""The small HTTP app every service serves: `/healthz`, `/readyz` and `/metrics`, run by uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def create_base_app(
+    *, title: str, version: str, registry: CollectorRegistry, readiness: ReadinessCheck
+) -> FastAPI:
+    """A FastAPI app with the operational endpoints; services add their own routes to it."""
+    app = FastAPI(title=title, version=version)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Every dependency is ready",
+        responses={503: {"description": "A dependency is not ready"}},
+    )
+    async def readyz() -> JSONResponse:
+        checks = await readiness()
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    # An explicit route: a mounted ASGI app would answer `/metrics` with a redirect.
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
+    """Run uvicorn until `stop` is set; signals are ours, not uvicorn's."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    # The process's signal handlers set `stop`; uvicorn must not install its own.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    stop_task = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            if not server.started:
+                raise RuntimeError(f"HTTP server could not start on {host}:{port}")
+            return
+        server.should_exit = True
+        await task
+    finally:
+        stop_task.cancel()

@@ -1,0 +1,114 @@
+"""Kafka clients built from `KafkaSettings`: security options, producers, consumers and topics."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+
+from services.common.settings import KafkaSettings, SecurityProtocol
+
+
+def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    context = create_ssl_context(
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        password=settings.ssl_key_password.get_secret_value() if settings.ssl_key_password else None,
+    )
+    context.check_hostname = settings.ssl_check_hostname
+    return context
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection and security keyword arguments shared by every aiokafka client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol.value,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+    if settings.security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
+        options["ssl_context"] = _ssl_context(settings)
+    if settings.security_protocol in (SecurityProtocol.SASL_SSL, SecurityProtocol.SASL_PLAINTEXT):
+        options["sasl_mechanism"] = settings.sasl_mechanism.value
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas: nothing is acknowledged that could be lost."""
+    options = client_options(settings) | {
+        "acks": "all",
+        "linger_ms": 5,
+        "max_request_size": 8 * 1024 * 1024,
+        "compression_type": None,
+    }
+    return AIOKafkaProducer(**(options | overrides))
+
+
+def make_consumer(
+    settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer that never commits on its own: the worker commits what it has finished."""
+    options = client_options(settings) | {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_uncommitted",
+        "max_poll_records": 500,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+    }
+    return AIOKafkaConsumer(*topics, **(options | overrides))
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    replication_factor: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def compacted(cls, name: str, partitions: int, replication_factor: int = 1) -> TopicSpec:
+        return cls(name, partitions, replication_factor, {"cleanup.policy": "compact"})
+
+
+async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> None:
+    """Create the topics that do not exist yet; existing ones are left exactly as they are."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config or None)
+            for s in specs
+            if s.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another replica created them first
+    finally:
+        await admin.close()
+
+
+async def partition_count(settings: KafkaSettings, topic: str) -> int:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+        return len(described[0]["partitions"])
+    finally:
+        await admin.close()

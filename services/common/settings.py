@@ -1,0 +1,60 @@
+"""Settings pieces shared by every service: Kafka connection and security, logging."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the cluster; read from `GOVSYNC_KAFKA_*`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap_servers: str = "localhost:9092"
+    client_id: str = "govsync"
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    sasl_mechanism: SaslMechanism = SaslMechanism.SCRAM_SHA_512
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    """CA bundle that signed the brokers' certificates; unset uses the system store."""
+    ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS."""
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+
+def settings_config(secrets_dir: str | None = None) -> SettingsConfigDict:
+    """The one configuration every service's settings class uses.
+
+    `GOVSYNC_KAFKA_BOOTSTRAP_SERVERS` fills `kafka.bootstrap_servers`: nested sections split on
+    the first underscore only, so flat names such as `GOVSYNC_TOPIC_DOSSIER_NORMALIZED` still
+    map to their own field. Secrets may also come from files (Kubernetes Secret volumes).
+    """
+    return SettingsConfigDict(
+        env_prefix="GOVSYNC_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        frozen=True,
+        extra="ignore",
+        secrets_dir=secrets_dir,
+    )

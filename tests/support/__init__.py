@@ -1,0 +1,1 @@
+"""Test support: the one Kafka broker fixture and helpers shared by the suites."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""govsync: the bridge from case-handling and document systems to the national platforms."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Ingest: consume, validate and normalise dossier and e-document events."""

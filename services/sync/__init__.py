@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Sync: deliver normalised dossier status to the Public Service Portal and NDXP."""

@@ -1,0 +1,68 @@
+"""The `govsync` command: one entry point, a subcommand per process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="govsync",
+        description="Bridge one-stop-shop and document systems to the Public Service Portal and NDXP.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("ingest", help="consume, validate and normalise source events")
+
+    sync = commands.add_parser("sync", help="push normalised dossier status to a destination")
+    sync.add_argument("--target", choices=("portal", "ndxp"), required=True)
+
+    simulate = commands.add_parser("simulate", help="run the local portal and NDXP simulator")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8090)
+
+    run = commands.add_parser("run", help="run the whole pipeline locally on an embedded broker")
+    run.add_argument("--kafka", help="bootstrap servers of an external broker to use instead")
+    run.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    dlq = commands.add_parser("dlq", help="list or replay dead letters")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    for name, text in (("list", "show dead letters"), ("replay", "re-publish dead letters")):
+        action = dlq_commands.add_parser(name, help=text)
+        action.add_argument("--reason", help="only those whose reason contains this text")
+        action.add_argument("--stage", help="only those from this stage")
+        action.add_argument("--source", help="only those from this CloudEvents source")
+        action.add_argument("--since", help="ISO 8601 time: only those dead-lettered after it")
+        action.add_argument("--until", help="ISO 8601 time: only those dead-lettered before it")
+        action.add_argument("--limit", type=int, default=1000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Imports are deferred so that one subcommand never pays for another's dependencies.
+    if args.command == "ingest":
+        from services.ingest.main import main as ingest_main  # noqa: PLC0415
+
+        return ingest_main()
+    if args.command == "sync":
+        from services.sync.main import main as sync_main  # noqa: PLC0415
+
+        return sync_main(target=args.target)
+    if args.command == "simulate":
+        from services.simulator.main import main as simulate_main  # noqa: PLC0415
+
+        return simulate_main(host=args.host, port=args.port)
+    if args.command == "run":
+        from services.run import main as run_main  # noqa: PLC0415
+
+        return run_main(kafka=args.kafka, duration=args.duration)
+    from services.dlq import main as dlq_main  # noqa: PLC0415
+
+    return dlq_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

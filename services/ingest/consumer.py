@@ -1,0 +1,292 @@
+"""The ingest worker: consumes source topics, publishes normalised records, keeps dossier state.
+
+At least once: a batch's normalised records, state updates and dead letters are all
+acknowledged by the broker before its offsets are committed. Dossier state lives in a
+compacted topic written to the same partition number as the input record, so the replica that
+owns an input partition restores exactly the state it needs when the partition is assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
+from services.common.logging import get_logger
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import DossierPipeline, Result, describe
+from services.ingest.state import DossierState, Outcome, Policy, evictable
+
+log = get_logger(__name__)
+Clock = Callable[[], datetime]
+SERVICE = "ingest"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StateStore:
+    """Dossier states of the assigned partitions, one map per partition number."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, dict[str, DossierState]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(states) for states in self.partitions.values())
+
+    def partition(self, number: int) -> dict[str, DossierState]:
+        return self.partitions.setdefault(number, {})
+
+
+class IngestWorker:
+    """Owns the consume-process-publish-commit loop and the state of its partitions."""
+
+    def __init__(
+        self,
+        *,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        restorer: AIOKafkaConsumer,
+        dead_letters: DeadLetterWriter,
+        pipeline: DossierPipeline,
+        metrics: IngestMetrics,
+        input_topic: str,
+        output_topic: str,
+        state_topic: str,
+        policy: Policy,
+        max_batch: int,
+        clock: Clock = utc_now,
+        eviction_interval_seconds: float = 60.0,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._restorer = restorer
+        self._dead_letters = dead_letters
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._input_topic = input_topic
+        self._output_topic = output_topic
+        self._state_topic = state_topic
+        self._policy = policy
+        self._max_batch = max_batch
+        self._clock = clock
+        self._eviction_interval = eviction_interval_seconds
+        self._states = StateStore()
+        self._lock = asyncio.Lock()
+        self._restored = False
+        self._last_eviction = time.monotonic()
+
+    # --- readiness ------------------------------------------------------------------------
+
+    @property
+    def assigned(self) -> bool:
+        return bool(self._consumer.assignment())
+
+    @property
+    def restored(self) -> bool:
+        return self._restored
+
+    @property
+    def states(self) -> StateStore:
+        return self._states
+
+    async def broker_reachable(self) -> bool:
+        try:
+            async with asyncio.timeout(2):
+                await self._producer.client.fetch_all_metadata()
+        except Exception:  # noqa: BLE001 - any failure means "not reachable now"
+            return False
+        return True
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {
+            "broker": await self.broker_reachable(),
+            "partitions_assigned": self.assigned,
+            "state_restored": self.restored,
+        }
+        self._metrics.ready.set(1 if all(checks.values()) else 0)
+        return checks
+
+    # --- rebalancing ----------------------------------------------------------------------
+
+    def listener(self) -> ConsumerRebalanceListener:
+        worker = self
+
+        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+                # The batch in progress finishes and commits before the partitions move.
+                async with worker._lock:
+                    for tp in revoked:
+                        worker._states.partitions.pop(tp.partition, None)
+                    worker._restored = False
+                    worker._metrics.dossiers_in_memory.set(len(worker._states))
+
+            async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+                async with worker._lock:
+                    await worker._restore({tp.partition for tp in assigned})
+
+        return _Listener()
+
+    async def _restore(self, partitions: set[int]) -> None:
+        """Read each assigned partition's state from the compacted topic, oldest first."""
+        started = time.monotonic()
+        wanted = [TopicPartition(self._state_topic, p) for p in sorted(partitions)]
+        for p in partitions:
+            self._states.partitions[p] = {}
+        if wanted:
+            self._restorer.assign(wanted)
+            await self._restorer.seek_to_beginning(*wanted)
+            ends = await self._restorer.end_offsets(wanted)
+            pending = {tp for tp in wanted if ends[tp] > 0}
+            while pending:
+                batch = await self._restorer.getmany(*pending, timeout_ms=1000)
+                for tp, records in batch.items():
+                    states = self._states.partitions[tp.partition]
+                    for record in records:
+                        key = record.key.decode() if record.key else None
+                        if key is None:
+                            continue
+                        if record.value is None:
+                            states.pop(key, None)
+                        else:
+                            states[key] = DossierState.from_bytes(record.value)
+                for tp in list(pending):
+                    if await self._restorer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+        self._restored = True
+        self._metrics.dossiers_in_memory.set(len(self._states))
+        log.info(
+            "state restored",
+            partitions=sorted(partitions),
+            dossiers=len(self._states),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; a broker failure escapes and takes the process down."""
+        while not stop.is_set():
+            batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+            if batch:
+                async with self._lock:
+                    await self._process(batch)
+            if time.monotonic() - self._last_eviction >= self._eviction_interval:
+                async with self._lock:
+                    await self.evict()
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        started = time.monotonic()
+        pending: list[Awaitable[Any]] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batch.items():
+            if tp not in self._consumer.assignment():
+                continue  # revoked while the batch was in flight; its new owner reads it
+            states = self._states.partition(tp.partition)
+            for record in records:
+                pending.extend(await self._one(tp, record, states))
+            offsets[tp] = records[-1].offset + 1
+        # Every write of the batch acknowledged, then the offsets: never the other way round.
+        await asyncio.gather(*pending)
+        if offsets:
+            await self._consumer.commit(offsets)
+        for tp in offsets:
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, highwater - offsets[tp])
+                )
+        self._metrics.dossiers_in_memory.set(len(self._states))
+        self._metrics.batch_seconds.observe(time.monotonic() - started)
+
+    async def _one(
+        self, tp: TopicPartition, record: ConsumerRecord[Any, Any], states: dict[str, DossierState]
+    ) -> list[Awaitable[Any]]:
+        started = time.perf_counter()
+        headers = list(record.headers or ())
+        result = self._pipeline.handle(
+            record.value, headers, topic=tp.topic, states=states, now=self._clock()
+        )
+        self._metrics.processing.observe(time.perf_counter() - started)
+        self._metrics.events.labels(result.event_type, result.outcome.value).inc()
+        if result.outcome is Outcome.DEAD_LETTERED:
+            return [await self._dead_letter(tp, record, headers, result)]
+        decision = result.decision
+        if decision is None or decision.record is None or decision.state is None:
+            return []  # a duplicate or a stale event: nothing to write
+        key = result.key.encode() if result.key else None
+        writes = [
+            await self._producer.send(
+                self._output_topic,
+                value=decision.record.model_dump_json().encode(),
+                key=key,
+                headers=[("content-type", b"application/json")],
+            ),
+            await self._producer.send(
+                self._state_topic,
+                value=decision.state.to_bytes(),
+                key=key,
+                partition=tp.partition,
+            ),
+        ]
+        if decision.indicators is not None:
+            self._metrics.count(decision.indicators)
+        return writes
+
+    async def _dead_letter(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[Any, Any],
+        headers: list[tuple[str, bytes]],
+        result: Result,
+    ) -> Awaitable[Any]:
+        assert result.error is not None  # noqa: S101 - dead letters always carry their error
+        letter = DeadLetter(
+            origin=Origin(tp.topic, tp.partition, record.offset, record.key, record.value, headers),
+            reason=describe(result.error),
+            stage=result.error.stage,
+            error=type(result.error).__name__,
+            service=SERVICE,
+            at=self._clock(),
+            source=result.source,
+        )
+        log.warning(
+            "event dead-lettered",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
+            stage=letter.stage,
+            error=letter.error,
+            reason=letter.reason,
+        )
+        return await self._dead_letters.send(letter)
+
+    async def evict(self) -> int:
+        """Forget finished dossiers past retention, here and in the state topic (tombstones)."""
+        self._last_eviction = time.monotonic()
+        now = self._clock()
+        tombstones: list[Awaitable[Any]] = []
+        for partition, states in self._states.partitions.items():
+            gone = [
+                code for code, s in states.items() if evictable(s, now=now, policy=self._policy)
+            ]
+            for code in gone:
+                del states[code]
+                tombstones.append(
+                    await self._producer.send(
+                        self._state_topic, value=None, key=code.encode(), partition=partition
+                    )
+                )
+        await asyncio.gather(*tombstones)
+        if tombstones:
+            self._metrics.evicted.inc(len(tombstones))
+            self._metrics.dossiers_in_memory.set(len(self._states))
+            log.info("finished dossiers evicted", count=len(tombstones))
+        return len(tombstones)

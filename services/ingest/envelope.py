@@ -1,0 +1,174 @@
+"""Reads the CloudEvents envelope of a Kafka record: structured mode, binary mode or a bare item.
+
+Pure: bytes and headers in, an `Envelope` out, or an `IngestError` saying why not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.cloudevents import CloudEvent, EventType
+from services.ingest.errors import ContractError, DecodeError, UnsupportedTypeError
+
+XML_TYPES = frozenset({EventType.EDXML, EventType.EDOC_STATUS})
+_BINARY_PREFIX = "ce_"
+_PROGRESS_MARKERS = frozenset({"thoidiemxuly", "noidungxuly", "nguoixuly"})
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The attributes govsync needs from a CloudEvent, and its data (JSON value or XML bytes)."""
+
+    id: str
+    source: str
+    type: EventType
+    time: datetime | None
+    data: Any
+    agency: str | None
+    mode: str
+    """structured, binary or bare: how it arrived, for the logs and the metrics."""
+
+
+def _event_type(value: str) -> EventType:
+    try:
+        return EventType(value)
+    except ValueError:
+        raise UnsupportedTypeError("CloudEvents type is not one govsync handles") from None
+
+
+def _agency(attributes: Mapping[str, Any]) -> str | None:
+    for name in ("agency", "madonvi"):
+        value = attributes.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _content_id(value: bytes) -> str:
+    return "sha256:" + hashlib.sha256(value).hexdigest()
+
+
+def from_structured(obj: Mapping[str, Any]) -> Envelope:
+    """A structured-mode CloudEvent already parsed from JSON (a Kafka value or an HTTP body)."""
+    try:
+        event = CloudEvent.model_validate(obj)
+    except ValidationError as exc:
+        raise ContractError.from_validation("not a valid CloudEvents 1.0 envelope", exc) from None
+    event_type = _event_type(event.type)
+    data: Any = event.data
+    if event.data_base64 is not None:
+        if event.data is not None:
+            raise ContractError(
+                "an event carries data or data_base64, not both", [("data_base64", "with data")]
+            )
+        try:
+            data = base64.b64decode(event.data_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise DecodeError("data_base64 is not valid base64") from None
+        if event_type not in XML_TYPES:
+            try:
+                data = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise DecodeError("data_base64 does not hold JSON") from None
+    elif event_type in XML_TYPES and isinstance(data, str):
+        data = data.encode()
+    if data is None:
+        raise ContractError("the event has no data", [("data", "missing")])
+    return Envelope(
+        id=event.id,
+        source=event.source,
+        type=event_type,
+        time=event.time,
+        data=data,
+        agency=_agency(event.model_extra or {}),
+        mode="structured",
+    )
+
+
+def _from_binary(value: bytes, headers: Mapping[str, str]) -> Envelope:
+    attributes: dict[str, Any] = {
+        key[len(_BINARY_PREFIX) :]: val for key, val in headers.items() if key.startswith("ce_")
+    }
+    attributes.pop("data", None)
+    attributes.pop("data_base64", None)
+    event_type = _event_type(attributes.get("type", ""))
+    data: Any
+    if event_type in XML_TYPES:
+        data = value
+    else:
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise DecodeError("binary-mode data is not JSON") from None
+    # Validate the attributes with the same model as structured mode.
+    envelope = from_structured({**attributes, "data": 0})
+    return Envelope(
+        id=envelope.id,
+        source=envelope.source,
+        type=envelope.type,
+        time=envelope.time,
+        data=data,
+        agency=envelope.agency,
+        mode="binary",
+    )
+
+
+def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
+    if isinstance(parsed, dict):
+        keys = {k.strip().lower() for k in parsed if isinstance(k, str)}
+        is_progress = "trangthaihoso" not in keys and bool(keys & _PROGRESS_MARKERS)
+        event_type = EventType.PROGRESS if is_progress else EventType.DOSSIER
+    else:
+        raise DecodeError("a bare event must be a JSON object (a DongBoHoSoMC item)")
+    return Envelope(
+        id=_content_id(value),
+        source=topic,
+        type=event_type,
+        time=None,
+        data=parsed,
+        agency=None,
+        mode="bare",
+    )
+
+
+def decode_record(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]], *, topic: str, max_bytes: int
+) -> Envelope:
+    """Decode one Kafka record into an envelope."""
+    if value is None:
+        raise DecodeError("the record has no value")
+    if len(value) > max_bytes:
+        raise DecodeError(f"the record is larger than {max_bytes} bytes")
+    try:
+        text_headers = {k.lower(): v.decode() for k, v in headers if v is not None}
+    except UnicodeDecodeError:
+        raise DecodeError("a header is not valid UTF-8") from None
+    if "ce_specversion" in text_headers:
+        return _from_binary(value, text_headers)
+    stripped = value.lstrip()
+    if stripped.startswith(b"<"):
+        return Envelope(
+            id=_content_id(value),
+            source=topic,
+            type=EventType.EDXML,
+            time=None,
+            data=value,
+            agency=None,
+            mode="bare",
+        )
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise DecodeError("the record is neither JSON nor XML (or not valid UTF-8)") from None
+    if isinstance(parsed, dict) and "specversion" in parsed:
+        return from_structured(parsed)
+    return _bare(value, parsed, topic)

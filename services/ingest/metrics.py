@@ -1,0 +1,172 @@
+"""The ingest service's Prometheus metrics: the scored indicators and the pipeline's health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.cloudevents import EventType
+from schemas.dossier import Channel, Timeliness
+from services.ingest.state import Indicators, Outcome
+
+CHANNEL_LABELS = {
+    Channel.IN_PERSON: "in_person",
+    Channel.ONLINE: "online",
+    Channel.POSTAL: "postal",
+}
+UNKNOWN = "unknown"
+OTHER = "other"
+
+
+class AgencyLabels:
+    """Bounds the agency label: the first `limit` agencies keep their code, the rest are `other`."""
+
+    def __init__(self, limit: int, preset: Iterable[str] = ()) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+        for agency in preset:
+            self(agency)
+
+    def __call__(self, agency: str | None) -> str:
+        if agency is None:
+            return UNKNOWN
+        if agency in self._seen:
+            return agency
+        if len(self._seen) < self._limit:
+            self._seen.add(agency)
+            return agency
+        return OTHER
+
+
+class IngestMetrics:
+    """Built on an injected registry so tests and the local run keep theirs apart."""
+
+    def __init__(
+        self, registry: CollectorRegistry, *, agency_limit: int, agencies: Iterable[str] = ()
+    ) -> None:
+        self.agency = AgencyLabels(agency_limit, agencies)
+        self.received = Counter(
+            "govsync_dossiers_received",
+            "Dossiers counted once when they first reach a received status (indicator 3.3).",
+            ["agency", "channel"],
+            registry=registry,
+        )
+        self.finished = Counter(
+            "govsync_dossiers_finished",
+            "Dossiers counted once when they first finish, by timeliness (indicator 2.1).",
+            ["agency", "timeliness"],
+            registry=registry,
+        )
+        self.digitised = Counter(
+            "govsync_dossiers_digitised",
+            "Received dossiers with digitised components (indicator 4.3).",
+            ["agency"],
+            registry=registry,
+        )
+        self.fee_bearing = Counter(
+            "govsync_dossiers_fee_bearing",
+            "Received dossiers with a non-zero fee (indicator 3.6's denominator).",
+            ["agency"],
+            registry=registry,
+        )
+        self.paid_online = Counter(
+            "govsync_dossiers_paid_online",
+            "Fee-bearing dossiers paid online (indicator 3.6).",
+            ["agency"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "govsync_events",
+            "Events by type and outcome; every event ends in exactly one outcome.",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.processing = Histogram(
+            "govsync_event_processing_seconds",
+            "Time to decode, validate, normalise and decide one event.",
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "govsync_ingest_batch_seconds",
+            "Time from fetching a batch to committing its offsets.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "govsync_ingest_ready", "1 when the worker is ready to consume.", registry=registry
+        )
+        self.lag = Gauge(
+            "govsync_ingest_consumer_lag",
+            "Records not yet consumed, per input partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.dossiers_in_memory = Gauge(
+            "govsync_ingest_dossiers_tracked",
+            "Dossiers whose state this replica holds.",
+            registry=registry,
+        )
+        self.evicted = Counter(
+            "govsync_ingest_dossiers_evicted",
+            "Finished dossiers forgotten after the retention period.",
+            registry=registry,
+        )
+        self.intake = Counter(
+            "govsync_intake_requests",
+            "HTTP intake requests by result.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "govsync_intake_auth_failures",
+            "Refused HTTP intake credentials, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        # Zeros up front: a rate over a series that does not exist yet is no rate at all.
+        for event_type in EventType:
+            for outcome in Outcome:
+                self.events.labels(event_type.value, outcome.value)
+        for result in (
+            "accepted",
+            "bad_request",
+            "unauthorized",
+            "forbidden",
+            "too_large",
+            "invalid",
+            "unavailable",
+        ):
+            self.intake.labels(result)
+        for reason in ("missing", "unknown", "source_not_allowed", "rate_limited"):
+            self.auth_failures.labels(reason)
+        for agency in agencies:
+            self._zero_agency(self.agency(agency))
+
+    def _zero_agency(self, agency: str) -> None:
+        for channel in CHANNEL_LABELS.values():
+            self.received.labels(agency, channel)
+        for label in (Timeliness.ON_TIME, Timeliness.LATE):
+            self.finished.labels(agency, label.value)
+        self.digitised.labels(agency)
+        self.fee_bearing.labels(agency)
+        self.paid_online.labels(agency)
+
+    def count(self, indicators: Indicators) -> None:
+        agency = self.agency(indicators.agency)
+        if indicators.received:
+            channel = (
+                CHANNEL_LABELS[indicators.received_channel]
+                if indicators.received_channel is not None
+                else UNKNOWN
+            )
+            self.received.labels(agency, channel).inc()
+        if indicators.finished is not None:
+            self.finished.labels(agency, indicators.finished.value).inc()
+        if indicators.digitised:
+            self.digitised.labels(agency).inc()
+        if indicators.fee_bearing:
+            self.fee_bearing.labels(agency).inc()
+        if indicators.paid_online:
+            self.paid_online.labels(agency).inc()

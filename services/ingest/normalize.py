@@ -1,0 +1,403 @@
+"""Pure normalisation of dossier events: field names, dates, codes, Unicode and agency codes.
+
+Nothing here does I/O or reads a clock: the caller passes what it needs, so every rule is
+tested with a table of inputs and expected outputs.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.dossier import (
+    Applicant,
+    Attachment,
+    Channel,
+    DossierEvent,
+    DossierHeader,
+    DossierStatus,
+    Fee,
+    IdentityDoc,
+    ProgressEvent,
+    ProgressStep,
+    ResultDocument,
+)
+from services.ingest.errors import ContractError, InvalidCodeError, InvalidDateError
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# Plausible bounds: older dates are typos, later ones are misread formats.
+_MIN_YEAR, _MAX_YEAR = 1990, 2100
+
+# DOMAIN.md §3: four dot-separated groups, the last a letter and two digits.
+AGENCY_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+_CODE_LIKE = re.compile(r"^[0-9A-Za-z]+(?:\.[0-9A-Za-z]+){2,}$")
+# C0 and C1 controls except tab and newline, plus the zero-width and bidi marks that hide text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^\d{14}$"), "%Y%m%d%H%M%S"),
+    (re.compile(r"^\d{8}$"), "%Y%m%d"),
+    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}:\d{2}$"), "%d/%m/%Y %H:%M:%S"),
+    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}$"), "%d/%m/%Y %H:%M"),
+    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$"), "%d/%m/%Y"),
+    (re.compile(r"^\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d{2}:\d{2}$"), "%Y/%m/%d %H:%M:%S"),
+    (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$"), "%Y/%m/%d"),
+)
+_EPOCH_MS = re.compile(r"^-?\d{1,13}$")
+
+T = TypeVar("T", bound=BaseModel)
+
+
+# --- field names ------------------------------------------------------------------------------
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Rename keys sent in any case or with stray whitespace to the contract's field names.
+
+    Unknown keys are kept as sent (inbound models tolerate extras). The same field sent twice
+    under different spellings is accepted only when both carry the same value.
+    """
+    by_lower: dict[str, tuple[str, type[BaseModel] | None]] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        by_lower[alias.lower()] = (alias, _nested_model(field.annotation))
+    result: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        if not isinstance(raw_key, str):
+            raise ContractError("field names must be strings", [(str(raw_key), "not a string")])
+        key = raw_key.strip()
+        canonical, nested = by_lower.get(key.lower(), (key, None))
+        if nested is not None and isinstance(value, list):
+            value = [canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in value]
+        if canonical in result and result[canonical] != value:
+            raise ContractError(
+                f"field {canonical} is sent twice with different values",
+                [(canonical, "sent twice with different values")],
+            )
+        result[canonical] = value
+    return result
+
+
+def validate_data(data: Any, model: type[T]) -> T:
+    """Validate an event's data against an inbound contract after canonicalising its keys."""
+    if not isinstance(data, Mapping):
+        raise ContractError(
+            f"data must be a JSON object ({model.__name__})", [("data", "not an object")]
+        )
+    try:
+        return model.model_validate(canonical_keys(data, model))
+    except ValidationError as exc:
+        raise ContractError.from_validation(
+            f"data breaks the {model.__name__} contract", exc
+        ) from None
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def parse_datetime(value: str | int, *, field: str) -> datetime:
+    """Read any date format real systems send; local times are Asia/Ho_Chi_Minh.
+
+    Integers and short digit strings are epoch milliseconds; 14 and 8 digits are the portal's
+    `yyyyMMddHHmmss` and `yyyyMMdd`. A date that does not exist is an error, never a guess.
+    """
+    if isinstance(value, bool):
+        raise InvalidDateError(f"{field} is a boolean, not a date")
+    text = str(value).strip()
+    if not text:
+        raise InvalidDateError(f"{field} is empty")
+    parsed: datetime | None = None
+    try:
+        if _EPOCH_MS.match(text) and len(text.lstrip("-")) not in (8, 14):
+            parsed = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        else:
+            for pattern, fmt in _FORMATS:
+                if pattern.match(text):
+                    parsed = datetime.strptime(text, fmt).replace(tzinfo=LOCAL_TZ)
+                    break
+            else:
+                iso = datetime.fromisoformat(text)
+                parsed = iso if iso.tzinfo is not None else iso.replace(tzinfo=LOCAL_TZ)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidDateError(f"{field} is not a valid date in any accepted format") from None
+    if not _MIN_YEAR <= parsed.astimezone(LOCAL_TZ).year <= _MAX_YEAR:
+        raise InvalidDateError(f"{field} is outside {_MIN_YEAR}-{_MAX_YEAR}")
+    return parsed.astimezone(LOCAL_TZ)
+
+
+def optional_datetime(value: str | int | None, *, field: str) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_datetime(value, field=field)
+
+
+def clean_text(value: str | None, *, max_chars: int) -> str | None:
+    """NFC, no control characters, trimmed and bounded; empty text becomes None."""
+    if value is None:
+        return None
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", value)).strip()
+    return text[:max_chars] if text else None
+
+
+def parse_code(
+    value: str | int,
+    *,
+    field: str,
+    allowed: type[DossierStatus] | type[Channel],
+    vocabulary: Mapping[str, int],
+) -> int:
+    """A code sent as a number, a numeric string or a word of the source's own vocabulary."""
+    if isinstance(value, bool):
+        raise InvalidCodeError(f"{field} is a boolean, not a code")
+    code: int | None = None
+    if isinstance(value, int):
+        code = value
+    else:
+        text = value.strip()
+        if text.lstrip("-").isdigit() and len(text) < 6:
+            code = int(text)
+        else:
+            code = vocabulary.get(unicodedata.normalize("NFC", text).lower().replace(" ", "_"))
+            if code is None:
+                raise InvalidCodeError(f"{field} is a word no vocabulary of this source maps")
+    try:
+        return int(allowed(code))
+    except ValueError:
+        raise InvalidCodeError(f"{field} {code} is not a known code") from None
+
+
+def parse_flag(value: int | str | bool | None) -> bool:
+    """`1`, `"1"`, `true`, `"True"` are true; anything else, missing included, is false."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "co", "có"}
+
+
+def _text_id(value: str | int | None) -> str | None:
+    return None if value is None else str(value).strip() or None
+
+
+def _small_int(value: str | int | None, *, field: str, low: int, high: int) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidCodeError(f"{field} is not a number") from None
+    if not low <= number <= high:
+        raise InvalidCodeError(f"{field} {number} is outside {low}-{high}")
+    return number
+
+
+def validate_agency_code(value: str, *, field: str) -> str:
+    """The four-group form, validated; an unknown but well-formed code is kept as sent."""
+    code = value.strip().upper()
+    if not AGENCY_CODE.match(code):
+        raise InvalidCodeError(f"{field} is not an agency code of the form 000.00.00.G22")
+    return code
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabularies:
+    status: Mapping[str, int]
+    channel: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedDossier:
+    agency: str | None
+    status: DossierStatus
+    header: DossierHeader
+    updated_at: datetime | None
+    """The latest date the item itself carries; used when the envelope has no time."""
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedProgress:
+    agency: str | None
+    step: ProgressStep
+
+
+def resolve_agency(data_agency: str | None, hint: str | None) -> str | None:
+    """The agency code from the data, else from the envelope's `agency` attribute."""
+    for field, value in (("MaDonVi", data_agency), ("agency", hint)):
+        if value is not None and value.strip():
+            return validate_agency_code(value, field=field)
+    return None
+
+
+def _handling_unit(value: str | None, max_chars: int) -> str | None:
+    text = clean_text(value, max_chars=max_chars)
+    if text is not None and _CODE_LIKE.match(text):
+        return validate_agency_code(text, field="DonViXuLy")
+    return text
+
+
+def normalize_dossier(
+    event: DossierEvent, *, vocabularies: Vocabularies, agency_hint: str | None, max_chars: int
+) -> NormalisedDossier:
+    """A DongBoHoSoMC item in any dialect to the canonical header."""
+
+    def text(value: str | None, limit: int = max_chars) -> str | None:
+        return clean_text(value, max_chars=min(limit, max_chars))
+
+    dates = {
+        name: optional_datetime(getattr(event, name), field=alias)
+        for name, alias in (
+            ("submitted_at", "NgayNopHoSo"),
+            ("received_at", "NgayTiepNhan"),
+            ("due_at", "NgayHenTra"),
+            ("returned_at", "NgayTra"),
+            ("finished_at", "NgayKetThucXuLy"),
+            ("rejected_at", "NgayTuChoi"),
+        )
+    }
+    status = DossierStatus(
+        parse_code(
+            event.status,
+            field="TrangThaiHoSo",
+            allowed=DossierStatus,
+            vocabulary=vocabularies.status,
+        )
+    )
+    channel = (
+        Channel(
+            parse_code(
+                event.channel,
+                field="KenhThucHien",
+                allowed=Channel,
+                vocabulary=vocabularies.channel,
+            )
+        )
+        if event.channel is not None and str(event.channel).strip()
+        else None
+    )
+    applicant = Applicant(
+        name=text(event.applicant_name, 500),
+        subject_type=_small_int(event.subject_type, field="LoaiDoiTuong", low=1, high=4),
+        subject_code=text(event.subject_code, 100),
+        id_number=text(event.applicant_id_number, 64),
+        identities=tuple(
+            IdentityDoc(
+                kind=_small_int(doc.kind, field="DinhDanhCHS.LoaiDinhDanh", low=0, high=99),
+                number=doc.number.strip(),
+            )
+            for doc in event.identities
+            if doc.number and doc.number.strip()
+        ),
+        email=text(event.email, 320),
+        phone=text(event.phone, 50),
+        fax=text(event.fax, 50),
+        other_info=text(event.other_info),
+    )
+    header = DossierHeader(
+        procedure_code=text(event.procedure_code, 100),
+        procedure_name=text(event.procedure_name),
+        sector_code=text(event.sector_code, 100),
+        sector_name=text(event.sector_name),
+        receipt_number=text(event.receipt_number, 100),
+        summary=text(event.summary, 1000),
+        channel=channel,
+        result_info=text(event.result_info),
+        result_by_post=parse_flag(event.result_by_post),
+        handling_unit=_handling_unit(event.handling_unit, max_chars),
+        note=text(event.note),
+        has_digitised_components=parse_flag(event.has_digitised_components),
+        vneid_verified=parse_flag(event.vneid_verified),
+        paid_online=_small_int(event.paid_online, field="DuocThanhToanTrucTuyen", low=0, high=2),
+        applicant=applicant,
+        attachments=tuple(
+            Attachment(
+                file_id=_text_id(a.file_id),
+                file_name=text(a.file_name, 500),
+                deleted=parse_flag(a.deleted),
+                component_code=text(a.component_code, 100),
+                url=text(a.url, 2000),
+                digitised=parse_flag(a.digitised),
+                reused=parse_flag(a.reused),
+                from_national_repository=parse_flag(a.from_national_repository),
+            )
+            for a in event.attachments
+        ),
+        fees=tuple(
+            Fee(
+                name=text(f.name, 500),
+                code=text(f.code, 100),
+                collection_method=_text_id(f.collection_method),
+                amount=f.amount if f.amount is not None else Decimal(0),
+                fee_type=_text_id(f.fee_type),
+            )
+            for f in event.fees
+        ),
+        supplement_requests=len(event.supplements),
+        results=tuple(
+            ResultDocument(
+                name=text(r.name, 500),
+                component_code=text(r.component_code, 100),
+                document_id=_text_id(r.document_id),
+                url=text(r.url, 2000),
+                result_code=text(r.result_code, 100),
+            )
+            for r in event.results
+        ),
+        **dates,
+    )
+    present = [d for d in dates.values() if d is not None]
+    return NormalisedDossier(
+        agency=resolve_agency(event.agency, agency_hint),
+        status=status,
+        header=header,
+        updated_at=max(present) if present else None,
+    )
+
+
+def normalize_progress(
+    event: ProgressEvent, *, vocabularies: Vocabularies, agency_hint: str | None, max_chars: int
+) -> NormalisedProgress:
+    """A CapNhatTienDoHoSoMC item to a processing step; the portal requires its date."""
+    status = (
+        DossierStatus(
+            parse_code(
+                event.status,
+                field="TrangThai",
+                allowed=DossierStatus,
+                vocabulary=vocabularies.status,
+            )
+        )
+        if event.status is not None and str(event.status).strip()
+        else None
+    )
+    step = ProgressStep(
+        handler=clean_text(event.handler, max_chars=50),
+        handler_title=clean_text(event.handler_title, max_chars=200),
+        handled_at=parse_datetime(event.handled_at, field="ThoiDiemXuLy"),
+        department=clean_text(event.department, max_chars=500),
+        content=clean_text(event.content, max_chars=max_chars),
+        status=status,
+        started_at=optional_datetime(event.started_at, field="NgayBatDau"),
+        due_at=optional_datetime(event.due_at, field="NgayKetThucTheoQuyDinh"),
+    )
+    return NormalisedProgress(agency=resolve_agency(event.agency, agency_hint), step=step)

@@ -1,0 +1,84 @@
+"""Settings of the ingest service, read once from `GOVSYNC_*` environment variables (and files)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings
+
+from services.common.settings import KafkaSettings, settings_config
+
+# One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.
+DEFAULT_STATUS_VOCABULARY: dict[str, int] = {
+    "receiving": 1,
+    "new": 2,
+    "denied": 3,
+    "processing": 4,
+    "waiting": 5,
+    "paying": 6,
+    "cancelled": 7,
+    "unresolved": 8,
+    "releasing": 9,
+    "done": 10,
+}
+DEFAULT_CHANNEL_VOCABULARY: dict[str, int] = {
+    "in_person": 1,
+    "truc_tiep": 1,
+    "direct": 1,
+    "online": 2,
+    "truc_tuyen": 2,
+    "postal": 3,
+    "buu_chinh": 3,
+}
+
+
+class IngestSettings(BaseSettings):
+    """Everything the ingest process needs; built once in `main()` and passed down."""
+
+    model_config = settings_config()
+
+    kafka: KafkaSettings = KafkaSettings()
+    http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
+    http_port: int = Field(default=8081, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    topic_dossier: str = "govsync.dossier.v1"
+    topic_dossier_normalized: str = "govsync.dossier.normalized.v1"
+    topic_dlq: str = "govsync.dlq.v1"
+    topic_state: str = "govsync.ingest.state.v1"
+    """Compacted, keyed by dossier code, same partition count as `topic_dossier`."""
+    topic_edocument: str = "govsync.edocument.v1"
+    topic_edocument_normalized: str = "govsync.edocument.normalized.v1"
+    consumer_group: str = "govsync-ingest"
+
+    create_topics: bool = True
+    """Create missing topics at start (local runs); production clusters usually pre-create them."""
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    status_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_STATUS_VOCABULARY}
+    """Per CloudEvents source, its words for the status codes; `*` applies to every source."""
+    channel_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_CHANNEL_VOCABULARY}
+    legal_time_limits_days: dict[str, int] = {}
+    """Procedure code to its legal time limit, for dossiers that carry no due date."""
+
+    api_keys: dict[str, list[str]] = {}
+    """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
+    admin_token: SecretStr | None = None
+
+    max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=500, ge=1)
+    max_text_chars: int = Field(default=4000, ge=100)
+    agency_label_limit: int = Field(default=200, ge=1)
+    """Distinct agency label values per metric; the rest are counted as `other`."""
+    finished_retention: timedelta = timedelta(days=30)
+    """How long a finished dossier's state is kept after its last change before eviction."""
+    commit_interval_seconds: float = Field(default=0.0, ge=0)
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    trust_bundle: Path | None = None
+    own_agencies: str = ""
+    """Comma-separated agency codes whose documents are outgoing."""

@@ -1,0 +1,1 @@
+"""A local Public Service Portal and NDXP speaking govsync's protocols, with faults on demand."""

@@ -1,0 +1,83 @@
+"""Errors of the sync service: what a destination answered, sorted by what the worker does next.
+
+```
+SyncError
+├── TransientError                retryable: try again later with backoff; never dead-lettered
+│   ├── DestinationUnavailableError   connection refused/reset, timeouts, 5xx, retryable error codes
+│   │   └── RateLimitedError          429; carries the destination's Retry-After
+│   └── AuthenticationError           login or token refused (credentials, IP allow-list):
+│                                     not the record's fault, so the backlog waits for an operator
+└── PermanentError                not retryable: dead-lettered, and the partition moves on
+    ├── RejectedError                 the destination validated the record and refused it
+    └── UndecodableRecordError        the normalised record is not a valid `DossierRecord`
+```
+
+Two answers are part of the protocol rather than failures and are handled inside the portal client:
+`DossierExistsError` ("đã tồn tại" on a create: send it again as an update) and
+`DossierMissingError` (an update of a dossier the portal does not have: send it as a create).
+`SessionExpiredError` makes the client log in again once.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base of every error the sync service raises on purpose."""
+
+    retryable: bool = False
+
+
+class TransientError(SyncError):
+    """Retryable: the same request may succeed later."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DestinationUnavailableError(TransientError):
+    """Retryable: no useful answer (network, timeout, 5xx, a retryable error code)."""
+
+
+class RateLimitedError(DestinationUnavailableError):
+    """Retryable: 429 Too Many Requests; `retry_after` says when to come back."""
+
+
+class AuthenticationError(TransientError):
+    """Retryable: credentials refused; waits (with back-pressure) instead of dead-lettering."""
+
+
+class SessionExpiredError(SyncError):
+    """Handled in the portal client: the session was rejected; log in again once and resend."""
+
+    retryable = True
+
+
+class DossierExistsError(SyncError):
+    """Handled in the portal client: a create met "đã tồn tại"; resend as an update."""
+
+    retryable = True
+
+
+class DossierMissingError(SyncError):
+    """Handled in the portal client: an update of an unknown dossier; resend as a create."""
+
+    retryable = True
+
+
+class PermanentError(SyncError):
+    """Not retryable: the record goes to the dead-letter topic with the destination's answer."""
+
+    def __init__(self, message: str, *, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+class RejectedError(PermanentError):
+    """Not retryable: the destination refused the record's content (validation)."""
+
+
+class UndecodableRecordError(PermanentError):
+    """Not retryable: the normalised topic held something that is not a `DossierRecord`."""

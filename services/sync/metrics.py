@@ -1,0 +1,118 @@
+"""The sync service's Prometheus metrics, on an injected registry, with known label sets at zero."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+RECORD_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")
+REQUEST_OUTCOMES = ("ok", "rejected", "unavailable", "rate_limited", "auth_failed", "protocol")
+SERVICES = {
+    "portal": ("login", "DongBoHoSoMC", "CapNhatTienDoHoSoMC", "TraCuuHoSo"),
+    "ndxp": ("token", "status"),
+}
+OTHER_AGENCY = "other"
+
+
+class SyncMetrics:
+    """Every metric of one sync process; label values come from closed sets or a bounded one."""
+
+    def __init__(
+        self, registry: CollectorRegistry, target: str, *, agency_limit: int = 100
+    ) -> None:
+        self.target = target
+        self._agency_limit = agency_limit
+        self._agencies: set[str] = set()
+        self.records = Counter(
+            "govsync_sync_records",
+            "Records finished, by outcome.",
+            ["target", "outcome"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            "govsync_sync_requests",
+            "Requests sent to a destination, by service and outcome.",
+            ["target", "service", "outcome"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "govsync_sync_request_seconds",
+            "Duration of requests to a destination.",
+            ["target", "service"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.latency = Histogram(
+            "govsync_sync_latency_seconds",
+            "From the source event (event_time) to the destination's acknowledgement.",
+            ["target"],
+            registry=registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+        )
+        self.portal_synced = Counter(
+            "govsync_portal_synced_dossiers",
+            "Dossiers the portal acknowledged for the first time (indicator 1.4's numerator).",
+            ["agency"],
+            registry=registry,
+        )
+        self.backlog = Gauge(
+            "govsync_sync_backlog",
+            "Records fetched and not yet finished.",
+            ["target"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "govsync_sync_consumer_lag",
+            "Records in a partition after the consumer's position.",
+            ["target", "partition"],
+            registry=registry,
+        )
+        self.circuit_state = Gauge(
+            "govsync_sync_circuit_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=registry,
+        )
+        self.paused = Gauge(
+            "govsync_sync_paused",
+            "1 while fetching is paused for back-pressure.",
+            ["target"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "govsync_sync_retries",
+            "Transient failures that were retried.",
+            ["target"],
+            registry=registry,
+        )
+        for outcome in RECORD_OUTCOMES:
+            self.records.labels(target, outcome)
+        for service in SERVICES.get(target, ()):
+            self.request_seconds.labels(target, service)
+            for outcome in REQUEST_OUTCOMES:
+                self.requests.labels(target, service, outcome)
+        self.latency.labels(target)
+        self.backlog.labels(target).set(0)
+        self.circuit_state.labels(target).set(0)
+        self.paused.labels(target).set(0)
+        self.retries.labels(target)
+
+    def record(self, outcome: str) -> None:
+        self.records.labels(self.target, outcome).inc()
+
+    def request(self, service: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(self.target, service, outcome).inc()
+        self.request_seconds.labels(self.target, service).observe(seconds)
+
+    def agency_label(self, agency: str | None) -> str:
+        """The agency itself while fewer than the limit were seen, else `other`."""
+        if not agency:
+            return OTHER_AGENCY
+        if agency in self._agencies:
+            return agency
+        if len(self._agencies) < self._agency_limit:
+            self._agencies.add(agency)
+            return agency
+        return OTHER_AGENCY
+
+    def first_synced(self, agency: str | None) -> None:
+        self.portal_synced.labels(self.agency_label(agency)).inc()

@@ -1,0 +1,407 @@
+"""E-document normalisation: edXML package bytes in, `EDocumentRecord` out, and the counting ledger.
+
+Pure: the clock, the trust bundle and the limits come in as arguments. The parsing errors are
+those of `services.ingest.edxml` (re-exported here; none is retryable); a bad signature is a
+verdict in the record, never an error.
+
+Call `normalize_edocument` off the event loop (`asyncio.to_thread`): signature checks are CPU
+work, and pyHanko runs an event loop of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BeforeValidator
+from pydantic_settings import NoDecode
+
+from schemas.edocument import (
+    STATUS_CODES,
+    Anomaly,
+    BusinessType,
+    Direction,
+    DocumentType,
+    EDocumentAttachment,
+    EDocumentRecord,
+    EDocumentState,
+    EDocumentStatusRecord,
+    Organ,
+    SignatureVerdict,
+    is_regular_organ_id,
+)
+from services.ingest.edxml import (
+    AttachmentInfo,
+    AttachmentTooLargeError,
+    EdxmlError,
+    EdxmlFieldError,
+    EdxmlLimits,
+    HostileXmlError,
+    MalformedXmlError,
+    NotEdxmlError,
+    OrganInfo,
+    XmlTooDeepError,
+    XmlTooLargeError,
+    parse_date,
+    parse_timestamp,
+    parse_xml,
+    read_document,
+    read_status,
+)
+from services.ingest.signature import TrustBundle, verify_pdf, verify_xml_signature
+
+__all__ = [
+    "AgencyList",
+    "AttachmentTooLargeError",
+    "CountDecision",
+    "CountOutcome",
+    "EDocumentLedger",
+    "EdxmlError",
+    "EdxmlFieldError",
+    "EdxmlLimits",
+    "EventContext",
+    "HostileXmlError",
+    "MalformedXmlError",
+    "NotEdxmlError",
+    "StatusOutcome",
+    "XmlTooDeepError",
+    "XmlTooLargeError",
+    "normalize_edocument",
+    "normalize_edocument_status",
+    "parse_agency_list",
+]
+
+
+def parse_agency_list(value: object) -> frozenset[str]:
+    """`GOVSYNC_OWN_AGENCIES`: comma-separated OrganIds (spaces ignored), as a set."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple | set | frozenset):
+        return frozenset(str(part).strip() for part in value if str(part).strip())
+    raise ValueError("expected a comma-separated list of agency codes")
+
+
+AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_list)]
+"""Settings field type for `own_agencies`: `NoDecode` stops pydantic-settings reading it as JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """Where the package came from: CloudEvent attributes, or the Kafka record's for bare XML."""
+
+    source: str
+    event_id: str
+    event_time: datetime
+
+
+# --- text hygiene ---------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"\s+")
+
+
+def clean_text(value: str | None, limit: int) -> tuple[str | None, bool]:
+    """NFC, control characters dropped, whitespace collapsed, cut at `limit`; and if it was cut."""
+    if value is None:
+        return None, False
+    text = _SPACES.sub(" ", _CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
+    if not text:
+        return None, False
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def _organ(info: OrganInfo) -> Organ:
+    organ_id = clean_text(info.organ_id, 64)[0]
+    return Organ(
+        organ_id=organ_id,
+        name=clean_text(info.name, 500)[0],
+        code_valid=organ_id is not None and is_regular_organ_id(organ_id),
+    )
+
+
+def _document_id(
+    stated: str | None,
+    issuer: str | None,
+    date: datetime | None,
+    number: str | None,
+    notation: str | None,
+) -> tuple[str, bool]:
+    """The stated DocumentId, else `OrganId,yyyy/MM/dd,Number/Notation` built from its parts."""
+    cleaned = clean_text(stated, 300)[0]
+    if cleaned:
+        return cleaned.replace(" ", ""), False
+    if issuer is None or date is None or not (number or notation):
+        raise EdxmlFieldError("no DocumentId, and not enough fields to derive one")
+    code = "/".join(part for part in (number, notation) if part)
+    return f"{issuer},{date:%Y/%m/%d},{code}", True
+
+
+def _attachment(
+    info: AttachmentInfo, *, trust: TrustBundle | None, now: datetime
+) -> EDocumentAttachment:
+    signature = None
+    if info.is_pdf and info.encoded is not None:
+        import binascii
+
+        try:
+            content = binascii.a2b_base64(info.encoded, strict_mode=True)
+        except binascii.Error as exc:
+            raise MalformedXmlError("attachment content is not base64") from exc
+        signature = verify_pdf(content, trust=trust, now=now)
+        del content
+    return EDocumentAttachment(
+        content_id=clean_text(info.content_id, 256)[0],
+        name=clean_text(info.name, 500)[0],
+        content_type=clean_text(info.content_type, 200)[0],
+        size_bytes=info.size_bytes,
+        enclosed=info.encoded is not None,
+        signed=signature is not None,
+        signature=signature,
+    )
+
+
+def normalize_edocument(
+    raw: bytes,
+    *,
+    own_agencies: frozenset[str],
+    trust: TrustBundle | None,
+    now: datetime,
+    limits: EdxmlLimits,
+    context: EventContext,
+) -> EDocumentRecord:
+    """Parse, check and normalise one document package; raises an `EdxmlError` subclass."""
+    document = read_document(parse_xml(raw, limits), limits)
+    anomalies = set(document.anomalies)
+
+    issuer = _organ(document.issuer)
+    recipients = tuple(_organ(info) for info in document.recipients)
+    if not issuer.code_valid or not all(r.code_valid for r in recipients):
+        anomalies.add(Anomaly.IRREGULAR_ORGAN_ID)
+    promulgation = parse_date(document.promulgation_date_text)
+    due = parse_date(document.due_date_text)
+    if (document.promulgation_date_text and promulgation is None) or (
+        document.due_date_text and due is None
+    ):
+        anomalies.add(Anomaly.DATE_UNPARSEABLE)
+    number = clean_text(document.code_number, 64)[0]
+    notation = clean_text(document.code_notation, 200)[0]
+    document_id, derived = _document_id(
+        document.document_id, issuer.organ_id, promulgation, number, notation
+    )
+    if derived:
+        anomalies.add(Anomaly.DOCUMENT_ID_DERIVED)
+    subject, truncated = clean_text(document.subject, limits.max_subject_chars)
+    if truncated:
+        anomalies.add(Anomaly.SUBJECT_TRUNCATED)
+
+    signature = verify_xml_signature(raw, document.signature, trust=trust, now=now)
+    attachments = tuple(_attachment(a, trust=trust, now=now) for a in document.attachments)
+    document_type = None
+    if document.document_type_code or document.document_type_name:
+        document_type = DocumentType(
+            code=clean_text(document.document_type_code, 32)[0],
+            name=clean_text(document.document_type_name, 200)[0],
+        )
+    return EDocumentRecord(
+        document_id=document_id,
+        issuer=issuer,
+        recipients=recipients,
+        number=number,
+        notation=notation,
+        document_type=document_type,
+        subject=subject,
+        promulgation_date=promulgation,
+        due_date=due,
+        business_type=document.business_type,
+        replaces=tuple(r for r in (clean_text(x, 300)[0] for x in document.replaces) if r),
+        direction=Direction.OUTGOING if issuer.organ_id in own_agencies else Direction.INCOMING,
+        attachments=attachments,
+        signature=signature,
+        anomalies=tuple(sorted(anomalies)),
+        agency=issuer.organ_id,
+        package_sha256=hashlib.sha256(raw).hexdigest(),
+        source=context.source,
+        event_id=context.event_id,
+        event_time=context.event_time,
+        ingested_at=now,
+    )
+
+
+def normalize_edocument_status(
+    raw: bytes, *, now: datetime, limits: EdxmlLimits, context: EventContext
+) -> EDocumentStatusRecord:
+    """Parse and normalise one status package; raises an `EdxmlError` subclass."""
+    status = read_status(parse_xml(raw, limits))
+    anomalies = set(status.anomalies)
+    code = (status.status_code or "").strip()
+    code = code.zfill(2) if code.isdigit() and len(code) == 1 else code
+    state = STATUS_CODES.get(code)
+    if state is None:
+        raise EdxmlFieldError("StatusCode is missing or not one of 01-06, 13, 15, 16")
+    timestamp = parse_timestamp(status.timestamp_text)
+    if timestamp is None:
+        raise EdxmlFieldError("Timestamp is missing or unreadable")
+    responder = _organ(status.responder)
+    if not responder.code_valid:
+        anomalies.add(Anomaly.IRREGULAR_ORGAN_ID)
+    document_id = clean_text(status.response_for, 300)[0]
+    if document_id is None:
+        date = parse_date(status.response_for_date_text)
+        organ = clean_text(status.response_for_organ, 64)[0]
+        code_text = clean_text(status.response_for_code, 200)[0]
+        if organ is None or date is None or code_text is None:
+            raise EdxmlFieldError("ResponseFor names no document")
+        document_id = f"{organ},{date:%Y/%m/%d},{code_text}"
+        anomalies.add(Anomaly.DOCUMENT_ID_DERIVED)
+    return EDocumentStatusRecord(
+        document_id=document_id.replace(" ", ""),
+        status_code=code,
+        state=state,
+        responder=responder,
+        description=clean_text(status.description, 1000)[0],
+        timestamp=timestamp,
+        anomalies=tuple(sorted(anomalies)),
+        source=context.source,
+        event_id=context.event_id,
+        event_time=context.event_time,
+        ingested_at=now,
+    )
+
+
+# --- counting -------------------------------------------------------------------------------
+
+
+class CountOutcome(StrEnum):
+    """What a document package did to the counts; a closed set, safe as a metric label."""
+
+    COUNTED = "counted"
+    DUPLICATE = "duplicate"
+    UPDATED = "updated"
+    REPLACED = "replaced"
+    REVOKED = "revoked"
+
+
+class StatusOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class CountDecision:
+    """`counted`: one more document exchanged; `signed`: it also counts towards the signed share."""
+
+    outcome: CountOutcome
+    counted: bool
+    signed: bool
+
+
+@dataclass(slots=True)
+class _Entry:
+    counted: bool = False
+    revoked: bool = False
+    last_package: str | None = None
+    state: EDocumentState | None = None
+    state_at: datetime | None = None
+    status_code: str | None = None
+
+
+class EDocumentLedger:
+    """Decides what each package adds to the counts, and tracks each document's latest status.
+
+    Rules: a document is counted once, at its first package of any kind but revocation; the same
+    package again, or a second "new" package for a counted document, is a duplicate; an update or
+    a replacement of a counted document is not counted again (a replacement naming a counted
+    document in `replaces` is not counted either); a revocation is recorded, never counted.
+    A document counts as signed when its counted package's signature was `verified`.
+
+    Memory is bounded: at most `max_documents` entries (about 300 bytes each, so 100,000 take some
+    30 MB), least recently touched evicted first. An evicted document seen again is counted again,
+    so size it to cover the redelivery window; durable de-duplication belongs to the state the
+    worker persists, this is the in-process decision.
+    """
+
+    def __init__(self, max_documents: int = 100_000) -> None:
+        if max_documents < 1:
+            raise ValueError("max_documents must be at least 1")
+        self._max = max_documents
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _entry(self, document_id: str) -> _Entry:
+        entry = self._entries.get(document_id)
+        if entry is None:
+            entry = _Entry()
+            self._entries[document_id] = entry
+            if len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(document_id)
+        return entry
+
+    def record(self, record: EDocumentRecord) -> CountDecision:
+        entry = self._entry(record.document_id)
+        if entry.last_package == record.package_sha256:
+            return CountDecision(CountOutcome.DUPLICATE, counted=False, signed=False)
+        entry.last_package = record.package_sha256
+        business = record.business_type
+        if business is BusinessType.REVOKED:
+            entry.revoked = True
+            for target in record.replaces:
+                if target in self._entries:
+                    self._entries[target].revoked = True
+            return CountDecision(CountOutcome.REVOKED, counted=False, signed=False)
+        if entry.counted:
+            outcome = {
+                BusinessType.NEW: CountOutcome.DUPLICATE,
+                BusinessType.UPDATED: CountOutcome.UPDATED,
+                BusinessType.REPLACED: CountOutcome.REPLACED,
+            }[business]
+            return CountDecision(outcome, counted=False, signed=False)
+        if business in {BusinessType.UPDATED, BusinessType.REPLACED} and any(
+            (known := self._entries.get(t)) is not None and known.counted for t in record.replaces
+        ):
+            # Mark it counted so its own redeliveries and updates are not counted later.
+            entry.counted = True
+            outcome = (
+                CountOutcome.UPDATED if business is BusinessType.UPDATED else CountOutcome.REPLACED
+            )
+            return CountDecision(outcome, counted=False, signed=False)
+        entry.counted = True
+        signed = record.signature.verdict is SignatureVerdict.VERIFIED
+        return CountDecision(CountOutcome.COUNTED, counted=True, signed=signed)
+
+    def apply_status(self, status: EDocumentStatusRecord) -> StatusOutcome:
+        """Keep the latest status per document; an older timestamp is stale."""
+        entry = self._entry(status.document_id)
+        if entry.state_at is not None:
+            if status.timestamp < entry.state_at:
+                return StatusOutcome.STALE
+            if status.timestamp == entry.state_at and status.status_code == entry.status_code:
+                return StatusOutcome.DUPLICATE
+        entry.state, entry.state_at, entry.status_code = (
+            status.state,
+            status.timestamp,
+            status.status_code,
+        )
+        return StatusOutcome.APPLIED
+
+    def state_of(self, document_id: str) -> EDocumentState | None:
+        entry = self._entries.get(document_id)
+        return entry.state if entry is not None else None
+
+    def is_revoked(self, document_id: str) -> bool:
+        entry = self._entries.get(document_id)
+        return entry is not None and entry.revoked

@@ -1,0 +1,85 @@
+"""The sync process's HTTP face: health, readiness, metrics, and the dead-letter admin endpoints."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from services.common.httpapp import create_base_app
+from services.dlq.store import Selection, read_letters, replay
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = None
+    stage: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=1000, ge=1, le=100_000)
+
+    def selection(self) -> Selection:
+        return Selection(self.reason, self.stage, self.source, self.since, self.until, self.limit)
+
+
+def _admin_guard(token: SecretStr | None) -> Callable[[Request], Awaitable[None]]:
+    async def guard(request: Request) -> None:
+        if token is None:
+            raise HTTPException(status_code=404, detail="admin endpoints are disabled")
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(
+                status_code=401,
+                detail="admin credential required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return guard
+
+
+def create_app(
+    *,
+    target: str,
+    registry: CollectorRegistry,
+    readiness: Callable[[], Awaitable[dict[str, bool]]],
+    admin_token: SecretStr | None,
+    dlq_topic: str,
+    reader_factory: Callable[[], AIOKafkaConsumer],
+    producer: AIOKafkaProducer,
+) -> FastAPI:
+    """Operations endpoints plus `/admin/dlq` and `/admin/dlq/replay` behind a bearer token."""
+    app = create_base_app(
+        title=f"govsync sync ({target})", version="0.1.0", registry=registry, readiness=readiness
+    )
+    admin = [Depends(_admin_guard(admin_token))]
+
+    @app.get("/admin/dlq", tags=["admin"], dependencies=admin, summary="List dead letters")
+    async def list_dead_letters(
+        reason: Annotated[str | None, Query()] = None,
+        stage: Annotated[str | None, Query()] = None,
+        source: Annotated[str | None, Query()] = None,
+        since: Annotated[datetime | None, Query()] = None,
+        until: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        selection = Selection(reason, stage, source, since, until, limit)
+        letters = await read_letters(reader_factory, dlq_topic, selection)
+        return [letter.summary() for letter in letters]
+
+    @app.post(
+        "/admin/dlq/replay", tags=["admin"], dependencies=admin, summary="Replay dead letters"
+    )
+    async def replay_dead_letters(body: ReplayRequest) -> dict[str, int]:
+        letters = await read_letters(reader_factory, dlq_topic, body.selection())
+        return {"replayed": await replay(producer, letters)}
+
+    return app

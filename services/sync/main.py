@@ -1,0 +1,206 @@
+"""`govsync sync --target portal|ndxp`: wires settings, Kafka, the destination and HTTP, and runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from services.common.httpapp import serve
+from services.common.kafka import (
+    TopicSpec,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    partition_count,
+)
+from services.common.lifecycle import install_stop_handlers
+from services.common.logging import configure_logging, get_logger
+from services.sync.api import create_app
+from services.sync.consumer import SyncWorker
+from services.sync.delivery import Destination
+from services.sync.metrics import SyncMetrics
+from services.sync.ndxp import NdxpClient
+from services.sync.portal import PortalClient
+from services.sync.settings import SyncSettings, Target
+from services.sync.transport import make_client
+
+log = get_logger(__name__)
+
+DEFAULT_PARTITIONS = 6
+
+
+async def prepare_topics(settings: SyncSettings, target: Target) -> None:
+    """The acknowledged-revisions topic, with as many partitions as the normalised topic."""
+    rf = settings.replication_factor
+    await ensure_topics(
+        settings.kafka,
+        [
+            TopicSpec(settings.topic_dossier_normalized, DEFAULT_PARTITIONS, rf),
+            TopicSpec(settings.topic_dlq, DEFAULT_PARTITIONS, rf),
+        ],
+    )
+    partitions = await partition_count(settings.kafka, settings.topic_dossier_normalized)
+    acked = settings.acked_topic(target)
+    await ensure_topics(settings.kafka, [TopicSpec.compacted(acked, partitions, rf)])
+    existing = await partition_count(settings.kafka, acked)
+    if existing != partitions:
+        raise RuntimeError(
+            f"{acked} has {existing} partitions but {settings.topic_dossier_normalized} has"
+            f" {partitions}: they must be co-partitioned"
+        )
+
+
+@contextlib.asynccontextmanager
+async def _destination(
+    settings: SyncSettings, target: Target, metrics: SyncMetrics
+) -> AsyncIterator[tuple[Destination, PortalClient | NdxpClient]]:
+    connections = max(settings.delivery.max_in_flight, 4)
+    if target is Target.PORTAL:
+        http = make_client(
+            settings.portal.url,
+            timeout=settings.portal.timeout_seconds,
+            max_connections=connections,
+        )
+        client: PortalClient | NdxpClient = PortalClient(settings.portal, http, metrics)
+    else:
+        http = make_client(
+            settings.ndxp.url, timeout=settings.ndxp.timeout_seconds, max_connections=connections
+        )
+        client = NdxpClient(settings.ndxp, http, metrics)
+    async with http:
+        try:
+            yield client, client
+        finally:
+            await client.aclose()
+
+
+async def _obtain_credentials(client: PortalClient | NdxpClient, stop: asyncio.Event) -> None:
+    """Log in (or fetch a token) at start so readiness reflects it; failures only delay it."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            if isinstance(client, PortalClient):
+                await client.login()
+            else:
+                await client.fetch_token()
+        except httpx.HTTPError as exc:  # pragma: no cover - translated in the clients
+            log.warning("credentials not obtained", error=type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - any failure is retried; the worker still runs
+            log.warning("credentials not obtained", error=type(exc).__name__)
+        else:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 30)
+
+
+async def run(
+    settings: SyncSettings,
+    target: Target,
+    stop: asyncio.Event,
+    *,
+    registry: CollectorRegistry | None = None,
+    serve_http: bool = True,
+) -> None:
+    """Run one sync worker until `stop` is set; a crashed worker raises out of here."""
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = SyncMetrics(registry, target.value, agency_limit=settings.agency_label_limit)
+    await prepare_topics(settings, target)
+    group = settings.group_id(target)
+    consumer = make_consumer(
+        settings.kafka, group_id=group, max_poll_records=settings.delivery.max_buffered
+    )
+    reader = make_consumer(settings.kafka, group_id=None)
+    producer = make_producer(settings.kafka)
+
+    def dlq_reader() -> AIOKafkaConsumer:
+        return make_consumer(settings.kafka, group_id=None)
+
+    async with (
+        producer,
+        reader,
+        consumer,
+        _destination(settings, target, metrics) as (destination, client),
+    ):
+        worker = SyncWorker(
+            settings,
+            target,
+            destination,
+            consumer=consumer,
+            producer=producer,
+            acked_reader=reader,
+            metrics=metrics,
+        )
+
+        async def readiness() -> dict[str, bool]:
+            obtained = (
+                client.logged_in if isinstance(client, PortalClient) else client.token_obtained
+            )
+            return {
+                "broker": worker.fetching,
+                "credentials": obtained,
+                "partitions": bool(worker.assigned),
+            }
+
+        app = create_app(
+            target=target.value,
+            registry=registry,
+            readiness=readiness,
+            admin_token=settings.admin_token,
+            dlq_topic=settings.topic_dlq,
+            reader_factory=dlq_reader,
+            producer=producer,
+        )
+        log.info("sync worker starting", target=target.value, group=group)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(_obtain_credentials(client, stop))
+            tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
+            if serve_http:
+                tasks.create_task(
+                    serve(app, host=settings.http_host, port=settings.port(target), stop=stop)
+                )
+    log.info("sync worker stopped", target=target.value)
+
+
+async def _run_worker(worker: SyncWorker, stop: asyncio.Event, budget: float) -> None:
+    """Run the worker; once `stop` is set it has `budget` seconds to finish and commit."""
+    task = asyncio.create_task(worker.run(stop), name="sync-worker")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=budget)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise RuntimeError(f"the worker did not stop within {budget} s")
+        await task
+    except BaseException:
+        stop.set()  # take the HTTP server down with the worker: no half-alive process
+        raise
+    finally:
+        stopping.cancel()
+
+
+def main(*, target: str) -> int:
+    settings = SyncSettings(_secrets_dir=os.environ.get("GOVSYNC_SECRETS_DIR"))
+    configure_logging(settings.log_level, service=f"govsync-sync-{target}")
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        install_stop_handlers(stop)
+        await run(settings, Target(target), stop)
+
+    try:
+        asyncio.run(_main())
+    except Exception:
+        log.exception("sync worker crashed", target=target)
+        return 1
+    return 0

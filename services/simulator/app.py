@@ -15,6 +15,7 @@ import asyncio
 import random
 import secrets
 import time
+import urllib.parse
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -411,8 +412,9 @@ def create_app(sim: Simulator) -> FastAPI:
     async def ndxp_token(request: Request) -> JSONResponse:
         if (failed := await sim.fault(NDXP, "token")) is not None:
             return failed
-        form = await request.form()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        # application/x-www-form-urlencoded, parsed here to need no multipart library.
+        parsed = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+        fields = {k: v[0] for k, v in parsed.items() if v}
         status, body = sim.ndxp_token(fields)
         state_of().record_call(
             Call(

@@ -1,0 +1,123 @@
+"""Streams of valid `DossierRecord`s for the sync tests: many dossiers, a few revisions each."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from schemas.dossier import (
+    Applicant,
+    Attachment,
+    Channel,
+    DossierHeader,
+    DossierRecord,
+    DossierStatus,
+    Fee,
+    IdentityDoc,
+    ProgressStep,
+    RecordKind,
+    Timeliness,
+)
+
+AGENCIES = ("000.00.10.H29", "000.00.22.H26", "000.00.00.G22")
+PATH = (
+    DossierStatus.SUBMITTED,
+    DossierStatus.ACCEPTED,
+    DossierStatus.IN_PROCESS,
+    DossierStatus.SUPPLEMENT_REQUESTED,
+    DossierStatus.IN_PROCESS,
+    DossierStatus.FINISHED,
+    DossierStatus.RETURNED,
+)
+
+
+def header(status: DossierStatus, at: datetime, n: int) -> DossierHeader:
+    return DossierHeader(
+        procedure_code="1.001234",
+        procedure_name="Cấp giấy phép xây dựng",
+        sector_code="G09",
+        receipt_number=f"BN-{n}",
+        summary="Đề nghị cấp giấy phép",
+        submitted_at=at - timedelta(days=1),
+        received_at=at,
+        due_at=at + timedelta(days=15),
+        finished_at=at if status >= DossierStatus.FINISHED else None,
+        channel=Channel.ONLINE if n % 2 else Channel.IN_PERSON,
+        has_digitised_components=n % 3 == 0,
+        paid_online=1,
+        applicant=Applicant(
+            name="Nguyễn Văn An",
+            subject_type=1,
+            id_number=f"0012030{n:05d}",
+            identities=(IdentityDoc(kind=1, number=f"0012030{n:05d}"),),
+            phone="0912345678",
+            email="an.nguyen@example.vn",
+        ),
+        attachments=(Attachment(file_id=str(n), file_name="don.pdf", digitised=True),),
+        fees=(Fee(name="Lệ phí", code="LP01", amount=50000),),
+    )
+
+
+def record(
+    code: str, revision: int, kind: RecordKind, status: DossierStatus, *, n: int, agency: str
+) -> DossierRecord:
+    at = datetime(2025, 7, 1, 1, 0, tzinfo=UTC) + timedelta(hours=revision)
+    return DossierRecord(
+        dossier_code=code,
+        agency=agency,
+        revision=revision,
+        kind=kind,
+        status=status,
+        timeliness=Timeliness.IN_PROGRESS,
+        source="test-source",
+        event_id=f"{code}-{revision}",
+        event_time=datetime.now(UTC),
+        ingested_at=datetime.now(UTC),
+        header=header(status, at, n) if kind is RecordKind.DOSSIER else None,
+        step=ProgressStep(handler="Cán bộ một cửa", handled_at=at, status=status, content="Xử lý")
+        if kind is RecordKind.PROGRESS
+        else None,
+    )
+
+
+def dossier_stream(
+    prefix: str, dossiers: int, *, max_revisions: int = 5, seed: int = 7
+) -> list[DossierRecord]:
+    """Records of `dossiers` dossiers, interleaved the way a source would emit them."""
+    rng = random.Random(seed)
+    per_dossier: list[list[DossierRecord]] = []
+    for n in range(dossiers):
+        code = f"{prefix}-{n:05d}"
+        agency = AGENCIES[n % len(AGENCIES)]
+        count = rng.randint(1, max_revisions)
+        records = []
+        for revision in range(1, count + 1):
+            status = PATH[min(revision - 1, len(PATH) - 1)]
+            kind = RecordKind.DOSSIER if revision == 1 or revision % 2 == 1 else RecordKind.PROGRESS
+            records.append(record(code, revision, kind, status, n=n, agency=agency))
+        per_dossier.append(records)
+    stream: list[DossierRecord] = []
+    cursors = [0] * dossiers
+    live = list(range(dossiers))
+    while live:
+        i = rng.choice(live)
+        stream.append(per_dossier[i][cursors[i]])
+        cursors[i] += 1
+        if cursors[i] == len(per_dossier[i]):
+            live.remove(i)
+    return stream
+
+
+def final_records(stream: list[DossierRecord]) -> dict[str, DossierRecord]:
+    last: dict[str, DossierRecord] = {}
+    for r in stream:
+        last[r.dossier_code] = r
+    return last
+
+
+def last_headers(stream: list[DossierRecord]) -> dict[str, DossierRecord]:
+    last: dict[str, DossierRecord] = {}
+    for r in stream:
+        if r.kind is RecordKind.DOSSIER:
+            last[r.dossier_code] = r
+    return last

@@ -236,6 +236,15 @@ def first(element: etree._Element, name: str) -> etree._Element | None:
     return next(descendants(element, name), None)
 
 
+def _first_of(element: etree._Element, *names: str) -> etree._Element | None:
+    # Never `first(a) or first(b)`: an element without children is falsy.
+    for name in names:
+        found = first(element, name)
+        if found is not None:
+            return found
+    return None
+
+
 def text_of(element: etree._Element | None, *path: str) -> str | None:
     """Stripped text at `path` under `element`; None when absent or blank."""
     for name in path:
@@ -464,7 +473,9 @@ def _signature(header: etree._Element, root: etree._Element) -> SignatureElement
     """The first XML-DSig `Signature`; failing that, a `Signature` in any other namespace."""
     for element in root.iter(f"{{{DSIG_NS}}}Signature"):
         return SignatureElement(element=element, in_dsig_namespace=True)
-    stray = child(header, "Signature") or first(root, "Signature")
+    stray = child(header, "Signature")
+    if stray is None:
+        stray = first(root, "Signature")
     if stray is not None:
         return SignatureElement(element=stray, in_dsig_namespace=False)
     return None
@@ -478,7 +489,7 @@ def read_document(root: etree._Element, limits: EdxmlLimits) -> EdxmlDocument:
     anomalies = _namespace_anomalies(header)
     anomalies |= _namespace_anomalies(first(root, "TraceHeaderList"))
 
-    business = first(root, "Bussiness") or first(root, "Business")
+    business = _first_of(root, "Bussiness", "Business")
     type_text = text_of(business, "BussinessDocType") or text_of(business, "BusinessDocType")
     business_type = _BUSINESS_TYPES.get(type_text or "0")
     if business_type is None:

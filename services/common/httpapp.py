@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Generator
 
 import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry with the process, platform and GC collectors a service should export."""
+    # `_created` series double the output and no dashboard reads them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
 
 
 def create_base_app(
@@ -45,14 +65,20 @@ def create_base_app(
     return app
 
 
+class _Server(uvicorn.Server):
+    """Leaves signals to the process: its handlers set the stop event every task watches."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
 async def serve(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
     """Run uvicorn until `stop` is set; signals are ours, not uvicorn's."""
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )
-    server = uvicorn.Server(config)
-    # The process's signal handlers set `stop`; uvicorn must not install its own.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _Server(config)
     task = asyncio.create_task(server.serve())
     stop_task = asyncio.create_task(stop.wait())
     try:

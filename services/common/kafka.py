@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from services.common.settings import KafkaSettings, SecurityProtocol
 
 
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
-    context = create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(
         cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
         certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
         keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-        password=settings.ssl_key_password.get_secret_value() if settings.ssl_key_password else None,
+        password=settings.ssl_key_password.get_secret_value()
+        if settings.ssl_key_password
+        else None,
     )
     context.check_hostname = settings.ssl_check_hostname
     return context
@@ -46,7 +49,7 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas: nothing is acknowledged that could be lost."""
+    """A producer that waits for all in-sync replicas: nothing acknowledged can be lost."""
     options = client_options(settings) | {
         "acks": "all",
         "linger_ms": 5,
@@ -96,10 +99,9 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
             if s.name not in existing
         ]
         if missing:
-            try:
+            # Another replica may create them first.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another replica created them first
     finally:
         await admin.close()
 

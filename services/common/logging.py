@@ -20,7 +20,7 @@ def _mask(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMappi
 
 
 def configure_logging(level: str = "INFO", *, service: str) -> None:
-    """Send structlog and stdlib records (aiokafka, uvicorn) as one JSON object per line to stderr."""
+    """Write structlog and stdlib records (aiokafka, uvicorn) as JSON lines to stderr."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

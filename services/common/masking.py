@@ -1,4 +1,4 @@
-"""Masks personal data (citizen ID, phone, e-mail) in free text before it is logged or written to a header."""
+"""Masks personal data (citizen ID, phone, e-mail) in text before it is logged or sent on."""
 
 from __future__ import annotations
 

@@ -98,19 +98,15 @@ def _from_binary(value: bytes, headers: Mapping[str, str]) -> Envelope:
     attributes: dict[str, Any] = {
         key[len(_BINARY_PREFIX) :]: val for key, val in headers.items() if key.startswith("ce_")
     }
-    attributes.pop("data", None)
     attributes.pop("data_base64", None)
-    event_type = _event_type(attributes.get("type", ""))
-    data: Any
-    if event_type in XML_TYPES:
-        data = value
-    else:
+    # The attributes are checked by the same model as structured mode; the data comes after.
+    envelope = from_structured({**attributes, "data": value})
+    data: Any = value
+    if envelope.type not in XML_TYPES:
         try:
             data = orjson.loads(value)
         except orjson.JSONDecodeError:
             raise DecodeError("binary-mode data is not JSON") from None
-    # Validate the attributes with the same model as structured mode.
-    envelope = from_structured({**attributes, "data": 0})
     return Envelope(
         id=envelope.id,
         source=envelope.source,

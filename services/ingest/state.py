@@ -30,7 +30,7 @@ from services.ingest.normalize import NormalisedDossier, NormalisedProgress
 # Statuses at which processing has ended for indicator 2.1 (finished, returned, stopped,
 # rejected, withdrawn): the first time one is reached is the dossier's end.
 END_STATUSES = FINISHED_STATUSES | {DossierStatus.STOPPED, DossierStatus.REJECTED}
-_RECENT = 8  # event ids and content digests remembered per dossier, for duplicates
+_RECENT = 4  # event ids remembered per dossier, for redeliveries
 _STATE_VERSION = 1
 
 
@@ -78,6 +78,9 @@ class DossierState:
     header_ms: int = 0
     progress_ms: int = 0
     recent: list[bytes] = field(default_factory=list)
+    """Digests of the last few (source, event id) pairs accepted."""
+    header_digest: bytes = b""
+    step_digest: bytes = b""
     counted: int = 0
     supplements: int = 0
     supplement_since_ms: int = 0
@@ -104,6 +107,8 @@ class DossierState:
                 self.header_ms,
                 self.progress_ms,
                 [r.hex() for r in self.recent],
+                self.header_digest.hex(),
+                self.step_digest.hex(),
                 self.counted,
                 self.supplements,
                 self.supplement_since_ms,
@@ -130,17 +135,19 @@ class DossierState:
             header_ms=fields[4],
             progress_ms=fields[5],
             recent=[bytes.fromhex(r) for r in fields[6]],
-            counted=fields[7],
-            supplements=fields[8],
-            supplement_since_ms=fields[9],
-            supplement_total_ms=fields[10],
-            due_ms=fields[11],
-            received_ms=fields[12],
-            end_ms=fields[13],
-            agency=fields[14],
-            procedure=fields[15],
-            channel=fields[16],
-            last_change_ms=fields[17],
+            header_digest=bytes.fromhex(fields[7]),
+            step_digest=bytes.fromhex(fields[8]),
+            counted=fields[9],
+            supplements=fields[10],
+            supplement_since_ms=fields[11],
+            supplement_total_ms=fields[12],
+            due_ms=fields[13],
+            received_ms=fields[14],
+            end_ms=fields[15],
+            agency=fields[16],
+            procedure=fields[17],
+            channel=fields[18],
+            last_change_ms=fields[19],
         )
 
 
@@ -300,16 +307,18 @@ def decide(
         content = digest(b"p", change.progress.step.model_dump_json().encode())
         at_ms = _ms(change.progress.step.handled_at)
         watermark = state.progress_ms
-    if event_key in state.recent or content in state.recent:
+    last_content = state.header_digest if change.dossier is not None else state.step_digest
+    if event_key in state.recent or content == last_content:
         return Decision(Outcome.DUPLICATE)
     if current is not None and at_ms < watermark:
         return Decision(Outcome.STALE)
 
     before = state.counted
     state.revision += 1
-    state.recent = [*state.recent[-(_RECENT - 2) :], event_key, content]
+    state.recent = [*state.recent[-(_RECENT - 1) :], event_key]
     state.last_change_ms = max(state.last_change_ms, at_ms)
     if change.dossier is not None:
+        state.header_digest = content
         _apply_header(state, change.dossier, at_ms)
         header: DossierHeader | None = change.dossier.header
         step: ProgressStep | None = None
@@ -320,6 +329,7 @@ def decide(
         header = None
         kind = RecordKind.PROGRESS
         state.progress_ms = at_ms
+        state.step_digest = content
         state.agency = state.agency or change.progress.agency
         if step.status is not None:
             _set_status(state, step.status, at_ms)

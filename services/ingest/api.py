@@ -1,0 +1,302 @@
+"""HTTP intake for systems that cannot produce to Kafka: `POST /v1/events`.
+
+Each event is checked as the Kafka worker would check it (envelope, contract, normalisation),
+so a caller hears about a bad event at once, with the fields at fault. Accepted events are
+written to the source topic in structured mode; the answer is 202 only once the broker has
+acknowledged them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from schemas.cloudevents import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
+from services.common.auth import FailureLimiter, KeyRing
+from services.common.problem import FieldProblem, problem_response, problem_responses
+from services.ingest.envelope import XML_TYPES, from_structured
+from services.ingest.errors import ContractError, IngestError
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import DossierPipeline
+
+
+class BrokerUnavailableError(Exception):
+    """The broker did not acknowledge the write in time. Retryable: the caller may resend."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class EventSink(Protocol):
+    async def publish(self, items: Sequence[Outgoing]) -> None: ...
+
+
+class KafkaEventSink:
+    """Writes the accepted events and waits for every acknowledgement."""
+
+    def __init__(self, producer: AIOKafkaProducer, *, timeout_seconds: float = 10.0) -> None:
+        self._producer = producer
+        self._timeout = timeout_seconds
+
+    async def publish(self, items: Sequence[Outgoing]) -> None:
+        headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
+        try:
+            async with asyncio.timeout(self._timeout):
+                futures = [
+                    await self._producer.send(i.topic, value=i.value, key=i.key, headers=headers)
+                    for i in items
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailableError("the broker did not acknowledge the events") from exc
+
+
+class Accepted(BaseModel):
+    accepted: list[str] = Field(description="Ids of the accepted events, in request order.")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeConfig:
+    dossier_topic: str
+    edocument_topic: str
+    max_request_bytes: int
+    max_batch_events: int
+
+
+_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        STRUCTURED_CONTENT_TYPE: {"schema": CloudEvent.model_json_schema()},
+        BATCH_CONTENT_TYPE: {
+            "schema": {"type": "array", "items": CloudEvent.model_json_schema(), "minItems": 1}
+        },
+        "application/json": {"schema": CloudEvent.model_json_schema()},
+    },
+}
+
+
+class _RefusedError(Exception):
+    """Carries the problem response out of the nested checks."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        self.response = response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _field_problems(index: int | None, error: IngestError) -> list[FieldProblem]:
+    if isinstance(error, ContractError) and error.errors:
+        return [FieldProblem(index=index, field=f, problem=p) for f, p in error.errors]
+    return [FieldProblem(index=index, field="data", problem=str(error))]
+
+
+def add_intake_routes(
+    app: FastAPI,
+    *,
+    config: IntakeConfig,
+    keys: KeyRing,
+    sink: EventSink,
+    pipeline: DossierPipeline,
+    metrics: IngestMetrics,
+    limiter: FailureLimiter,
+) -> None:
+    """Mount `POST /v1/events` on the service's app."""
+
+    def refuse(outcome: str, status: int, title: str, detail: str, **kw: Any) -> _RefusedError:
+        metrics.intake.labels(outcome).inc()
+        return _RefusedError(problem_response(status, title, detail, **kw))
+
+    def authenticate(
+        request: Request, authorization: str | None, api_key: str | None
+    ) -> frozenset[str]:
+        client = _client(request)
+        if limiter.blocked(client):
+            metrics.auth_failures.labels("rate_limited").inc()
+            raise refuse(
+                "unauthorized",
+                429,
+                "Too many failed attempts",
+                "try again later",
+                slug="rate-limited",
+                headers={"Retry-After": "60"},
+            )
+        key = api_key
+        if key is None and authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if not key:
+            limiter.failed(client)
+            metrics.auth_failures.labels("missing").inc()
+            raise refuse(
+                "unauthorized",
+                401,
+                "Unauthorized",
+                "an API key is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        sources = keys.sources_for(key)
+        if sources is None:
+            limiter.failed(client)
+            metrics.auth_failures.labels("unknown").inc()
+            raise refuse(
+                "unauthorized",
+                401,
+                "Unauthorized",
+                "the API key is not valid",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return sources
+
+    async def read_body(request: Request) -> bytes:
+        def too_large() -> _RefusedError:
+            detail = f"the body exceeds {config.max_request_bytes} bytes"
+            return refuse("too_large", 413, "Request too large", detail, slug="too-large")
+
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > config.max_request_bytes:
+            raise too_large()
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > config.max_request_bytes:
+                raise too_large()
+        return bytes(body)
+
+    def parse(body: bytes, content_type: str) -> list[Any]:
+        media = content_type.split(";")[0].strip().lower()
+        if media not in (STRUCTURED_CONTENT_TYPE, BATCH_CONTENT_TYPE, "application/json"):
+            raise refuse(
+                "bad_request",
+                415,
+                "Unsupported media type",
+                f"send {STRUCTURED_CONTENT_TYPE} or {BATCH_CONTENT_TYPE}",
+                slug="media-type",
+            )
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise refuse(
+                "bad_request",
+                400,
+                "Malformed request",
+                "the body is not valid JSON",
+                slug="malformed",
+            ) from None
+        if media == BATCH_CONTENT_TYPE:
+            if not isinstance(parsed, list) or not parsed:
+                raise refuse(
+                    "bad_request",
+                    400,
+                    "Malformed request",
+                    "a batch is a non-empty JSON array of events",
+                    slug="malformed",
+                )
+            if len(parsed) > config.max_batch_events:
+                raise refuse(
+                    "too_large",
+                    413,
+                    "Request too large",
+                    f"a batch holds at most {config.max_batch_events} events",
+                    slug="too-large",
+                )
+            return parsed
+        if not isinstance(parsed, dict):
+            raise refuse(
+                "bad_request",
+                400,
+                "Malformed request",
+                "an event is a JSON object",
+                slug="malformed",
+            )
+        return [parsed]
+
+    def check(events: list[Any], sources: frozenset[str]) -> list[tuple[str, Outgoing]]:
+        accepted: list[tuple[str, Outgoing]] = []
+        problems: list[FieldProblem] = []
+        now = datetime.now(UTC)
+        for index, raw in enumerate(events):
+            if not isinstance(raw, dict):
+                problems.append(FieldProblem(index=index, field="event", problem="not an object"))
+                continue
+            try:
+                envelope = from_structured(raw)
+                if envelope.source not in sources:
+                    metrics.auth_failures.labels("source_not_allowed").inc()
+                    raise refuse(
+                        "forbidden",
+                        403,
+                        "Forbidden",
+                        f"this API key may not publish events of source {envelope.source!r}",
+                    )
+                if envelope.type in XML_TYPES:
+                    accepted.append(
+                        (envelope.id, Outgoing(config.edocument_topic, None, orjson.dumps(raw)))
+                    )
+                    continue
+                change = pipeline.change(envelope, now=now)
+            except IngestError as exc:
+                problems.extend(_field_problems(index, exc))
+                continue
+            key = change.dossier_code.encode()
+            accepted.append((envelope.id, Outgoing(config.dossier_topic, key, orjson.dumps(raw))))
+        if problems:
+            raise refuse(
+                "invalid",
+                422,
+                "Invalid events",
+                "no event of the request was accepted; fix the listed fields and resend",
+                slug="invalid",
+                errors=problems[:100],
+            )
+        return accepted
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        tags=["intake"],
+        summary="Submit one CloudEvent or a batch",
+        response_model=Accepted,
+        openapi_extra={"requestBody": _REQUEST_BODY},
+        responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    )
+    async def submit_events(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> Any:
+        """All or nothing: either every event of the request is written, or none is."""
+        try:
+            sources = authenticate(request, authorization, x_api_key)
+            body = await read_body(request)
+            events = parse(body, request.headers.get("content-type", ""))
+            accepted = check(events, sources)
+            try:
+                await sink.publish([outgoing for _, outgoing in accepted])
+            except BrokerUnavailableError:
+                raise refuse(
+                    "unavailable",
+                    503,
+                    "Service unavailable",
+                    "the events could not be stored; resend them later",
+                    slug="unavailable",
+                    headers={"Retry-After": "5"},
+                ) from None
+        except _RefusedError as refused:
+            return refused.response
+        metrics.intake.labels("accepted").inc()
+        return JSONResponse(Accepted(accepted=[i for i, _ in accepted]).model_dump(), 202)

@@ -1,0 +1,147 @@
+"""Wires and runs the ingest process: settings, clients, worker and HTTP server in one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable
+from contextlib import AsyncExitStack
+
+from aiokafka import AIOKafkaConsumer
+
+from services.common.auth import FailureLimiter, KeyRing
+from services.common.deadletter import DeadLetterWriter
+from services.common.httpapp import create_base_app, new_registry, serve
+from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
+from services.common.lifecycle import install_stop_handlers
+from services.common.logging import configure_logging, get_logger
+from services.common.problem import install_problem_handlers
+from services.ingest.api import IntakeConfig, KafkaEventSink, add_intake_routes
+from services.ingest.consumer import IngestWorker
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import DossierPipeline, VocabularyBook
+from services.ingest.settings import IngestSettings
+from services.ingest.state import Policy
+
+log = get_logger(__name__)
+VERSION = "0.1.0"
+
+
+def topics(settings: IngestSettings) -> list[TopicSpec]:
+    n, rf = settings.topic_partitions, settings.topic_replication_factor
+    return [
+        TopicSpec(settings.topic_dossier, n, rf),
+        TopicSpec(settings.topic_dossier_normalized, n, rf),
+        TopicSpec(settings.topic_dlq, n, rf),
+        TopicSpec.compacted(settings.topic_state, n, rf),
+    ]
+
+
+def build_pipeline(settings: IngestSettings) -> DossierPipeline:
+    return DossierPipeline(
+        vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
+        policy=policy(settings),
+        max_event_bytes=settings.max_event_bytes,
+        max_text_chars=settings.max_text_chars,
+    )
+
+
+def policy(settings: IngestSettings) -> Policy:
+    return Policy(
+        legal_time_limits_days=dict(settings.legal_time_limits_days),
+        finished_retention=settings.finished_retention,
+    )
+
+
+async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
+    """Run until `stop` is set; an exception from the worker or the server ends the process."""
+    registry = new_registry()
+    own = [a.strip() for a in settings.own_agencies.split(",") if a.strip()]
+    metrics = IngestMetrics(registry, agency_limit=settings.agency_label_limit, agencies=own)
+    if settings.create_topics:
+        await ensure_topics(settings.kafka, topics(settings))
+    pipeline = build_pipeline(settings)
+    async with AsyncExitStack() as stack:
+        producer = make_producer(settings.kafka)
+        consumer = make_consumer(settings.kafka, group_id=settings.consumer_group)
+        restorer = make_consumer(settings.kafka, group_id=None)
+        for client in (producer, restorer):
+            await client.start()
+            stack.push_async_callback(client.stop)
+        worker = IngestWorker(
+            consumer=consumer,
+            producer=producer,
+            restorer=restorer,
+            dead_letters=DeadLetterWriter(producer, settings.topic_dlq),
+            pipeline=pipeline,
+            metrics=metrics,
+            input_topic=settings.topic_dossier,
+            output_topic=settings.topic_dossier_normalized,
+            state_topic=settings.topic_state,
+            policy=policy(settings),
+            max_batch=settings.max_batch_events,
+        )
+        consumer.subscribe([settings.topic_dossier], listener=worker.listener())
+        stack.push_async_callback(consumer.stop)
+
+        app = create_base_app(
+            title="govsync ingest", version=VERSION, registry=registry, readiness=worker.readiness
+        )
+        install_problem_handlers(app)
+        add_intake_routes(
+            app,
+            config=IntakeConfig(
+                dossier_topic=settings.topic_dossier,
+                edocument_topic=settings.topic_edocument,
+                max_request_bytes=settings.max_request_bytes,
+                max_batch_events=settings.max_batch_events,
+            ),
+            keys=KeyRing(settings.api_keys),
+            sink=KafkaEventSink(producer),
+            pipeline=pipeline,
+            metrics=metrics,
+            limiter=FailureLimiter(),
+        )
+        log.info(
+            "ingest starting",
+            bootstrap=settings.kafka.bootstrap_servers,
+            topic=settings.topic_dossier,
+            port=settings.http_port,
+        )
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(_until_stopped(_consume(consumer, worker, stop), stop))
+            tasks.create_task(
+                serve(app, host=settings.http_host, port=settings.http_port, stop=stop)
+            )
+        log.info("ingest stopped")
+
+
+async def _consume(consumer: AIOKafkaConsumer, worker: IngestWorker, stop: asyncio.Event) -> None:
+    # Joining the group can take seconds; the HTTP server answers /healthz meanwhile.
+    await consumer.start()
+    await worker.run(stop)
+
+
+async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> None:
+    """Run the worker; however it ends, set `stop` so the server shuts down cleanly with it."""
+    try:
+        await work
+    finally:
+        stop.set()
+
+
+async def _main(settings: IngestSettings) -> None:
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    await run(settings, stop)
+
+
+def main() -> int:
+    settings = IngestSettings(_secrets_dir=os.environ.get("GOVSYNC_SECRETS_DIR"))
+    configure_logging(settings.log_level, service="ingest")
+    try:
+        asyncio.run(_main(settings))
+    except Exception as exc:
+        log.error("ingest failed", error=type(exc).__name__, exc_info=exc)
+        return 1
+    return 0

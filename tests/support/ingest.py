@@ -1,0 +1,85 @@
+"""Runs the ingest service in-process for a test, on unique topics and a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from services.common.settings import KafkaSettings
+from services.embedded import free_port
+from services.ingest.main import run
+from services.ingest.settings import IngestSettings
+
+API_KEY = "test-key-0123456789"
+API_SOURCES = ["urn:vn:gov:dvc:test"]
+
+
+def ingest_settings(kafka: KafkaSettings, unique: str, **overrides: Any) -> IngestSettings:
+    values: dict[str, Any] = {
+        "kafka": kafka,
+        "http_host": "127.0.0.1",
+        "http_port": free_port(),
+        "topic_dossier": f"dossier-{unique}",
+        "topic_dossier_normalized": f"normalized-{unique}",
+        "topic_dlq": f"dlq-{unique}",
+        "topic_state": f"state-{unique}",
+        "topic_edocument": f"edoc-{unique}",
+        "topic_edocument_normalized": f"edoc-normalized-{unique}",
+        "consumer_group": f"ingest-{unique}",
+        "topic_partitions": 3,
+        "api_keys": {hashlib.sha256(API_KEY.encode()).hexdigest(): API_SOURCES},
+        "max_event_bytes": 64 * 1024,
+        "max_request_bytes": 256 * 1024,
+    }
+    return IngestSettings(**(values | overrides))
+
+
+async def wait_ready(base_url: str, timeout: float = 30.0) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client, asyncio.timeout(timeout):
+        while True:
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def running_ingest(settings: IngestSettings) -> AsyncIterator[str]:
+    """Run the service until the block ends; yields its base URL once it is ready."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    base_url = f"http://127.0.0.1:{settings.http_port}"
+    try:
+        ready = asyncio.create_task(wait_ready(base_url))
+        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            task.result()
+            raise AssertionError("ingest stopped before it was ready")
+        ready.result()
+        yield base_url
+    finally:
+        stop.set()
+        async with asyncio.timeout(30):
+            await task
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head == name and not labels:
+            return float(value)
+        if head.startswith(name + "{") and all(f'{k}="{v}"' in head for k, v in labels.items()):
+            if head.count("=") == len(labels):
+                return float(value)
+    return 0.0

@@ -1,0 +1,92 @@
+"""Small helpers for tests that produce to and read from the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.common.kafka import TopicSpec, ensure_topics
+from services.common.settings import KafkaSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    value: bytes | None
+    key: bytes | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+async def create_topics(settings: KafkaSettings, *names: str, partitions: int = 3) -> None:
+    await ensure_topics(settings, [TopicSpec(n, partitions) for n in names])
+
+
+async def produce(settings: KafkaSettings, topic: str, records: Iterable[Sent]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=r.value, key=r.key, headers=list(r.headers))
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    settings: KafkaSettings, topic: str, *, at_least: int, timeout: float = 30.0, idle: float = 0.5
+) -> list[Received]:
+    """Read a topic from the beginning until `at_least` records arrived, then until idle.
+
+    Records are counted, not compared with end offsets: the embedded broker reports a
+    partition's end as its last batch's base offset + 1.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    received: list[Received] = []
+    try:
+        partitions = await _partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        async with asyncio.timeout(timeout):
+            while True:
+                batch = await consumer.getmany(timeout_ms=int(idle * 1000))
+                for tp, messages in batch.items():
+                    received.extend(
+                        Received(
+                            tp.topic, tp.partition, m.offset, m.key, m.value, dict(m.headers)
+                        )
+                        for m in messages
+                    )
+                if not batch and len(received) >= at_least:
+                    return received
+    except TimeoutError:
+        raise AssertionError(
+            f"{topic}: {len(received)} records after {timeout}s, expected at least {at_least}"
+        ) from None
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    async with asyncio.timeout(10):
+        while True:
+            if topic in await consumer.topics():
+                found = consumer.partitions_for_topic(topic) or set()
+                return [TopicPartition(topic, p) for p in sorted(found)]
+            await asyncio.sleep(0.1)

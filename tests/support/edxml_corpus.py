@@ -91,7 +91,8 @@ def build_document(
         f"<{p}MessageHeader>"
         f"<{p}From>{_element('OrganId', organ_id, p)}"
         f"{_element('OrganName', 'UBND tỉnh Thử Nghiệm', p)}</{p}From>{to}"
-        f"<{p}Code>{_element('CodeNumber', number, p)}{_element('CodeNotation', notation, p)}</{p}Code>"
+        f"<{p}Code>{_element('CodeNumber', number, p)}"
+        f"{_element('CodeNotation', notation, p)}</{p}Code>"
         f"<{p}PromulgationInfo>{_element('Place', 'Hà Nội', p)}"
         f"{_element('PromulgationDate', date, p)}</{p}PromulgationInfo>"
         f"<{p}DocumentType>{_element('Type', '1', p)}{_element('TypeName', 'Quyết định', p)}"
@@ -132,7 +133,8 @@ def build_status(
         f"</edXML:PromulgationDate><edXML:DocumentId>{escape(response_for)}</edXML:DocumentId>"
         f"</edXML:ResponseFor><edXML:From><edXML:OrganId>{responder}</edXML:OrganId>"
         f"<edXML:OrganName>Sở Nội vụ</edXML:OrganName></edXML:From>"
-        f"<edXML:StatusCode>{code}</edXML:StatusCode><edXML:Description>Đã xử lý</edXML:Description>"
+        f"<edXML:StatusCode>{code}</edXML:StatusCode>"
+        f"<edXML:Description>Đã xử lý</edXML:Description>"
         f"<edXML:Timestamp>{timestamp}</edXML:Timestamp>"
         f"<edXML:StaffInfo><edXML:Staff>Trần Thị B</edXML:Staff></edXML:StaffInfo>"
     )
@@ -159,7 +161,9 @@ BILLION_LAUGHS = (
         b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
         for i in range(1, 10)
     )
-    + b']>\n<edXML xmlns="' + EDXML_NS.encode() + b'"><MessageHeader><Subject>&lol9;</Subject>'
+    + b']>\n<edXML xmlns="'
+    + EDXML_NS.encode()
+    + b'"><MessageHeader><Subject>&lol9;</Subject>'
     b"</MessageHeader></edXML>"
 )
 XXE = (
@@ -206,7 +210,8 @@ class Expected:
     state: EDocumentState | None = None
     error: str | None = None  # the `reason` of the EdxmlError subclass
     anomalies: frozenset[Anomaly] = field(default_factory=frozenset)
-    attachments_signed: tuple[SignatureVerdict | None, ...] = ()
+    # Attachment name -> verdict on its embedded signature (None: not signed).
+    attachments_signed: dict[str, SignatureVerdict | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,9 @@ def corpus() -> list[Case]:
         Case("signed-sha256", signed, Expected(doc, SignatureVerdict.VERIFIED)),
         Case(
             "signed-rsa-sha1",
-            sign_edxml(build_document(number="124"), pki.signer, algorithm="rsa-sha1", digest="sha1"),
+            sign_edxml(
+                build_document(number="124"), pki.signer, algorithm="rsa-sha1", digest="sha1"
+            ),
             Expected(doc, SignatureVerdict.VERIFIED, legacy=True),
         ),
         Case("unsigned", build_document(number="125"), Expected(doc, SignatureVerdict.UNSIGNED)),
@@ -297,7 +304,7 @@ def corpus() -> list[Case]:
                 doc,
                 SignatureVerdict.VERIFIED,
                 anomalies=frozenset({Anomaly.ATTACHMENTS_OUTSIDE_BODY}),
-                attachments_signed=(SignatureVerdict.VERIFIED, None),
+                attachments_signed={"qd.pdf": SignatureVerdict.VERIFIED, "phu-luc.pdf": None},
             ),
         ),
         Case(

@@ -1,4 +1,4 @@
-"""A throwaway PKI made at test time: CAs, signer certificates, signed edXML packages and signed PDFs.
+"""A throwaway PKI made at test time: CAs, signers, signed edXML packages and signed PDFs.
 
 No private key is ever written to disk or checked in; everything lives for one test session.
 `Pki.trusted` chains root -> intermediate -> signer; `Pki.stranger` is a self-contained CA outside
@@ -127,7 +127,9 @@ def _ca(common_name: str, issuer: Identity | None = None) -> Identity:
 
 def _leaf(common_name: str, issuer: Identity, **kwargs: Any) -> Identity:
     key = _key()
-    certificate = _certificate(_name(common_name, "UBND tỉnh Thử Nghiệm"), key, issuer, ca=False, **kwargs)
+    certificate = _certificate(
+        _name(common_name, "UBND tỉnh Thử Nghiệm"), key, issuer, ca=False, **kwargs
+    )
     return Identity(key=key, certificate=certificate, chain=(issuer.certificate, *issuer.chain))
 
 
@@ -191,9 +193,9 @@ def sign_edxml(
         obj = etree.SubElement(signature, f"{{{DSIG_NS}}}Object")
         props = etree.SubElement(obj, f"{{{DSIG_NS}}}SignatureProperties")
         prop = etree.SubElement(props, f"{{{DSIG_NS}}}SignatureProperty", Target="#sig")
-        etree.SubElement(prop, f"{{{_SIGNING_TIME_NS}}}SigningTime").text = signing_time.astimezone(UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        etree.SubElement(prop, f"{{{_SIGNING_TIME_NS}}}SigningTime").text = signing_time.astimezone(
+            UTC
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
@@ -218,7 +220,9 @@ def _minimal_pdf() -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
     return out.getvalue()
 
 
@@ -228,11 +232,11 @@ def unsigned_pdf() -> bytes:
 
 def signed_pdf(identity: Identity) -> bytes:
     """A PDF signed with pyHanko by `identity`, its issuers embedded in the CMS."""
-    from asn1crypto import keys  # noqa: PLC0415
-    from asn1crypto import x509 as asn1_x509  # noqa: PLC0415
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: PLC0415
-    from pyhanko.sign import signers  # noqa: PLC0415
-    from pyhanko_certvalidator.registry import SimpleCertificateStore  # noqa: PLC0415
+    from asn1crypto import keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     def asn1(certificate: x509.Certificate) -> Any:
         return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))

@@ -32,6 +32,7 @@ from tests.support.edxml_corpus import (
 )
 
 LIMITS = EdxmlLimits()
+UTF16_DOCTYPE = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'
 
 
 @pytest.mark.parametrize(
@@ -45,9 +46,7 @@ LIMITS = EdxmlLimits()
             id="bom-comment-lowercase-doctype",
         ),
         pytest.param(
-            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'.encode(
-                "utf-16"
-            ),
+            UTF16_DOCTYPE.encode("utf-16"),
             HostileXmlError,
             id="utf16-doctype",
         ),

@@ -58,7 +58,14 @@ Maker = Callable[[Pki], bytes]
 
 CASES: list[tuple[str, Maker, V, R | None, V, bool]] = [
     # (id, make package, verdict with bundle, reason with bundle, verdict without, legacy)
-    ("sha256", lambda p: sign_edxml(build_document(), p.signer), V.VERIFIED, None, V.UNTRUSTED, False),
+    (
+        "sha256",
+        lambda p: sign_edxml(build_document(), p.signer),
+        V.VERIFIED,
+        None,
+        V.UNTRUSTED,
+        False,
+    ),
     (
         "rsa-sha1-and-sha1-digest",
         lambda p: sign_edxml(build_document(), p.signer, algorithm="rsa-sha1", digest="sha1"),

@@ -232,7 +232,7 @@ def unsigned_pdf() -> bytes:
 
 def signed_pdf(identity: Identity) -> bytes:
     """A PDF signed with pyHanko by `identity`, its issuers embedded in the CMS."""
-    from asn1crypto import keys
+    from asn1crypto import keys  # type: ignore[import-untyped]
     from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
@@ -249,7 +249,9 @@ def signed_pdf(identity: Identity) -> bytes:
     signer = signers.SimpleSigner(
         signing_cert=asn1(identity.certificate),
         signing_key=keys.PrivateKeyInfo.load(key_der),
-        cert_registry=SimpleCertificateStore.from_certs([asn1(c) for c in identity.chain]),
+        cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+            [asn1(c) for c in identity.chain]
+        ),
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(_minimal_pdf()))
     output = signers.sign_pdf(

@@ -1,0 +1,1 @@
+"""Benchmarks: run each as `uv run python -m bench.<name>`; results go to bench/results/."""

@@ -17,8 +17,9 @@ Decisions worth knowing:
 - A `Signature` element outside the XML-DSig namespace is `invalid` (reason `wrong_namespace`), not
   `unsigned`: the sender meant to sign, and the index must not count it as signed either way. We
   never rewrite the namespace to make it verify, as that would verify something nobody signed.
-- Only a reference to the whole document (`URI=""`, enveloped) is accepted, so what we read is what
-  was signed ("see what is signed"); a reference to part of the package is `invalid`.
+- One reference must cover the whole document (`URI=""`, enveloped), so what we read is what was
+  signed ("see what is signed"); a signature over part of the package only is `invalid`. Extra
+  references (up to 4, e.g. to the signing tool's SignatureProperties) must verify as well.
 - SHA-1 (rsa-sha1 and sha1 digests) still verifies, flagged `legacy_algorithm=True`.
 - The signing time is the package's own `SigningTime` inside the signature where present (it is
   the signer's claim, not a trusted timestamp), never later than the verification clock; else the
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 _MAX_CHAIN = 8
+_MAX_REFERENCES = 4
 _MAX_CN_CHARS = 200
 
 _SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {
@@ -97,7 +99,8 @@ _ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _VERIFY_CONFIG = SignatureConfiguration(
     require_x509=True,
     location=".//",
-    expect_references=1,
+    # Any number: each is checked by signxml, and we require one to be the whole document.
+    expect_references=True,
     signature_methods=frozenset(m for m in SignatureMethod if not m.name.startswith("HMAC")),
     digest_algorithms=frozenset(DigestAlgorithm),
 )
@@ -302,6 +305,11 @@ def _hardened_parser() -> etree.XMLParser:
     )
 
 
+def _covers_whole_document(reference: etree._Element) -> bool:
+    transforms = {t.get("Algorithm") for t in reference.iter(f"{{{DSIG_NS}}}Transform")}
+    return reference.get("URI") in _WHOLE_DOCUMENT_URIS and _ENVELOPED in transforms
+
+
 def verify_xml_signature(
     raw: bytes,
     signature: SignatureElement | None,
@@ -322,18 +330,18 @@ def verify_xml_signature(
     signed_info = child(element, "SignedInfo")
     method = child(signed_info, "SignatureMethod")
     references = children(signed_info, "Reference")
-    if signed_info is None or method is None or len(references) != 1:
+    if signed_info is None or method is None or not 1 <= len(references) <= _MAX_REFERENCES:
         return _invalid(UnverifiedReason.MALFORMED)
     algorithm = _SIGNATURE_ALGORITHMS.get(method.get("Algorithm", ""), SignatureAlgorithm.OTHER)
-    digests = {d.get("Algorithm", "") for d in references[0].iter(f"{{{DSIG_NS}}}DigestMethod")}
+    digests = {d.get("Algorithm", "") for d in signed_info.iter(f"{{{DSIG_NS}}}DigestMethod")}
     legacy = algorithm in _LEGACY_SIGNATURE or _SHA1_DIGEST in digests
     known: dict[str, Any] = {"algorithm": algorithm, "legacy_algorithm": legacy}
     if method.get("Algorithm") not in _ACCEPTED_METHODS or not digests <= _ACCEPTED_DIGESTS:
         return _invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known)
 
-    reference = references[0]
-    transforms = {t.get("Algorithm") for t in reference.iter(f"{{{DSIG_NS}}}Transform")}
-    if reference.get("URI") not in _WHOLE_DOCUMENT_URIS or _ENVELOPED not in transforms:
+    # Further references (signing tools add one for their SignatureProperties) are verified too,
+    # but one of them must cover the whole package.
+    if not any(_covers_whole_document(reference) for reference in references):
         return _invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known)
 
     certificates = _load_certificates(element)

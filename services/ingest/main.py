@@ -100,7 +100,9 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             sink=KafkaEventSink(producer),
             pipeline=pipeline,
             metrics=metrics,
-            limiter=FailureLimiter(),
+            limiter=FailureLimiter(
+                limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
+            ),
         )
         log.info(
             "ingest starting",

@@ -67,6 +67,9 @@ class IngestSettings(BaseSettings):
     api_keys: dict[str, list[str]] = {}
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
     admin_token: SecretStr | None = None
+    auth_failure_limit: int = Field(default=10, ge=1)
+    """Failed credentials from one client address before it is refused for the window."""
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -39,8 +39,8 @@ def ingest_settings(kafka: KafkaSettings, unique: str, **overrides: Any) -> Inge
     return IngestSettings(**(values | overrides))
 
 
-async def wait_ready(base_url: str, timeout: float = 30.0) -> None:
-    async with httpx.AsyncClient(base_url=base_url) as client, asyncio.timeout(timeout):
+async def wait_ready(base_url: str, within: float = 30.0) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client, asyncio.timeout(within):
         while True:
             try:
                 if (await client.get("/readyz")).status_code == 200:
@@ -79,7 +79,11 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         head, _, value = line.rpartition(" ")
         if head == name and not labels:
             return float(value)
-        if head.startswith(name + "{") and all(f'{k}="{v}"' in head for k, v in labels.items()):
-            if head.count("=") == len(labels):
-                return float(value)
+        exact = head.count("=") == len(labels)
+        if (
+            head.startswith(name + "{")
+            and exact
+            and all(f'{k}="{v}"' in head for k, v in labels.items())
+        ):
+            return float(value)
     return 0.0

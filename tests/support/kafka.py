@@ -47,7 +47,7 @@ async def produce(settings: KafkaSettings, topic: str, records: Iterable[Sent]) 
 
 
 async def read_topic(
-    settings: KafkaSettings, topic: str, *, at_least: int, timeout: float = 30.0, idle: float = 0.5
+    settings: KafkaSettings, topic: str, *, at_least: int, within: float = 30.0, idle: float = 0.5
 ) -> list[Received]:
     """Read a topic from the beginning until `at_least` records arrived, then until idle.
 
@@ -63,21 +63,19 @@ async def read_topic(
         partitions = await _partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 batch = await consumer.getmany(timeout_ms=int(idle * 1000))
                 for tp, messages in batch.items():
                     received.extend(
-                        Received(
-                            tp.topic, tp.partition, m.offset, m.key, m.value, dict(m.headers)
-                        )
+                        Received(tp.topic, tp.partition, m.offset, m.key, m.value, dict(m.headers))
                         for m in messages
                     )
                 if not batch and len(received) >= at_least:
                     return received
     except TimeoutError:
         raise AssertionError(
-            f"{topic}: {len(received)} records after {timeout}s, expected at least {at_least}"
+            f"{topic}: {len(received)} records after {within}s, expected at least {at_least}"
         ) from None
     finally:
         await consumer.stop()

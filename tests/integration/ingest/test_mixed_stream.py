@@ -202,7 +202,11 @@ def stream() -> list[Case]:
             binary(
                 "b3b",
                 PROGRESS,
-                {"MaHoSo": "D2-0002", "ThoiDiemXuLy": "05/11/2026 10:00:00", "TrangThai": "processing"},
+                {
+                    "MaHoSo": "D2-0002",
+                    "ThoiDiemXuLy": "05/11/2026 10:00:00",
+                    "TrangThai": "processing",
+                },
                 "2026-11-05T03:00:00Z",
                 "D2-0002",
             ),

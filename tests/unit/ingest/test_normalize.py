@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -131,7 +131,9 @@ def test_channel_codes(value: str | int, expected: Channel) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        pytest.param(unicodedata.normalize("NFD", "Nguyễn Văn An"), "Nguyễn Văn An", id="nfd-to-nfc"),
+        pytest.param(
+            unicodedata.normalize("NFD", "Nguyễn Văn An"), "Nguyễn Văn An", id="nfd-to-nfc"
+        ),
         pytest.param("  Hồ sơ\x00 hợp\x07 lệ \x1b ", "Hồ sơ hợp lệ", id="control-characters"),
         pytest.param("a\u200bb\u202ec", "abc", id="zero-width-and-bidi"),
         pytest.param("dòng 1\ndòng 2", "dòng 1\ndòng 2", id="newline-kept"),
@@ -207,7 +209,11 @@ def test_field_names_in_any_case(key: str) -> None:
 
 def test_nested_field_names_in_any_case() -> None:
     event = validate_data(
-        {"MaHoSo": "H-1", "TrangThaiHoSo": 2, "danhsachlephi": [{"GIA": "5000", "tenphilephi": "x"}]},
+        {
+            "MaHoSo": "H-1",
+            "TrangThaiHoSo": 2,
+            "danhsachlephi": [{"GIA": "5000", "tenphilephi": "x"}],
+        },
         DossierEvent,
     )
     assert event.fees[0].amount == 5000
@@ -224,9 +230,14 @@ def test_same_field_twice_with_different_values_is_refused() -> None:
         pytest.param({"TrangThaiHoSo": 2}, "MaHoSo", id="missing-code"),
         pytest.param({"MaHoSo": ["x"], "TrangThaiHoSo": 2}, "MaHoSo", id="list-as-code"),
         pytest.param({"MaHoSo": "x" * 101, "TrangThaiHoSo": 2}, "MaHoSo", id="code-too-long"),
-        pytest.param({"MaHoSo": "H", "TrangThaiHoSo": {"a": 1}}, "TrangThaiHoSo", id="object-status"),
-        pytest.param({"MaHoSo": "H", "TrangThaiHoSo": 2, "DanhSachLePhi": "x"}, "DanhSachLePhi",
-                     id="string-as-list"),
+        pytest.param(
+            {"MaHoSo": "H", "TrangThaiHoSo": {"a": 1}}, "TrangThaiHoSo", id="object-status"
+        ),
+        pytest.param(
+            {"MaHoSo": "H", "TrangThaiHoSo": 2, "DanhSachLePhi": "x"},
+            "DanhSachLePhi",
+            id="string-as-list",
+        ),
     ],
 )
 def test_contract_errors_name_the_field(data: dict[str, object], field: str) -> None:
@@ -291,7 +302,9 @@ def test_agency_resolution(data_agency: str | None, hint: str | None, expected: 
 
 
 def test_handling_unit_that_looks_like_a_code_must_be_one() -> None:
-    event = validate_data({"MaHoSo": "H", "TrangThaiHoSo": 2, "DonViXuLy": "000.00.G2"}, DossierEvent)
+    event = validate_data(
+        {"MaHoSo": "H", "TrangThaiHoSo": 2, "DonViXuLy": "000.00.G2"}, DossierEvent
+    )
     with pytest.raises(InvalidCodeError, match="DonViXuLy"):
         normalize_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
 
@@ -306,7 +319,12 @@ def test_handling_unit_as_a_name_is_kept_as_text() -> None:
 
 def test_normalize_progress_bounds_handler_and_parses_dates() -> None:
     event = validate_data(
-        {"mahoso": "H", "ThoiDiemXuLy": "2026-11-02T03:00:00Z", "NguoiXuLy": "x" * 80, "TrangThai": "4"},
+        {
+            "mahoso": "H",
+            "ThoiDiemXuLy": "2026-11-02T03:00:00Z",
+            "NguoiXuLy": "x" * 80,
+            "TrangThai": "4",
+        },
         ProgressEvent,
     )
     result = normalize_progress(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
@@ -320,4 +338,4 @@ def test_utc_and_local_inputs_denote_the_same_instant() -> None:
     local = parse_datetime("20261102100000", field="d")
     assert utc == local
     assert utc.astimezone(UTC).tzinfo is UTC
-    assert local.astimezone(timezone.utc) == datetime(2026, 11, 2, 3, tzinfo=UTC)
+    assert local.astimezone(UTC) == datetime(2026, 11, 2, 3, tzinfo=UTC)

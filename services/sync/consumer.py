@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 
 from schemas.dossier import DossierRecord
@@ -208,13 +208,17 @@ class SyncWorker:
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic == self._topic}
+        # Nothing of these partitions may be delivered before their acknowledged revisions are
+        # known; the fetcher runs meanwhile, so hold them (and `_submit` rewinds any stragglers).
+        if assigned:
+            self._consumer.pause(*assigned)
         restored = await self._acks.restore(partitions)
         for partition, revisions in restored.items():
             self._ledger.load(partition, revisions)
             self._last_offset.pop(partition, None)
         self._assigned |= partitions
-        if self._paused and assigned:
-            self._consumer.pause(*assigned)
+        if assigned and not self._paused:
+            self._consumer.resume(*assigned)
         log.info("partitions assigned", target=self._target.value, partitions=sorted(partitions))
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -245,9 +249,10 @@ class SyncWorker:
                 self._apply_backpressure()
                 batches = await self._consumer.getmany(timeout_ms=200)
                 self.fetching = True
+                rewound: set[int] = set()
                 for tp, messages in batches.items():
                     for message in messages:
-                        self._submit(tp, message)
+                        self._submit(tp, message, rewound)
                 if time.monotonic() >= next_commit:
                     await self._commit(self.dispatcher.committable(self._assigned))
                     next_commit = time.monotonic() + interval
@@ -260,10 +265,16 @@ class SyncWorker:
                 await self._commit({p: o for p, o in offsets.items() if p in self._assigned})
         self.dispatcher.raise_if_failed()
 
-    def _submit(self, tp: TopicPartition, message: Any) -> None:
+    def _submit(self, tp: TopicPartition, message: Any, rewound: set[int]) -> None:
         partition = tp.partition
         if partition not in self._assigned:
-            return  # fetched before a revocation: its new owner reads it again
+            if partition not in rewound:
+                rewound.add(partition)
+                # Fetched while its assignment was being prepared: read it again later. If it
+                # was revoked instead, its new owner reads it from the committed offset.
+                with contextlib.suppress(IllegalStateError, AssertionError):
+                    self._consumer.seek(tp, message.offset)
+            return
         last = self._last_offset.get(partition)
         if last is not None and message.offset <= last:
             return

@@ -1,4 +1,4 @@
-"""`govsync sync --target portal|ndxp`: wires settings, Kafka, the destination and HTTP, and runs."""
+"""`govsync sync --target portal|ndxp`: wires settings, Kafka, destination and HTTP; then runs."""
 
 from __future__ import annotations
 

@@ -114,7 +114,11 @@ async def run(
     await prepare_topics(settings, target)
     group = settings.group_id(target)
     consumer = make_consumer(
-        settings.kafka, group_id=group, max_poll_records=settings.delivery.max_buffered
+        settings.kafka,
+        group_id=group,
+        max_poll_records=settings.delivery.max_buffered,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
     )
     reader = make_consumer(settings.kafka, group_id=None)
     producer = make_producer(settings.kafka)

@@ -94,6 +94,9 @@ class SyncSettings(BaseSettings):
     """Compacted topic of acknowledged revisions per destination, keyed by dossier code."""
     group_prefix: str = "govsync-sync-"
     replication_factor: int = Field(default=1, ge=1)
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    """How soon the group notices a dead worker (after `kill -9`) and hands its partitions on."""
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
 
     http_host: str = "0.0.0.0"  # noqa: S104 - the pod's probes and Prometheus come from outside
     http_port: int | None = Field(default=None, ge=0, le=65535)

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.05
+    check: Callable[[], Awaitable[bool]], *, within: float, interval: float = 0.05
 ) -> None:
-    """Return once `check()` is true; raise `TimeoutError` after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
+    """Return once `check()` is true; raise `TimeoutError` after `within` seconds."""
+    async with asyncio.timeout(within):
         while True:
             if await check():
                 return

@@ -146,7 +146,7 @@ async def test_every_dossier_reaches_both_destinations_through_faults(
             async def some_delivered() -> bool:
                 return len(sim.state.portal) > 10 and len(sim.state.ndxp) > 10
 
-            await wait_until(some_delivered, timeout=30)
+            await wait_until(some_delivered, within=30)
             sim.start_outage(OUTAGE_SECONDS)
             await produce(kafka_settings, settings.topic_dossier_normalized, stream[half:])
             sim.expire_sessions()
@@ -167,7 +167,7 @@ async def test_every_dossier_reaches_both_destinations_through_faults(
                     for code, r in expected.items()
                 )
 
-            await wait_until(all_delivered, timeout=60, interval=0.2)
+            await wait_until(all_delivered, within=60, interval=0.2)
         finally:
             stop.set()
             async with asyncio.timeout(20):

@@ -12,7 +12,6 @@ from pydantic import SecretStr
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind
 from services.simulator.app import Simulator
-from services.simulator.faults import Faults
 from services.simulator.server import RunningSimulator, running_simulator
 from services.sync.errors import (
     AuthenticationError,
@@ -52,7 +51,8 @@ def _portal(
 
 
 def _ndxp(
-    running: RunningSimulator, secret: str = "secret"
+    running: RunningSimulator,
+    secret: str = "secret",  # noqa: S107
 ) -> tuple[NdxpClient, httpx.AsyncClient]:
     settings = NdxpSettings(url=running.ndxp_url, client_secret=SecretStr(secret))
     http = make_client(settings.url, timeout=5, max_connections=8)

@@ -498,6 +498,15 @@ def create_app(sim: Simulator) -> FastAPI:
             if c.seq > since and (destination is None or c.destination == destination)
         ]
 
+    @app.get("/_sim/revisions")
+    async def revisions() -> dict[str, dict[str, int | None]]:
+        """The latest revision of every dossier at each destination (cheap to poll)."""
+        state = state_of()
+        return {
+            "portal": {code: d.revision for code, d in state.portal.items()},
+            "ndxp": {code: body.get("revision") for code, body in state.ndxp.items()},
+        }
+
     @app.get("/_sim/regressions")
     async def regressions() -> list[dict[str, Any]]:
         return [r.view() for r in state_of().regressions]

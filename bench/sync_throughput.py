@@ -1,0 +1,310 @@
+"""Sync throughput: records/s through `govsync sync` vs. bare httpx posts of the same bodies.
+
+    uv run python -m bench.sync_throughput [--records 4000] [--in-flight 32] [--latency-ms 50]
+
+The simulator runs in its own process (`govsync simulate`) so that it does not share a core's
+event loop with the worker. Case 1, zero latency: the NDXP worker (one request per record,
+Kafka fetch, ordering, acknowledged-revision writes, commits) against a baseline that posts the
+same JSON bodies with httpx at the same concurrency, in the same run. The portal worker (batched
+DongBoHoSoMC) is shown beside them. Case 2, 50 ms latency per request: the NDXP worker against
+the bound 0.8 x in-flight / latency, with the simulator checking that no dossier went backwards.
+Writes a JSON report to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from schemas.dossier import (
+    DossierHeader,
+    DossierRecord,
+    DossierStatus,
+    ProgressStep,
+    RecordKind,
+    Timeliness,
+)
+from services.common.kafka import TopicSpec, ensure_topics, make_producer
+from services.common.settings import KafkaSettings
+from services.embedded import EmbeddedBroker, free_port
+from services.sync.main import run
+from services.sync.mapping import ndxp_status
+from services.sync.settings import (
+    DeliverySettings,
+    NdxpSettings,
+    PortalSettings,
+    SyncSettings,
+    Target,
+)
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_stream(prefix: str, records: int, revisions: int = 3) -> list[DossierRecord]:
+    """`records` records over records/revisions dossiers, interleaved, each dossier in order."""
+    now = datetime.now(UTC)
+    per: list[list[DossierRecord]] = []
+    for n in range(records // revisions):
+        code = f"{prefix}-{n:06d}"
+        per.append(
+            [
+                DossierRecord(
+                    dossier_code=code,
+                    agency="000.00.10.H29",
+                    revision=r,
+                    kind=RecordKind.DOSSIER if r == 1 else RecordKind.PROGRESS,
+                    status=DossierStatus(min(r + 1, 10)),
+                    timeliness=Timeliness.IN_PROGRESS,
+                    source="bench",
+                    event_id=f"{code}-{r}",
+                    event_time=now,
+                    ingested_at=now,
+                    header=DossierHeader(procedure_code="1.0001", received_at=now)
+                    if r == 1
+                    else None,
+                    step=ProgressStep(handled_at=now, status=DossierStatus(min(r + 1, 10)))
+                    if r > 1
+                    else None,
+                )
+                for r in range(1, revisions + 1)
+            ]
+        )
+    rng = random.Random(1)
+    stream: list[DossierRecord] = []
+    cursors = [0] * len(per)
+    live = list(range(len(per)))
+    while live:
+        i = rng.choice(live)
+        stream.append(per[i][cursors[i]])
+        cursors[i] += 1
+        if cursors[i] == len(per[i]):
+            live[live.index(i)] = live[-1]
+            live.pop()
+    return stream
+
+
+class SimulatorProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> SimulatorProcess:
+        env = os.environ | {"GOVSYNC_LOG_LEVEL": "WARNING"}
+        self._process = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "services", "simulate", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.base}/_sim/stats", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("simulator did not start")
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+async def wait_delivered(
+    client: httpx.AsyncClient, destination: str, finals: dict[str, int], within: float
+) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            revisions = (await client.get("/_sim/revisions")).json()[destination]
+            if all(revisions.get(code) == rev for code, rev in finals.items()):
+                return
+            await asyncio.sleep(0.2)  # polling costs the simulator CPU: keep it rare
+
+
+async def sync_case(
+    kafka: KafkaSettings,
+    sim: SimulatorProcess,
+    target: Target,
+    stream: list[DossierRecord],
+    in_flight: int,
+) -> dict[str, Any]:
+    """Records/s from the first produced record to the last acknowledgement, worker warmed up."""
+    unique = uuid.uuid4().hex[:8]
+    settings = SyncSettings(
+        kafka=kafka,
+        portal=PortalSettings(
+            url=f"{sim.base}/portal", password=SecretStr("secret"), dstcode="DVCQG"
+        ),
+        ndxp=NdxpSettings(url=f"{sim.base}/ndxp", client_secret=SecretStr("secret")),
+        delivery=DeliverySettings(max_in_flight=in_flight, max_buffered=5000),
+        topic_dossier_normalized=f"bench.normalized.{unique}",
+        topic_dlq=f"bench.dlq.{unique}",
+        acked_topic_template=f"bench.{{target}}.acked.{unique}",
+        group_prefix=f"bench-{unique}-",
+    )
+    topic = settings.topic_dossier_normalized
+    await ensure_topics(kafka, [TopicSpec(topic, 6)])
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run(settings, target, stop, serve_http=False))
+    async with (
+        httpx.AsyncClient(base_url=sim.base, timeout=30) as client,
+        make_producer(kafka) as producer,
+    ):
+        warm = make_stream(f"warm{unique}", 3, revisions=1)
+        await producer.send_and_wait(topic, key=b"w", value=warm[0].model_dump_json().encode())
+        await wait_delivered(client, target.value, {warm[0].dossier_code: 1}, 60)
+        regressions_before = len((await client.get("/_sim/regressions")).json())
+        finals = {r.dossier_code: r.revision for r in stream}
+        started = time.perf_counter()
+        for r in stream:
+            await producer.send(
+                topic, key=r.dossier_code.encode(), value=r.model_dump_json().encode()
+            )
+        await producer.flush()
+        await wait_delivered(client, target.value, finals, 600)
+        elapsed = time.perf_counter() - started
+        regressions = len((await client.get("/_sim/regressions")).json()) - regressions_before
+    stop.set()
+    await worker
+    return {
+        "case": f"govsync sync --target {target.value}",
+        "records": len(stream),
+        "seconds": round(elapsed, 3),
+        "records_per_second": round(len(stream) / elapsed, 1),
+        "regressions": regressions,
+    }
+
+
+async def baseline_case(
+    sim: SimulatorProcess, stream: list[DossierRecord], in_flight: int
+) -> dict[str, Any]:
+    """The same NDXP bodies posted with bare httpx, `in_flight` at a time, no ordering."""
+    bodies = [json.dumps(ndxp_status(r), ensure_ascii=False).encode() for r in stream]
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    async with httpx.AsyncClient(base_url=f"{sim.base}/ndxp", limits=limits, timeout=30) as client:
+        token = (
+            await client.post(
+                "/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "govsync",
+                    "client_secret": "secret",
+                },
+            )
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        queue = iter(bodies)
+
+        async def lane() -> None:
+            for body in queue:
+                response = await client.post("/dossier/v1/status", content=body, headers=headers)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(in_flight)))
+        elapsed = time.perf_counter() - started
+    return {
+        "case": "bare httpx posts (baseline)",
+        "records": len(stream),
+        "seconds": round(elapsed, 3),
+        "records_per_second": round(len(stream) / elapsed, 1),
+        "regressions": None,
+    }
+
+
+async def set_latency(sim: SimulatorProcess, seconds: float) -> None:
+    async with httpx.AsyncClient(base_url=sim.base) as client:
+        await client.post("/_sim/faults", json={"latency_seconds": seconds})
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'case':<40} {'records':>8} {'seconds':>8} {'rec/s':>9} {'regress':>8}"]
+    for row in rows:
+        regress = "-" if row["regressions"] is None else str(row["regressions"])
+        lines.append(
+            f"{row['case']:<40} {row['records']:>8} {row['seconds']:>8.2f}"
+            f" {row['records_per_second']:>9.1f} {regress:>8}"
+        )
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    external = os.environ.get("GOVSYNC_BENCH_KAFKA")
+    broker = None if external else EmbeddedBroker()
+    if broker is not None:
+        broker.start()
+    try:
+        kafka = KafkaSettings(bootstrap_servers=external or broker.bootstrap)  # type: ignore[union-attr]
+        with SimulatorProcess() as sim:
+            zero = make_stream("z", args.records)
+            baseline = await baseline_case(sim, make_stream("b", args.records), args.in_flight)
+            ndxp = await sync_case(kafka, sim, Target.NDXP, zero, args.in_flight)
+            portal = await sync_case(
+                kafka, sim, Target.PORTAL, make_stream("p", args.records), args.in_flight
+            )
+            await set_latency(sim, args.latency_ms / 1000)
+            slow_records = args.latency_records
+            slow = await sync_case(
+                kafka, sim, Target.NDXP, make_stream("l", slow_records), args.in_flight
+            )
+            slow["case"] += f" @{args.latency_ms:g} ms"
+    finally:
+        if broker is not None:
+            broker.stop()
+    bound = 0.8 * args.in_flight / (args.latency_ms / 1000)
+    report = {
+        "at": datetime.now(UTC).isoformat(),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "in_flight": args.in_flight,
+        "zero_latency": {
+            "baseline": baseline,
+            "ndxp": ndxp,
+            "portal": portal,
+            "ndxp_vs_baseline": round(
+                ndxp["records_per_second"] / baseline["records_per_second"], 3
+            ),
+        },
+        "latency": {
+            "latency_ms": args.latency_ms,
+            "ndxp": slow,
+            "bound_records_per_second": round(bound, 1),
+            "ratio_to_bound": round(slow["records_per_second"] / bound, 3),
+        },
+    }
+    print(table([baseline, ndxp, portal, slow]))
+    print(f"ndxp / baseline at zero latency: {report['zero_latency']['ndxp_vs_baseline']}")
+    print(
+        f"at {args.latency_ms:g} ms: {slow['records_per_second']} rec/s vs bound"
+        f" 0.8 x {args.in_flight} / {args.latency_ms / 1000:g} s = {bound:.0f} rec/s"
+        f" (ratio {report['latency']['ratio_to_bound']}), regressions {slow['regressions']}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"sync_throughput-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written {out}")
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=4000)
+    parser.add_argument("--latency-records", type=int, default=3000)
+    parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    asyncio.run(main(parser.parse_args()))

@@ -39,7 +39,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield external
         return
     if _docker_available():
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+        from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()

@@ -60,7 +60,7 @@ async def read_topic(
     await consumer.start()
     received: list[Received] = []
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         async with asyncio.timeout(within):
@@ -81,10 +81,14 @@ async def read_topic(
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    async with asyncio.timeout(10):
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, within: float = 30.0
+) -> list[TopicPartition]:
+    """The topic's partitions, waiting for the topic to exist (a service may create it)."""
+    async with asyncio.timeout(within):
         while True:
             if topic in await consumer.topics():
-                found = consumer.partitions_for_topic(topic) or set()
-                return [TopicPartition(topic, p) for p in sorted(found)]
+                found = consumer.partitions_for_topic(topic)
+                if found:
+                    return [TopicPartition(topic, p) for p in sorted(found)]
             await asyncio.sleep(0.1)

@@ -24,9 +24,7 @@ STRUCTURED = {
 
 
 def test_structured_mode() -> None:
-    envelope = decode_record(
-        json.dumps(STRUCTURED).encode(), [], topic="t", max_bytes=10_000
-    )
+    envelope = decode_record(json.dumps(STRUCTURED).encode(), [], topic="t", max_bytes=10_000)
     assert (envelope.id, envelope.source, envelope.type) == ("e-1", "urn:src", EventType.DOSSIER)
     assert envelope.agency == "000.00.00.G22"
     assert envelope.data == ITEM
@@ -36,7 +34,11 @@ def test_structured_mode() -> None:
 
 
 def test_structured_mode_with_data_base64() -> None:
-    event = {**STRUCTURED, "data": None, "data_base64": base64.b64encode(b'{"MaHoSo":"H"}').decode()}
+    event = {
+        **STRUCTURED,
+        "data": None,
+        "data_base64": base64.b64encode(b'{"MaHoSo":"H"}').decode(),
+    }
     del event["data"]
     envelope = decode_record(json.dumps(event).encode(), [], topic="t", max_bytes=10_000)
     assert envelope.data == {"MaHoSo": "H"}
@@ -93,30 +95,46 @@ def test_bare_xml_is_an_edxml_package() -> None:
         pytest.param(b"[" * 5000 + b"]" * 5000, [], DecodeError, id="deep-nesting"),
         pytest.param(b'{"MaHoSo": 1' + b"0" * 400 + b"}", [], DecodeError, id="huge-number"),
         pytest.param(
-            json.dumps({**STRUCTURED, "specversion": "0.3"}).encode(), [], ContractError,
+            json.dumps({**STRUCTURED, "specversion": "0.3"}).encode(),
+            [],
+            ContractError,
             id="wrong-specversion",
         ),
         pytest.param(
-            json.dumps({**STRUCTURED, "type": "com.example.other"}).encode(), [],
-            UnsupportedTypeError, id="unknown-type",
+            json.dumps({**STRUCTURED, "type": "com.example.other"}).encode(),
+            [],
+            UnsupportedTypeError,
+            id="unknown-type",
         ),
         pytest.param(
-            json.dumps({k: v for k, v in STRUCTURED.items() if k != "id"}).encode(), [],
-            ContractError, id="missing-id",
+            json.dumps({k: v for k, v in STRUCTURED.items() if k != "id"}).encode(),
+            [],
+            ContractError,
+            id="missing-id",
         ),
         pytest.param(
-            json.dumps({**STRUCTURED, "data": None}).encode(), [], ContractError, id="no-data",
+            json.dumps({**STRUCTURED, "data": None}).encode(),
+            [],
+            ContractError,
+            id="no-data",
         ),
         pytest.param(
-            json.dumps({**STRUCTURED, "data_base64": "!!!"}).encode(), [], ContractError,
+            json.dumps({**STRUCTURED, "data_base64": "!!!"}).encode(),
+            [],
+            ContractError,
             id="data-and-data-base64",
         ),
         pytest.param(
-            b"{}", [("ce_specversion", b"1.0"), ("ce_id", b"x")], ContractError,
+            b"{}",
+            [("ce_specversion", b"1.0"), ("ce_id", b"x")],
+            ContractError,
             id="binary-missing-attributes",
         ),
         pytest.param(
-            b"{}", [("ce_specversion", b"\xff")], DecodeError, id="binary-header-not-utf8",
+            b"{}",
+            [("ce_specversion", b"\xff")],
+            DecodeError,
+            id="binary-header-not-utf8",
         ),
     ],
 )

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from schemas.dossier import Channel, DossierEvent, DossierStatus, ProgressEvent, RecordKind, Timeliness
+from schemas.dossier import (
+    Channel,
+    DossierEvent,
+    DossierStatus,
+    ProgressEvent,
+    RecordKind,
+    Timeliness,
+)
 from services.ingest.normalize import (
     LOCAL_TZ,
     Vocabularies,
@@ -34,23 +41,27 @@ def at(days: float) -> datetime:
     return DAY0 + timedelta(days=days)
 
 
-def header(
-    status: int, *, when: datetime, event_id: str | None = None, **fields: Any
-) -> Change:
+def header(status: int, *, when: datetime, event_id: str | None = None, **fields: Any) -> Change:
     data = {"MaHoSo": "H-1", "MaDonVi": "000.00.00.G22", "TrangThaiHoSo": status, **fields}
     event = validate_data(data, DossierEvent)
     dossier = normalize_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=500)
-    return Change("H-1", "urn:src", event_id or f"h-{status}-{when.isoformat()}", when, dossier=dossier)
+    return Change(
+        "H-1", "urn:src", event_id or f"h-{status}-{when.isoformat()}", when, dossier=dossier
+    )
 
 
-def step(status: int | None, *, when: datetime, event_id: str | None = None, text: str = "x") -> Change:
+def step(
+    status: int | None, *, when: datetime, event_id: str | None = None, text: str = "x"
+) -> Change:
     data: dict[str, Any] = {"MaHoSo": "H-1", "ThoiDiemXuLy": when.isoformat(), "NoiDungXuLy": text}
     if status is not None:
         data["TrangThai"] = status
     progress = normalize_progress(
         validate_data(data, ProgressEvent), vocabularies=VOCAB, agency_hint=None, max_chars=500
     )
-    return Change("H-1", "urn:src", event_id or f"p-{when.isoformat()}-{text}", when, progress=progress)
+    return Change(
+        "H-1", "urn:src", event_id or f"p-{when.isoformat()}-{text}", when, progress=progress
+    )
 
 
 class Dossier:
@@ -80,7 +91,11 @@ def test_revisions_grow_by_one_per_accepted_change() -> None:
     d.feed(step(4, when=at(1)))
     d.feed(header(4, when=at(2)))
     assert [r.revision for r in d.records] == [1, 2, 3]
-    assert [r.kind for r in d.records] == [RecordKind.DOSSIER, RecordKind.PROGRESS, RecordKind.DOSSIER]
+    assert [r.kind for r in d.records] == [
+        RecordKind.DOSSIER,
+        RecordKind.PROGRESS,
+        RecordKind.DOSSIER,
+    ]
     assert d.records[1].header is None
     assert d.records[1].step is not None
 
@@ -160,12 +175,17 @@ def test_finished_counted_once() -> None:
     [
         pytest.param([(2, 0), (9, 5)], Timeliness.ON_TIME, id="before-due"),
         pytest.param([(2, 0), (9, 12)], Timeliness.LATE, id="after-due"),
-        pytest.param([(2, 0), (5, 2), (4, 6), (9, 11)], Timeliness.ON_TIME,
-                     id="one-supplement-extends-due"),
-        pytest.param([(2, 0), (5, 2), (4, 3), (9, 11)], Timeliness.LATE,
-                     id="one-short-supplement-not-enough"),
-        pytest.param([(2, 0), (5, 1), (4, 1.5), (5, 2), (4, 2.5), (9, 3)], Timeliness.LATE,
-                     id="two-supplements-late"),
+        pytest.param(
+            [(2, 0), (5, 2), (4, 6), (9, 11)], Timeliness.ON_TIME, id="one-supplement-extends-due"
+        ),
+        pytest.param(
+            [(2, 0), (5, 2), (4, 3), (9, 11)], Timeliness.LATE, id="one-short-supplement-not-enough"
+        ),
+        pytest.param(
+            [(2, 0), (5, 1), (4, 1.5), (5, 2), (4, 2.5), (9, 3)],
+            Timeliness.LATE,
+            id="two-supplements-late",
+        ),
         pytest.param([(2, 0), (3, 1)], None, id="rejected-is-not-finished"),
         pytest.param([(2, 0), (7, 20)], Timeliness.LATE, id="withdrawn-after-due"),
     ],
@@ -207,10 +227,16 @@ def test_legal_time_limit_when_no_due_date() -> None:
 def test_digitised_fee_and_online_payment_counted_once_when_received() -> None:
     d = Dossier()
     fee = [{"Gia": 50000}]
-    d.feed(header(1, when=at(0), HoSoCoThanhPhanSoHoa=1, DanhSachLePhi=fee, DuocThanhToanTrucTuyen=1))
+    d.feed(
+        header(1, when=at(0), HoSoCoThanhPhanSoHoa=1, DanhSachLePhi=fee, DuocThanhToanTrucTuyen=1)
+    )
     assert not any(i.digitised or i.fee_bearing for i in d.indicators)
-    d.feed(header(2, when=at(1), HoSoCoThanhPhanSoHoa=1, DanhSachLePhi=fee, DuocThanhToanTrucTuyen=1))
-    d.feed(header(4, when=at(2), HoSoCoThanhPhanSoHoa=1, DanhSachLePhi=fee, DuocThanhToanTrucTuyen=1))
+    d.feed(
+        header(2, when=at(1), HoSoCoThanhPhanSoHoa=1, DanhSachLePhi=fee, DuocThanhToanTrucTuyen=1)
+    )
+    d.feed(
+        header(4, when=at(2), HoSoCoThanhPhanSoHoa=1, DanhSachLePhi=fee, DuocThanhToanTrucTuyen=1)
+    )
     assert sum(i.digitised for i in d.indicators) == 1
     assert sum(i.fee_bearing for i in d.indicators) == 1
     assert sum(i.paid_online for i in d.indicators) == 1

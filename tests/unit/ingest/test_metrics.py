@@ -1,0 +1,53 @@
+"""Metric labels stay bounded and the scored counters count what they are given."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from schemas.dossier import Channel, Timeliness
+from services.ingest.metrics import AgencyLabels, IngestMetrics
+from services.ingest.state import Indicators
+
+
+def test_agency_labels_are_bounded() -> None:
+    labels = AgencyLabels(2)
+    assert [labels(a) for a in ("A", "B", "C", "A", None)] == ["A", "B", "other", "A", "unknown"]
+
+
+def test_zeros_are_exported_up_front() -> None:
+    registry = CollectorRegistry()
+    IngestMetrics(registry, agency_limit=10, agencies=["000.00.00.G22"])
+    value = registry.get_sample_value(
+        "govsync_dossiers_received_total", {"agency": "000.00.00.G22", "channel": "online"}
+    )
+    assert value == 0.0
+    assert (
+        registry.get_sample_value(
+            "govsync_events_total", {"type": "vn.gov.dvc.dossier.v1", "outcome": "stale"}
+        )
+        == 0.0
+    )
+
+
+def test_count_indicators() -> None:
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry, agency_limit=10)
+    metrics.count(
+        Indicators(
+            agency="A",
+            received=True,
+            received_channel=Channel.POSTAL,
+            finished=Timeliness.LATE,
+            digitised=True,
+            fee_bearing=True,
+            paid_online=True,
+        )
+    )
+    metrics.count(Indicators(agency="A", received=True, received_channel=None))
+    get = registry.get_sample_value
+    assert get("govsync_dossiers_received_total", {"agency": "A", "channel": "postal"}) == 1
+    assert get("govsync_dossiers_received_total", {"agency": "A", "channel": "unknown"}) == 1
+    assert get("govsync_dossiers_finished_total", {"agency": "A", "timeliness": "late"}) == 1
+    assert get("govsync_dossiers_digitised_total", {"agency": "A"}) == 1
+    assert get("govsync_dossiers_fee_bearing_total", {"agency": "A"}) == 1
+    assert get("govsync_dossiers_paid_online_total", {"agency": "A"}) == 1

@@ -93,7 +93,7 @@ async def test_faults_outage_rate_limit_and_expired_session() -> None:
         async def recovered() -> bool:
             return (await c.post("/portal/api/auth/login", json={})).status_code != 503
 
-        await wait_until(recovered, timeout=5)
+        await wait_until(recovered, within=5)
         session = await _login(c)
         await c.post("/_sim/sessions/expire")
         body = _envelope(session, [{"MaHoSo": "HS-3", "TrangThaiHoSo": 1}], updating=False)

@@ -53,7 +53,9 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
     options = client_options(settings) | {
         "acks": "all",
         "linger_ms": 5,
-        "max_request_size": 8 * 1024 * 1024,
+        # edXML packages carry their attachments (up to 20 MiB by default); the topics'
+        # `max.message.bytes` must allow as much.
+        "max_request_size": 32 * 1024 * 1024,
         "compression_type": None,
     }
     return AIOKafkaProducer(**(options | overrides))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from schemas.cloudevents import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
 from services.common.auth import FailureLimiter, KeyRing
 from services.common.problem import FieldProblem, problem_response, problem_responses
+from services.ingest.documents import DocumentPipeline
 from services.ingest.envelope import XML_TYPES, from_structured
 from services.ingest.errors import ContractError, IngestError
 from services.ingest.metrics import IngestMetrics
@@ -113,6 +114,7 @@ def add_intake_routes(
     keys: KeyRing,
     sink: EventSink,
     pipeline: DossierPipeline,
+    documents: DocumentPipeline,
     metrics: IngestMetrics,
     limiter: FailureLimiter,
 ) -> None:
@@ -225,7 +227,7 @@ def add_intake_routes(
             )
         return [parsed]
 
-    def check(events: list[Any], sources: frozenset[str]) -> list[tuple[str, Outgoing]]:
+    async def check(events: list[Any], sources: frozenset[str]) -> list[tuple[str, Outgoing]]:
         accepted: list[tuple[str, Outgoing]] = []
         problems: list[FieldProblem] = []
         now = datetime.now(UTC)
@@ -244,9 +246,11 @@ def add_intake_routes(
                         f"this API key may not publish events of source {envelope.source!r}",
                     )
                 if envelope.type in XML_TYPES:
-                    accepted.append(
-                        (envelope.id, Outgoing(config.edocument_topic, None, orjson.dumps(raw)))
-                    )
+                    # Parsed and verified off the loop, exactly as the worker will.
+                    document = await asyncio.to_thread(documents.normalise, envelope, now=now)
+                    key = document.document_id.encode()
+                    outgoing = Outgoing(config.edocument_topic, key, orjson.dumps(raw))
+                    accepted.append((envelope.id, outgoing))
                     continue
                 change = pipeline.change(envelope, now=now)
             except IngestError as exc:
@@ -284,7 +288,7 @@ def add_intake_routes(
             sources = authenticate(request, authorization, x_api_key)
             body = await read_body(request)
             events = parse(body, request.headers.get("content-type", ""))
-            accepted = check(events, sources)
+            accepted = await check(events, sources)
             try:
                 await sink.publish([outgoing for _, outgoing in accepted])
             except BrokerUnavailableError:

@@ -11,16 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from schemas.edocument import EDocumentStatusRecord
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.logging import get_logger
+from services.ingest.documents import DocumentPipeline
+from services.ingest.envelope import XML_TYPES, Envelope, decode_record
+from services.ingest.errors import IngestError
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import DossierPipeline, Result, describe
+from services.ingest.pipeline import UNKNOWN_TYPE, DossierPipeline, Result, describe
 from services.ingest.state import DossierState, Outcome, Policy, evictable
 
 log = get_logger(__name__)
@@ -30,6 +35,16 @@ SERVICE = "ingest"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTopics:
+    dossier: str
+    dossier_output: str
+    state: str
+    """Compacted; partition N holds the state of the dossiers of `dossier` partition N."""
+    edocument: str
+    edocument_output: str
 
 
 class StateStore:
@@ -56,11 +71,11 @@ class IngestWorker:
         restorer: AIOKafkaConsumer,
         dead_letters: DeadLetterWriter,
         pipeline: DossierPipeline,
+        documents: DocumentPipeline,
         metrics: IngestMetrics,
-        input_topic: str,
-        output_topic: str,
-        state_topic: str,
+        topics: WorkerTopics,
         policy: Policy,
+        max_event_bytes: int,
         max_batch: int,
         clock: Clock = utc_now,
         eviction_interval_seconds: float = 60.0,
@@ -70,11 +85,11 @@ class IngestWorker:
         self._restorer = restorer
         self._dead_letters = dead_letters
         self._pipeline = pipeline
+        self._documents = documents
         self._metrics = metrics
-        self._input_topic = input_topic
-        self._output_topic = output_topic
-        self._state_topic = state_topic
+        self._topics = topics
         self._policy = policy
+        self._max_event_bytes = max_event_bytes
         self._max_batch = max_batch
         self._clock = clock
         self._eviction_interval = eviction_interval_seconds
@@ -124,20 +139,22 @@ class IngestWorker:
                 # The batch in progress finishes and commits before the partitions move.
                 async with worker._lock:
                     for tp in revoked:
-                        worker._states.partitions.pop(tp.partition, None)
+                        if tp.topic == worker._topics.dossier:
+                            worker._states.partitions.pop(tp.partition, None)
                     worker._restored = False
                     worker._metrics.dossiers_in_memory.set(len(worker._states))
 
             async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
                 async with worker._lock:
-                    await worker._restore({tp.partition for tp in assigned})
+                    dossier = worker._topics.dossier
+                    await worker._restore({tp.partition for tp in assigned if tp.topic == dossier})
 
         return _Listener()
 
     async def _restore(self, partitions: set[int]) -> None:
         """Read each assigned partition's state from the compacted topic, oldest first."""
         started = time.monotonic()
-        wanted = [TopicPartition(self._state_topic, p) for p in sorted(partitions)]
+        wanted = [TopicPartition(self._topics.state, p) for p in sorted(partitions)]
         for p in partitions:
             self._states.partitions[p] = {}
         if wanted:
@@ -211,11 +228,21 @@ class IngestWorker:
     ) -> list[Awaitable[Any]]:
         started = time.perf_counter()
         headers = list(record.headers or ())
-        result = self._pipeline.handle(
-            record.value, headers, topic=tp.topic, states=states, now=self._clock()
+        now = self._clock()
+        limit = (
+            self._documents.limits.max_bytes
+            if tp.topic == self._topics.edocument
+            else self._max_event_bytes
         )
-        self._metrics.processing.observe(time.perf_counter() - started)
-        self._metrics.events.labels(result.event_type, result.outcome.value).inc()
+        try:
+            envelope = decode_record(record.value, headers, topic=tp.topic, max_bytes=limit)
+        except IngestError as exc:
+            result = Result(Outcome.DEAD_LETTERED, UNKNOWN_TYPE, error=exc)
+        else:
+            if envelope.type in XML_TYPES:
+                return await self._document(tp, record, headers, envelope, now, started)
+            result = self._pipeline.handle(envelope, states=states, now=now)
+        self._finish(result.event_type, result.outcome, started)
         if result.outcome is Outcome.DEAD_LETTERED:
             return [await self._dead_letter(tp, record, headers, result)]
         decision = result.decision
@@ -224,13 +251,13 @@ class IngestWorker:
         key = result.key.encode() if result.key else None
         writes = [
             await self._producer.send(
-                self._output_topic,
+                self._topics.dossier_output,
                 value=decision.record.model_dump_json().encode(),
                 key=key,
                 headers=[("content-type", b"application/json")],
             ),
             await self._producer.send(
-                self._state_topic,
+                self._topics.state,
                 value=decision.state.to_bytes(),
                 key=key,
                 partition=tp.partition,
@@ -239,6 +266,47 @@ class IngestWorker:
         if decision.indicators is not None:
             self._metrics.count(decision.indicators)
         return writes
+
+    def _finish(self, event_type: str, outcome: Outcome, started: float) -> None:
+        self._metrics.processing.observe(time.perf_counter() - started)
+        self._metrics.events.labels(event_type, outcome.value).inc()
+
+    async def _document(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[Any, Any],
+        headers: list[tuple[str, bytes]],
+        envelope: Envelope,
+        now: datetime,
+        started: float,
+    ) -> list[Awaitable[Any]]:
+        """An edXML package: verified off the loop, counted on it."""
+        try:
+            normalised = await asyncio.to_thread(self._documents.normalise, envelope, now=now)
+        except IngestError as exc:
+            self._finish(envelope.type.value, Outcome.DEAD_LETTERED, started)
+            failed = Result(
+                Outcome.DEAD_LETTERED, envelope.type.value, error=exc, source=envelope.source
+            )
+            return [await self._dead_letter(tp, record, headers, failed)]
+        result = self._documents.decide(normalised)
+        self._finish(envelope.type.value, result.outcome, started)
+        if result.record is None:
+            return []
+        if result.counted is not None:
+            self._metrics.count_document(result.counted)
+        is_status = isinstance(result.record, EDocumentStatusRecord)
+        if isinstance(result.record, EDocumentStatusRecord):
+            self._metrics.count_document_status(result.status_agency, result.record.state)
+        kind = b"edocument-status" if is_status else b"edocument"
+        return [
+            await self._producer.send(
+                self._topics.edocument_output,
+                value=result.record.model_dump_json().encode(),
+                key=result.record.document_id.encode(),
+                headers=[("content-type", b"application/json"), ("govsync-record-type", kind)],
+            )
+        ]
 
     async def _dead_letter(
         self,
@@ -281,7 +349,7 @@ class IngestWorker:
                 del states[code]
                 tombstones.append(
                     await self._producer.send(
-                        self._state_topic, value=None, key=code.encode(), partition=partition
+                        self._topics.state, value=None, key=code.encode(), partition=partition
                     )
                 )
         await asyncio.gather(*tombstones)

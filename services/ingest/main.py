@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
@@ -17,10 +18,12 @@ from services.common.lifecycle import install_stop_handlers
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
 from services.ingest.api import IntakeConfig, KafkaEventSink, add_intake_routes
-from services.ingest.consumer import IngestWorker
+from services.ingest.consumer import IngestWorker, WorkerTopics
+from services.ingest.documents import DocumentPipeline
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import DossierPipeline, VocabularyBook
 from services.ingest.settings import IngestSettings
+from services.ingest.signature import load_trust_bundle
 from services.ingest.state import Policy
 
 log = get_logger(__name__)
@@ -34,6 +37,8 @@ def topics(settings: IngestSettings) -> list[TopicSpec]:
         TopicSpec(settings.topic_dossier_normalized, n, rf),
         TopicSpec(settings.topic_dlq, n, rf),
         TopicSpec.compacted(settings.topic_state, n, rf),
+        TopicSpec(settings.topic_edocument, n, rf),
+        TopicSpec(settings.topic_edocument_normalized, n, rf),
     ]
 
 
@@ -41,9 +46,13 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
     return DossierPipeline(
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
-        max_event_bytes=settings.max_event_bytes,
         max_text_chars=settings.max_text_chars,
     )
+
+
+def build_documents(settings: IngestSettings) -> DocumentPipeline:
+    trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
+    return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
 
 
 def policy(settings: IngestSettings) -> Policy:
@@ -56,11 +65,13 @@ def policy(settings: IngestSettings) -> Policy:
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; an exception from the worker or the server ends the process."""
     registry = new_registry()
-    own = [a.strip() for a in settings.own_agencies.split(",") if a.strip()]
-    metrics = IngestMetrics(registry, agency_limit=settings.agency_label_limit, agencies=own)
+    metrics = IngestMetrics(
+        registry, agency_limit=settings.agency_label_limit, agencies=sorted(settings.own_agencies)
+    )
     if settings.create_topics:
         await ensure_topics(settings.kafka, topics(settings))
     pipeline = build_pipeline(settings)
+    documents = build_documents(settings)
     async with AsyncExitStack() as stack:
         producer = make_producer(settings.kafka)
         consumer = make_consumer(settings.kafka, group_id=settings.consumer_group)
@@ -74,14 +85,22 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             restorer=restorer,
             dead_letters=DeadLetterWriter(producer, settings.topic_dlq),
             pipeline=pipeline,
+            documents=documents,
             metrics=metrics,
-            input_topic=settings.topic_dossier,
-            output_topic=settings.topic_dossier_normalized,
-            state_topic=settings.topic_state,
+            topics=WorkerTopics(
+                dossier=settings.topic_dossier,
+                dossier_output=settings.topic_dossier_normalized,
+                state=settings.topic_state,
+                edocument=settings.topic_edocument,
+                edocument_output=settings.topic_edocument_normalized,
+            ),
             policy=policy(settings),
+            max_event_bytes=settings.max_event_bytes,
             max_batch=settings.max_batch_events,
         )
-        consumer.subscribe([settings.topic_dossier], listener=worker.listener())
+        consumer.subscribe(
+            [settings.topic_dossier, settings.topic_edocument], listener=worker.listener()
+        )
         stack.push_async_callback(consumer.stop)
 
         app = create_base_app(
@@ -99,6 +118,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             keys=KeyRing(settings.api_keys),
             sink=KafkaEventSink(producer),
             pipeline=pipeline,
+            documents=documents,
             metrics=metrics,
             limiter=FailureLimiter(
                 limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
@@ -141,6 +161,8 @@ async def _main(settings: IngestSettings) -> None:
 def main() -> int:
     settings = IngestSettings(_secrets_dir=os.environ.get("GOVSYNC_SECRETS_DIR"))
     configure_logging(settings.log_level, service="ingest")
+    # pyHanko logs unbuildable chains with a traceback naming the signer: personal data.
+    logging.getLogger("pyhanko").setLevel(logging.ERROR)
     try:
         asyncio.run(_main(settings))
     except Exception as exc:

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.cloudevents import EventType
 from schemas.dossier import Channel, Timeliness
+from schemas.edocument import Direction, EDocumentState, SignatureVerdict
+from services.ingest.documents import Counted
 from services.ingest.state import Indicators, Outcome
 
 CHANNEL_LABELS = {
@@ -74,6 +76,18 @@ class IngestMetrics:
             "govsync_dossiers_paid_online",
             "Fee-bearing dossiers paid online (indicator 3.6).",
             ["agency"],
+            registry=registry,
+        )
+        self.edocuments = Counter(
+            "govsync_edocuments",
+            "Electronic documents, each counted once, by direction and signature verdict.",
+            ["agency", "direction", "signature"],
+            registry=registry,
+        )
+        self.edocument_status = Counter(
+            "govsync_edocument_status",
+            "Status packages applied, by the state they report.",
+            ["agency", "status"],
             registry=registry,
         )
         self.events = Counter(
@@ -145,6 +159,9 @@ class IngestMetrics:
             self._zero_agency(self.agency(agency))
 
     def _zero_agency(self, agency: str) -> None:
+        for direction in Direction:
+            for verdict in SignatureVerdict:
+                self.edocuments.labels(agency, direction.value, verdict.value)
         for channel in CHANNEL_LABELS.values():
             self.received.labels(agency, channel)
         for label in (Timeliness.ON_TIME, Timeliness.LATE):
@@ -152,6 +169,14 @@ class IngestMetrics:
         self.digitised.labels(agency)
         self.fee_bearing.labels(agency)
         self.paid_online.labels(agency)
+
+    def count_document(self, counted: Counted) -> None:
+        self.edocuments.labels(
+            self.agency(counted.agency), counted.direction.value, counted.signature.value
+        ).inc()
+
+    def count_document_status(self, agency: str | None, state: EDocumentState) -> None:
+        self.edocument_status.labels(self.agency(agency), state.value).inc()
 
     def count(self, indicators: Indicators) -> None:
         agency = self.agency(indicators.agency)

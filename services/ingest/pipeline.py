@@ -3,7 +3,7 @@ the caller passes in; the Kafka worker and the tests drive it the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
 from schemas.dossier import DossierEvent, ProgressEvent
-from services.ingest.envelope import Envelope, decode_record
+from services.ingest.envelope import Envelope
 from services.ingest.errors import ContractError, IngestError, UnsupportedTypeError
 from services.ingest.normalize import (
     Vocabularies,
@@ -68,12 +68,10 @@ class DossierPipeline:
         *,
         vocabularies: VocabularyBook,
         policy: Policy,
-        max_event_bytes: int,
         max_text_chars: int,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
-        self._max_event_bytes = max_event_bytes
         self._max_text_chars = max_text_chars
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
@@ -122,19 +120,14 @@ class DossierPipeline:
 
     def handle(
         self,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
+        envelope: Envelope,
         *,
-        topic: str,
         states: MutableMapping[str, DossierState],
         now: datetime,
     ) -> Result:
-        """Decide one Kafka record; on acceptance `states` already holds the new state."""
-        event_type = UNKNOWN_TYPE
-        source: str | None = None
+        """Decide one dossier event; on acceptance `states` already holds the new state."""
+        event_type, source = envelope.type.value, envelope.source
         try:
-            envelope = decode_record(value, headers, topic=topic, max_bytes=self._max_event_bytes)
-            event_type, source = envelope.type.value, envelope.source
             change = self.change(envelope, now=now)
         except IngestError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from services.common.settings import KafkaSettings, settings_config
+from services.ingest.edocument import AgencyList, EdxmlLimits
 
 # One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.
 DEFAULT_STATUS_VOCABULARY: dict[str, int] = {
@@ -72,7 +73,8 @@ class IngestSettings(BaseSettings):
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=24 * 1024 * 1024, ge=1024)
+    """An HTTP request body; large enough for one edXML package with its attachments."""
     max_batch_events: int = Field(default=500, ge=1)
     max_text_chars: int = Field(default=4000, ge=100)
     agency_label_limit: int = Field(default=200, ge=1)
@@ -83,5 +85,8 @@ class IngestSettings(BaseSettings):
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
 
     trust_bundle: Path | None = None
-    own_agencies: str = ""
+    """PEM file of the CA certificates that make a signature `verified`; unset: none is."""
+    own_agencies: AgencyList = frozenset()
     """Comma-separated agency codes whose documents are outgoing."""
+    edxml: EdxmlLimits = EdxmlLimits()
+    """Bounds on one edXML package (`GOVSYNC_EDXML_MAX_BYTES`, `..._MAX_DEPTH`, ...)."""

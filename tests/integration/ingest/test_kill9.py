@@ -45,7 +45,7 @@ def events() -> list[Sent]:
 
 
 def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our own command
+    return subprocess.Popen(
         [sys.executable, "-m", "services", "ingest"],
         cwd=ROOT,
         env=env,

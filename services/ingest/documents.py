@@ -1,0 +1,127 @@
+"""The e-document path: an envelope carrying an edXML package becomes a record and a counting
+decision. The CPU-heavy part (`normalise`) runs off the event loop; `decide` keeps the ledger
+and runs on it, so the ledger needs no lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from schemas.cloudevents import EventType
+from schemas.edocument import Direction, EDocumentRecord, EDocumentStatusRecord, SignatureVerdict
+from services.ingest.edocument import (
+    CountOutcome,
+    EDocumentLedger,
+    EdxmlError,
+    EdxmlLimits,
+    EventContext,
+    StatusOutcome,
+    normalize_edocument,
+    normalize_edocument_status,
+)
+from services.ingest.envelope import Envelope
+from services.ingest.errors import ContractError, DecodeError, IngestError
+from services.ingest.signature import TrustBundle
+from services.ingest.state import Outcome
+
+
+class EdxmlRefusedError(IngestError):
+    """The package is hostile, too large, malformed or not edXML. Not retryable."""
+
+    stage = "parse"
+
+    def __init__(self, error: EdxmlError) -> None:
+        super().__init__(str(error))
+        self.cause = type(error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What one document adds to `govsync_edocuments_total`."""
+
+    agency: str | None
+    direction: Direction
+    signature: SignatureVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentResult:
+    outcome: Outcome
+    record: EDocumentRecord | EDocumentStatusRecord | None = None
+    counted: Counted | None = None
+    status_agency: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        return self.record.document_id if self.record is not None else None
+
+
+class DocumentPipeline:
+    """Normalises edXML packages and decides what each adds to the digital-signature counts."""
+
+    def __init__(
+        self,
+        *,
+        own_agencies: frozenset[str],
+        trust: TrustBundle | None,
+        limits: EdxmlLimits,
+        ledger: EDocumentLedger | None = None,
+    ) -> None:
+        self._own = own_agencies
+        self._trust = trust
+        self._limits = limits
+        self._ledger = ledger or EDocumentLedger()
+
+    @property
+    def limits(self) -> EdxmlLimits:
+        return self._limits
+
+    def normalise(
+        self, envelope: Envelope, *, now: datetime
+    ) -> EDocumentRecord | EDocumentStatusRecord:
+        """Parse and verify; pure and thread-safe. Raises `IngestError` with the reason."""
+        if not isinstance(envelope.data, bytes):
+            raise DecodeError("an edXML event carries the package as bytes (data_base64 or XML)")
+        context = EventContext(envelope.source, envelope.id, envelope.time or now)
+        try:
+            if envelope.type == EventType.EDOC_STATUS:
+                return normalize_edocument_status(
+                    envelope.data, now=now, limits=self._limits, context=context
+                )
+            return normalize_edocument(
+                envelope.data,
+                own_agencies=self._own,
+                trust=self._trust,
+                now=now,
+                limits=self._limits,
+                context=context,
+            )
+        except EdxmlError as exc:
+            raise EdxmlRefusedError(exc) from None
+        except ValidationError as exc:
+            raise ContractError.from_validation(
+                "the package's values are out of bounds", exc
+            ) from None
+
+    def decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
+        """Count each document once; keep each document's latest status."""
+        if isinstance(record, EDocumentStatusRecord):
+            applied = self._ledger.apply_status(record)
+            if applied is StatusOutcome.DUPLICATE:
+                return DocumentResult(Outcome.DUPLICATE)
+            if applied is StatusOutcome.STALE:
+                return DocumentResult(Outcome.STALE)
+            return DocumentResult(
+                Outcome.ACCEPTED, record=record, status_agency=record.responder.organ_id
+            )
+        decision = self._ledger.record(record)
+        if decision.outcome is CountOutcome.DUPLICATE:
+            return DocumentResult(Outcome.DUPLICATE)
+        counted = (
+            Counted(record.agency, record.direction, record.signature.verdict)
+            if decision.counted
+            else None
+        )
+        return DocumentResult(Outcome.ACCEPTED, record=record, counted=counted)

@@ -1,0 +1,1 @@
+"""Tests of what ships to a cluster: the image recipe, the Helm chart, the Prometheus rules."""

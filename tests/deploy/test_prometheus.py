@@ -1,0 +1,100 @@
+"""The Prometheus rules: promtool checks and unit tests; the metrics rules and dashboard read."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.support import (
+    RULE_TESTS,
+    RULES,
+    Rendered,
+    metric_names_used,
+    recorded_names_defined,
+    recorded_names_used,
+)
+
+# The metric names the services promise (the contract of issue #5); histograms by family name.
+CONTRACT_METRICS = {
+    "govsync_dossiers_received_total",
+    "govsync_dossiers_finished_total",
+    "govsync_dossiers_digitised_total",
+    "govsync_dossiers_paid_online_total",
+    "govsync_dossiers_fee_bearing_total",
+    "govsync_events_total",
+    "govsync_event_processing_seconds",
+    "govsync_edocuments_total",
+    "govsync_edocument_status_total",
+    "govsync_ingest_ready",
+    "govsync_ingest_consumer_lag",
+    "govsync_sync_records_total",
+    "govsync_sync_requests_total",
+    "govsync_sync_request_seconds",
+    "govsync_sync_latency_seconds",
+    "govsync_portal_synced_dossiers_total",
+    "govsync_sync_backlog",
+    "govsync_sync_consumer_lag",
+    "govsync_sync_circuit_state",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`; `make tools` adds it)")
+    return found
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - promtool on our own files
+        command, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_rule_files_pass_promtool_check(promtool: str) -> None:
+    assert RULES, "no rule files found"
+    result = _run([promtool, "check", "rules", *map(str, RULES)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("tests", RULE_TESTS, ids=lambda path: path.stem)
+def test_rule_unit_tests_pass(promtool: str, tests: Path) -> None:
+    result = _run([promtool, "test", "rules", str(tests)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_prometheus_rule_passes_promtool_check(
+    promtool: str, production_render: Rendered, tmp_path: Path
+) -> None:
+    spec = production_render.named("PrometheusRule", "govsync")["spec"]
+    rules = tmp_path / "rendered.yaml"
+    rules.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    result = _run([promtool, "check", "rules", str(rules)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_rule_file_has_unit_tests() -> None:
+    tested = {
+        Path(name).name
+        for path in RULE_TESTS
+        for name in yaml.safe_load(path.read_text(encoding="utf-8"))["rule_files"]
+    }
+    assert tested == {path.name for path in RULES}
+
+
+def test_rules_and_dashboard_read_only_contract_metrics() -> None:
+    used = metric_names_used()
+    assert used - CONTRACT_METRICS - {"up"} == set()
+    # The indicators need every counter they are computed from.
+    assert {name for name in CONTRACT_METRICS if name.startswith("govsync_dossiers_")} <= used
+
+
+def test_rules_and_dashboard_read_only_recorded_series_that_exist() -> None:
+    assert recorded_names_used() - recorded_names_defined() == set()

@@ -165,6 +165,9 @@ def test_kafka_sasl_ssl_settings_and_ca_mount(production_render: Rendered) -> No
     assert data["GOVSYNC_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert data["GOVSYNC_KAFKA_SSL_CAFILE"] == "/etc/govsync/kafka-tls/ca.crt"
     assert data["GOVSYNC_TRUST_BUNDLE"] == "/etc/govsync/trust/ca-bundle.pem"
+    assert data["GOVSYNC_CREATE_TOPICS"] == "false"
+    assert data["GOVSYNC_TOPIC_PARTITIONS"] == "12"
+    assert data["GOVSYNC_TOPIC_REPLICATION_FACTOR"] == data["GOVSYNC_REPLICATION_FACTOR"] == "3"
     for deployment in production_render.of_kind("Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         volume = next(v for v in pod["volumes"] if v["name"] == "kafka-tls")

@@ -202,16 +202,26 @@ class IngestWorker:
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         started = time.monotonic()
         pending: list[Awaitable[Any]] = []
+        state_updates: dict[tuple[int, str], bytes] = {}
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             if tp not in self._consumer.assignment():
                 continue  # revoked while the batch was in flight; its new owner reads it
             states = self._states.partition(tp.partition)
             for record in records:
-                pending.extend(await self._one(tp, record, states))
+                pending.extend(await self._one(tp, record, states, state_updates))
             offsets[tp] = records[-1].offset + 1
-        # Every write of the batch acknowledged, then the offsets: never the other way round.
+        # Outputs first, then the state that says they were written, then the offsets. State
+        # ahead of its output would make a replay after a crash drop the output as a duplicate.
         await asyncio.gather(*pending)
+        await asyncio.gather(
+            *[
+                await self._producer.send(
+                    self._topics.state, value=value, key=code.encode(), partition=partition
+                )
+                for (partition, code), value in state_updates.items()
+            ]
+        )
         if offsets:
             await self._consumer.commit(offsets)
         for tp in offsets:
@@ -224,7 +234,11 @@ class IngestWorker:
         self._metrics.batch_seconds.observe(time.monotonic() - started)
 
     async def _one(
-        self, tp: TopicPartition, record: ConsumerRecord[Any, Any], states: dict[str, DossierState]
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[Any, Any],
+        states: dict[str, DossierState],
+        state_updates: dict[tuple[int, str], bytes],
     ) -> list[Awaitable[Any]]:
         started = time.perf_counter()
         headers = list(record.headers or ())
@@ -248,24 +262,19 @@ class IngestWorker:
         decision = result.decision
         if decision is None or decision.record is None or decision.state is None:
             return []  # a duplicate or a stale event: nothing to write
-        key = result.key.encode() if result.key else None
-        writes = [
+        code = decision.record.dossier_code
+        # Only a dossier's last state in the batch needs writing.
+        state_updates[(tp.partition, code)] = decision.state.to_bytes()
+        if decision.indicators is not None:
+            self._metrics.count(decision.indicators)
+        return [
             await self._producer.send(
                 self._topics.dossier_output,
                 value=decision.record.model_dump_json().encode(),
-                key=key,
+                key=code.encode(),
                 headers=[("content-type", b"application/json")],
-            ),
-            await self._producer.send(
-                self._topics.state,
-                value=decision.state.to_bytes(),
-                key=key,
-                partition=tp.partition,
-            ),
+            )
         ]
-        if decision.indicators is not None:
-            self._metrics.count(decision.indicators)
-        return writes
 
     def _finish(self, event_type: str, outcome: Outcome, started: float) -> None:
         self._metrics.processing.observe(time.perf_counter() - started)

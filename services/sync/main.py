@@ -11,7 +11,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from services.common.httpapp import serve
+from services.common.httpapp import new_registry, serve
 from services.common.kafka import (
     TopicSpec,
     ensure_topics,
@@ -109,7 +109,7 @@ async def run(
     serve_http: bool = True,
 ) -> None:
     """Run one sync worker until `stop` is set; a crashed worker raises out of here."""
-    registry = registry if registry is not None else CollectorRegistry()
+    registry = registry if registry is not None else new_registry()
     metrics = SyncMetrics(registry, target.value, agency_limit=settings.agency_label_limit)
     await prepare_topics(settings, target)
     group = settings.group_id(target)

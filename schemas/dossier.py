@@ -1,4 +1,4 @@
-"""Dossier contracts: the portal-shaped items sources send and the normalised record ingest publishes.
+"""Dossier contracts: the portal-shaped items sources send, the normalised record ingest publishes.
 
 Inbound models (`...Event`) use the Public Service Portal's own field names (DongBoHoSoMC and
 CapNhatTienDoHoSoMC items) as aliases, tolerate extra fields and accept the loose value types real
@@ -68,7 +68,7 @@ class DossierEvent(BaseModel):
     agency: str | None = Field(
         default=None,
         alias="MaDonVi",
-        description="Agency code (madonvi); may instead come from the CloudEvent `agency` attribute.",
+        description="Agency code (madonvi); else the CloudEvent `agency` attribute gives it.",
     )
     procedure_code: str | None = Field(default=None, alias="MaTTHC", max_length=100)
     procedure_name: str | None = Field(default=None, alias="TenTTHC")
@@ -99,8 +99,12 @@ class DossierEvent(BaseModel):
     has_digitised_components: Flag | None = Field(default=None, alias="HoSoCoThanhPhanSoHoa")
     vneid_verified: Flag | None = Field(default=None, alias="TaiKhoanDuocXacThucVoiVNeID")
     paid_online: Loose | None = Field(default=None, alias="DuocThanhToanTrucTuyen")
-    identities: list[IdentityDocEvent] = Field(default_factory=list, alias="DinhDanhCHS", max_length=50)
-    attachments: list[AttachmentEvent] = Field(default_factory=list, alias="TaiLieuNop", max_length=500)
+    identities: list[IdentityDocEvent] = Field(
+        default_factory=list, alias="DinhDanhCHS", max_length=50
+    )
+    attachments: list[AttachmentEvent] = Field(
+        default_factory=list, alias="TaiLieuNop", max_length=500
+    )
     fees: list[FeeEvent] = Field(default_factory=list, alias="DanhSachLePhi", max_length=100)
     supplements: list[dict[str, object]] = Field(
         default_factory=list, alias="DanhSachHoSoBoSung", max_length=100
@@ -290,4 +294,3 @@ class DossierRecord(BaseModel):
     ingested_at: AwareDatetime
     header: DossierHeader | None = Field(default=None, description="Set when kind is dossier.")
     step: ProgressStep | None = Field(default=None, description="Set when kind is progress.")
-

@@ -1,4 +1,4 @@
-"""Exports the contracts as JSON Schema files (`python -m schemas.export`), for vendors on any stack.
+"""Exports the contracts as JSON Schema (`python -m schemas.export`) for vendors on any stack.
 
 `tests/unit/schemas/test_export.py` fails when the files under `schemas/json/` drift from the
 models, so the published contract is always the one the code enforces.

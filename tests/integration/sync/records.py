@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from schemas.dossier import (
     Applicant,
@@ -54,7 +55,7 @@ def header(status: DossierStatus, at: datetime, n: int) -> DossierHeader:
             email="an.nguyen@example.vn",
         ),
         attachments=(Attachment(file_id=str(n), file_name="don.pdf", digitised=True),),
-        fees=(Fee(name="Lệ phí", code="LP01", amount=50000),),
+        fees=(Fee(name="Lệ phí", code="LP01", amount=Decimal(50000)),),
     )
 
 

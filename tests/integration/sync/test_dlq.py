@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from services.common import deadletter
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
@@ -55,7 +56,7 @@ async def test_list_masks_and_replay_restores_the_original(
         tps = [TopicPartition(source_topic, p) for p in range(2)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        replayed = []
+        replayed: list[ConsumerRecord[bytes, bytes]] = []
         async with asyncio.timeout(10):
             while not replayed:
                 for messages in (await consumer.getmany(*tps, timeout_ms=200)).values():

@@ -142,5 +142,5 @@ async def test_kill_9_mid_stream_loses_nothing(
         assert code == 0, log.read_text()
 
     assert sim.state.regressions == []
-    for code, final in expected.items():
-        assert sim.state.portal[code].status == final.status
+    for dossier, final in expected.items():
+        assert sim.state.portal[dossier].status == final.status

@@ -7,8 +7,8 @@ from services.common.auth import FailureLimiter, KeyRing, hash_key, token_matche
 
 def test_keyring_maps_keys_to_their_sources() -> None:
     ring = KeyRing({hash_key("alpha"): ["urn:a"], hash_key("beta").upper(): ["urn:b", "urn:c"]})
-    assert ring.sources_for("alpha") == {"urn:a"}
-    assert ring.sources_for("beta") == {"urn:b", "urn:c"}
+    assert ring.sources_for("alpha") == frozenset({"urn:a"})
+    assert ring.sources_for("beta") == frozenset({"urn:b", "urn:c"})
     assert ring.sources_for("gamma") is None
     assert ring.sources_for("") is None
 

@@ -210,11 +210,13 @@ def test_end_date_from_the_item_wins_over_event_time() -> None:
 def test_open_dossier_becomes_overdue_with_the_clock() -> None:
     d = Dossier()
     d.feed(header(4, when=at(0), NgayHenTra="20261110080000"))
-    assert d.records[-1].timeliness is Timeliness.IN_PROGRESS
     d.feed(step(4, when=at(7.9)), now=at(7.9))
-    assert d.records[-1].timeliness is Timeliness.IN_PROGRESS
     d.feed(step(4, when=at(8.1), text="y"), now=at(8.1))
-    assert d.records[-1].timeliness is Timeliness.OVERDUE
+    assert [r.timeliness for r in d.records] == [
+        Timeliness.IN_PROGRESS,
+        Timeliness.IN_PROGRESS,
+        Timeliness.OVERDUE,
+    ]
 
 
 def test_legal_time_limit_when_no_due_date() -> None:

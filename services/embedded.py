@@ -22,9 +22,18 @@ class EmbeddedBroker:
     and a test session want.
     """
 
-    def __init__(self, port: int | None = None, *, startup_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        startup_timeout: float = 15.0,
+        own_process_group: bool = False,
+    ) -> None:
         self.port = port or free_port()
         self._startup_timeout = startup_timeout
+        # A terminal's Ctrl-C goes to the whole foreground process group; in its own group the
+        # broker outlives the services' last commits and is stopped by `stop()` after them.
+        self._own_process_group = own_process_group
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,6 +60,7 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=False,
+            process_group=0 if self._own_process_group else None,
         )
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,1 @@
+"""The local pipeline behind `govsync run`: traffic generator, metrics reading, view, wiring."""

@@ -1,0 +1,240 @@
+"""Pure reading of the services' metric samples: flow counts, per-agency tallies, scored rates.
+
+Samples come in already parsed (`Sample`), so this module imports no HTTP or Prometheus library;
+`services.localrun.scrape` fetches and parses `/metrics`. The same `AgencyTally` holds what the
+metrics say and what the generator sent, so the two are compared field by field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+
+from services.localrun.generator import AgencyTally, GroundTruth, Outcome
+
+TARGETS = ("portal", "ndxp")
+SYNC_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")
+UNKNOWN_AGENCY = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A scored rate: numerator over denominator; `value` is None while the denominator is 0."""
+
+    numerator: int
+    denominator: int
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    id: str
+    name: str
+
+
+INDICATORS = (
+    Indicator("3.3", "online"),
+    Indicator("2.1", "on time"),
+    Indicator("4.3", "digitised"),
+    Indicator("3.6", "paid online"),
+    Indicator("1.4", "synced"),
+    # The PAR INDEX's digital-signature share (DOMAIN.md §2). Computed once e-documents flow:
+    # ingest already counts `govsync_edocuments{signature}`; the generator does not send edXML
+    # yet, so both sides show no value until it does (see `TrafficGenerator`).
+    Indicator("sig", "signed e-docs"),
+)
+
+
+def rates(tally: AgencyTally) -> dict[str, Rate]:
+    """Every indicator of one agency, by the formulas of DOMAIN.md §2."""
+    return {
+        "3.3": Rate(tally.received_online, tally.received),
+        "2.1": Rate(tally.finished_on_time, tally.finished),
+        "4.3": Rate(tally.digitised, tally.received),
+        "3.6": Rate(tally.paid_online, tally.fee_bearing),
+        # The sync metric counts every dossier the portal first acknowledged, received or not
+        # (status 1 and rejected ones too), so this rate can pass 100 % while dossiers wait.
+        "1.4": Rate(tally.synced, tally.received),
+        "sig": Rate(tally.edocuments_signed, tally.edocuments),
+    }
+
+
+def total(tallies: Iterable[AgencyTally]) -> AgencyTally:
+    result = AgencyTally()
+    for tally in tallies:
+        for f in fields(AgencyTally):
+            setattr(result, f.name, getattr(result, f.name) + getattr(tally, f.name))
+    return result
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What the three services' metrics say at one moment."""
+
+    outcomes: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
+    agencies: dict[str, AgencyTally] = field(default_factory=dict)
+    sync: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {t: dict.fromkeys(SYNC_OUTCOMES, 0) for t in TARGETS}
+    )
+    backlog: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TARGETS, 0))
+    ingest_lag: int = 0
+    latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Per target, the cumulative latency histogram: (upper bound, count) pairs."""
+
+    @property
+    def consumed(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def accepted(self) -> int:
+        return self.outcomes[Outcome.ACCEPTED.value]
+
+    def finished(self, target: str) -> int:
+        """Records the target is done with, whatever the outcome."""
+        return sum(self.sync[target].values())
+
+    def acknowledged(self, target: str) -> int:
+        return self.sync[target]["acknowledged"]
+
+    def quantile(self, target: str, q: float) -> float | None:
+        return histogram_quantile(q, self.latency.get(target, []))
+
+    def agency(self, code: str) -> AgencyTally:
+        found = self.agencies.get(code)
+        if found is None:
+            found = self.agencies[code] = AgencyTally()
+        return found
+
+
+def _int(value: float) -> int:
+    return round(value)
+
+
+_RECEIVED_FIELDS = {
+    "in_person": "received_in_person",
+    "online": "received_online",
+    "postal": "received_postal",
+}
+_SIMPLE = {
+    "govsync_dossiers_digitised_total": "digitised",
+    "govsync_dossiers_fee_bearing_total": "fee_bearing",
+    "govsync_dossiers_paid_online_total": "paid_online",
+}
+
+
+def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
+    """Fold the ingest service's samples into `snapshot`."""
+    for s in samples:
+        agency = s.labels.get("agency")
+        if s.name == "govsync_events_total":
+            outcome = s.labels.get("outcome", "")
+            if outcome in snapshot.outcomes:
+                snapshot.outcomes[outcome] += _int(s.value)
+        elif s.name == "govsync_dossiers_received_total" and agency is not None:
+            name = _RECEIVED_FIELDS.get(s.labels.get("channel", ""), "received_unknown")
+            tally = snapshot.agency(agency)
+            setattr(tally, name, getattr(tally, name) + _int(s.value))
+        elif s.name == "govsync_dossiers_finished_total" and agency is not None:
+            tally = snapshot.agency(agency)
+            if s.labels.get("timeliness") == "on_time":
+                tally.finished_on_time += _int(s.value)
+            elif s.labels.get("timeliness") == "late":
+                tally.finished_late += _int(s.value)
+        elif s.name in _SIMPLE and agency is not None:
+            tally = snapshot.agency(agency)
+            name = _SIMPLE[s.name]
+            setattr(tally, name, getattr(tally, name) + _int(s.value))
+        elif s.name == "govsync_edocuments_total" and agency is not None:
+            tally = snapshot.agency(agency)
+            tally.edocuments += _int(s.value)
+            if s.labels.get("signature") == "verified":
+                tally.edocuments_signed += _int(s.value)
+        elif s.name == "govsync_ingest_consumer_lag":
+            snapshot.ingest_lag += _int(s.value)
+
+
+def read_sync(snapshot: Snapshot, target: str, samples: Iterable[Sample]) -> None:
+    """Fold one sync worker's samples into `snapshot`."""
+    buckets: list[tuple[float, float]] = []
+    for s in samples:
+        if s.name == "govsync_sync_records_total":
+            outcome = s.labels.get("outcome", "")
+            if outcome in snapshot.sync[target]:
+                snapshot.sync[target][outcome] = _int(s.value)
+        elif s.name == "govsync_sync_backlog":
+            snapshot.backlog[target] = _int(s.value)
+        elif s.name == "govsync_sync_latency_seconds_bucket":
+            buckets.append((float(s.labels.get("le", "+Inf")), s.value))
+        elif s.name == "govsync_portal_synced_dossiers_total" and target == "portal":
+            agency = s.labels.get("agency") or UNKNOWN_AGENCY
+            snapshot.agency(agency).synced += _int(s.value)
+    snapshot.latency[target] = sorted(buckets)
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus' `histogram_quantile` on cumulative (upper bound, count) buckets.
+
+    Linear interpolation inside the bucket that holds the rank; the lowest bucket starts at 0;
+    a rank in the +Inf bucket answers the highest finite bound. None without observations.
+    """
+    if not buckets or not 0 <= q <= 1:
+        return None
+    ordered = sorted(buckets)
+    count = ordered[-1][1]
+    if count <= 0:
+        return None
+    rank = q * count
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, cumulative in ordered:
+        if cumulative >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if cumulative == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                cumulative - lower_count
+            )
+        lower_bound, lower_count = bound, cumulative
+    return lower_bound
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    where: str
+    metrics: int
+    truth: int
+
+
+def differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
+    """Every count where the metrics and the generator's tally disagree (empty: they agree)."""
+    found: list[Difference] = []
+    for outcome in Outcome:
+        measured = snapshot.outcomes.get(outcome.value, 0)
+        if measured != truth.outcomes[outcome]:
+            found.append(Difference(f"events {outcome.value}", measured, truth.outcomes[outcome]))
+    for agency in sorted(set(snapshot.agencies) | set(truth.agencies)):
+        measured_tally = snapshot.agencies.get(agency, AgencyTally())
+        true_tally = truth.agencies.get(agency, AgencyTally())
+        for f in fields(AgencyTally):
+            a, b = getattr(measured_tally, f.name), getattr(true_tally, f.name)
+            if a != b:
+                found.append(Difference(f"{agency} {f.name}", a, b))
+    return found
+
+
+def drained(snapshot: Snapshot, truth: GroundTruth) -> bool:
+    """Ingest has decided every event sent and each sync worker finished every record."""
+    if snapshot.consumed < truth.sent:
+        return False
+    return all(snapshot.finished(t) >= snapshot.accepted for t in TARGETS)

@@ -1,0 +1,377 @@
+"""The whole pipeline in one process: broker, simulator, ingest, both sync workers, traffic, view.
+
+One `asyncio.TaskGroup`; `stop` (SIGINT/SIGTERM in `services.run`) ends the run at once. With a
+duration the traffic stops first, the pipeline drains (every event decided, every record
+finished by both sync workers), the final numbers are read, and then the services stop.
+A service that crashes stops everything and its error leaves the TaskGroup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from services.common.kafka import ensure_topics, make_producer
+from services.common.logging import get_logger
+from services.common.settings import KafkaSettings
+from services.embedded import EmbeddedBroker, free_port
+from services.ingest.main import run as run_ingest
+from services.ingest.main import topics as ingest_topics
+from services.ingest.settings import IngestSettings
+from services.localrun.generator import GroundTruth, SourceEvent, TrafficGenerator
+from services.localrun.indicators import TARGETS, Difference, Snapshot, differences, drained
+from services.localrun.scrape import Scraper
+from services.localrun.settings import RunSettings
+from services.localrun.view import Endpoints, ViewState
+from services.simulator.app import Simulator
+from services.simulator.server import running_simulator
+from services.sync.main import prepare_topics
+from services.sync.main import run as run_sync
+from services.sync.settings import NdxpSettings, PortalSettings, SyncSettings, Target
+
+log = get_logger(__name__)
+
+SIMULATOR_SECRET = "local-run-secret"  # noqa: S105 - the in-process simulator's own credential
+READY_TIMEOUT_SECONDS = 90.0
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class RunReport:
+    """How a run ended: the final numbers on both sides and what the simulator holds."""
+
+    truth: GroundTruth
+    snapshot: Snapshot
+    drained: bool
+    differences: list[Difference]
+    endpoints: Endpoints
+    elapsed: float
+    portal_dossiers: int = 0
+    ndxp_dossiers: int = 0
+    portal_status_mismatches: list[str] = field(default_factory=list)
+    regressions: int = 0
+
+    @property
+    def agree(self) -> bool:
+        return not self.differences
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    ingest: IngestSettings
+    sync: dict[Target, SyncSettings]
+
+
+def build_services(
+    kafka: KafkaSettings, settings: RunSettings, sim_portal: str, sim_ndxp: str, suffix: str
+) -> Services:
+    """Settings of the three services for this run: loopback ports, the run's topics."""
+    ingest = IngestSettings(
+        kafka=kafka,
+        http_host="127.0.0.1",
+        http_port=free_port(),
+        log_level=settings.log_level,
+        topic_dossier=f"govsync.dossier.v1{suffix}",
+        topic_dossier_normalized=f"govsync.dossier.normalized.v1{suffix}",
+        topic_dlq=f"govsync.dlq.v1{suffix}",
+        topic_state=f"govsync.ingest.state.v1{suffix}",
+        topic_edocument=f"govsync.edocument.v1{suffix}",
+        topic_edocument_normalized=f"govsync.edocument.normalized.v1{suffix}",
+        consumer_group=f"govsync-ingest{suffix}",
+        topic_partitions=settings.partitions,
+    )
+    sync: dict[Target, SyncSettings] = {}
+    for target in Target:
+        sync[target] = SyncSettings(
+            kafka=kafka,
+            portal=PortalSettings(
+                url=sim_portal, password=SecretStr(SIMULATOR_SECRET), dstcode="000.00.00.G22"
+            ),
+            ndxp=NdxpSettings(url=sim_ndxp, client_secret=SecretStr(SIMULATOR_SECRET)),
+            topic_dossier_normalized=ingest.topic_dossier_normalized,
+            topic_dlq=ingest.topic_dlq,
+            acked_topic_template=f"govsync.sync.{{target}}.acked.v1{suffix}",
+            group_prefix=f"govsync-sync{suffix}-",
+            http_host="127.0.0.1",
+            http_port=free_port(),
+            log_level=settings.log_level,
+        )
+    return Services(ingest, sync)
+
+
+@contextlib.asynccontextmanager
+async def broker_for(kafka: str | None) -> AsyncIterator[str]:
+    """The external broker as given, or an embedded one for the length of the block."""
+    if kafka:
+        yield kafka
+        return
+    # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the broker last,
+    # after the services have committed.
+    broker = EmbeddedBroker(own_process_group=True)
+    await asyncio.to_thread(broker.start)
+    try:
+        yield broker.bootstrap
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+async def wait_ready(client: httpx.AsyncClient, urls: list[str], stop: asyncio.Event) -> bool:
+    """Every service answers `/readyz` with 200 (False if `stop` came first)."""
+    pending = list(urls)
+    async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+        while pending and not stop.is_set():
+            for url in list(pending):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        pending.remove(url)
+            if pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.2)
+    return not pending
+
+
+async def produce(producer: AIOKafkaProducer, topic: str, events: list[SourceEvent]) -> None:
+    """Send a tick's events in order and wait until the broker has them all."""
+    futures: list[Awaitable[Any]] = [
+        await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
+        for e in events
+    ]
+    await asyncio.gather(*futures)
+
+
+async def generate(
+    generator: TrafficGenerator,
+    producer: AIOKafkaProducer,
+    topic: str,
+    traffic_stop: asyncio.Event,
+    *,
+    tick_seconds: float,
+    clock: Clock = utc_now,
+) -> None:
+    """The Kafka edge of the generator: every tick, produce what it made; stop between ticks."""
+    while not traffic_stop.is_set():
+        started = time.monotonic()
+        await produce(producer, topic, generator.tick(clock()))
+        delay = max(0.0, tick_seconds - (time.monotonic() - started))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(traffic_stop.wait(), delay)
+
+
+class LocalRun:
+    """One run of the local pipeline; `refresh` is called with the view state once a period."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        kafka: str | None,
+        duration: float | None,
+        refresh: Callable[[ViewState], None] = lambda _: None,
+        log_file: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.duration = duration
+        self.refresh = refresh
+        self.log_file = log_file
+        seed = (
+            settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
+        )
+        self.generator = TrafficGenerator(settings.traffic(), random.Random(seed))  # noqa: S311
+        self.state: ViewState | None = None
+        self._started = time.monotonic()
+
+    def _suffix(self) -> str:
+        if self.settings.namespace is not None:
+            return f".{self.settings.namespace}" if self.settings.namespace else ""
+        return "" if self.kafka is None else f".run-{uuid.uuid4().hex[:8]}"
+
+    async def run(self, stop: asyncio.Event) -> RunReport:
+        self._started = time.monotonic()
+        suffix = self._suffix()
+        async with AsyncExitStack() as stack:
+            bootstrap = await stack.enter_async_context(broker_for(self.kafka))
+            kafka = KafkaSettings(bootstrap_servers=bootstrap, client_id="govsync-run")
+            simulator = Simulator(password=SIMULATOR_SECRET, client_secret=SIMULATOR_SECRET)
+            sim = await stack.enter_async_context(running_simulator(simulator))
+            services = build_services(kafka, self.settings, sim.portal_url, sim.ndxp_url, suffix)
+            await ensure_topics(kafka, ingest_topics(services.ingest))
+            for target, sync_settings in services.sync.items():
+                await prepare_topics(sync_settings, target)
+            ingest_url = f"http://127.0.0.1:{services.ingest.http_port}"
+            sync_urls = {t.value: f"http://127.0.0.1:{s.port(t)}" for t, s in services.sync.items()}
+            endpoints = Endpoints(
+                broker=bootstrap + ("" if self.kafka else " (embedded)"),
+                ingest=ingest_url,
+                sync=sync_urls,
+                simulator=sim.base_url,
+                log_file=self.log_file,
+            )
+            self.state = ViewState(endpoints=endpoints, truth=self.generator.truth)
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+            scraper = Scraper(client, ingest=ingest_url, sync=sync_urls)
+            producer = make_producer(kafka)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            log.info("local run starting", broker=bootstrap, suffix=suffix)
+
+            services_stop = asyncio.Event()
+            final: list[Snapshot] = []
+            drained_ok: list[bool] = [False]
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(run_ingest(services.ingest, services_stop), name="ingest")
+                for target, sync_settings in services.sync.items():
+                    tasks.create_task(
+                        run_sync(
+                            sync_settings, target, services_stop, registry=CollectorRegistry()
+                        ),
+                        name=f"sync-{target.value}",
+                    )
+                tasks.create_task(
+                    self._control(
+                        stop,
+                        services_stop,
+                        client,
+                        scraper,
+                        producer,
+                        services.ingest.topic_dossier,
+                        [ingest_url, *sync_urls.values()],
+                        final,
+                        drained_ok,
+                    ),
+                    name="control",
+                )
+            snapshot = final[0] if final else Snapshot()
+            truth = self.generator.truth
+            state = sim.simulator.state
+            mismatches = [
+                code
+                for code, status in truth.final_status.items()
+                if (found := state.portal.get(code)) is None or found.status != status
+            ]
+            report = RunReport(
+                truth=truth,
+                snapshot=snapshot,
+                drained=drained_ok[0],
+                differences=differences(snapshot, truth),
+                endpoints=endpoints,
+                elapsed=time.monotonic() - self._started,
+                portal_dossiers=len(state.portal),
+                ndxp_dossiers=len(state.ndxp),
+                portal_status_mismatches=mismatches,
+                regressions=len(state.regressions),
+            )
+        self._show("stopped", snapshot)
+        log.info(
+            "local run stopped",
+            sent=report.truth.sent,
+            agree=report.agree,
+            drained=report.drained,
+            seconds=round(report.elapsed, 1),
+        )
+        return report
+
+    def _show(self, phase: str, snapshot: Snapshot | None = None) -> None:
+        if self.state is None:
+            return
+        self.state.phase = phase
+        self.state.elapsed = time.monotonic() - self._started
+        if snapshot is not None:
+            self.state.snapshot = snapshot
+        self.refresh(self.state)
+
+    async def _control(
+        self,
+        stop: asyncio.Event,
+        services_stop: asyncio.Event,
+        client: httpx.AsyncClient,
+        scraper: Scraper,
+        producer: AIOKafkaProducer,
+        topic: str,
+        urls: list[str],
+        final: list[Snapshot],
+        drained_ok: list[bool],
+    ) -> None:
+        """Readiness, traffic, the periodic view, and the order of the ending."""
+        try:
+            either = asyncio.Event()
+            watchers = [
+                asyncio.create_task(_relay(stop, either)),
+                asyncio.create_task(_relay(services_stop, either)),
+            ]
+            try:
+                self._show("starting")
+                if not await wait_ready(client, urls, either):
+                    return
+                traffic_stop = asyncio.Event()
+                traffic = asyncio.create_task(
+                    generate(
+                        self.generator,
+                        producer,
+                        topic,
+                        traffic_stop,
+                        tick_seconds=self.settings.tick_seconds,
+                    )
+                )
+                ends_at = None if self.duration is None else time.monotonic() + self.duration
+                try:
+                    while not either.is_set() and not traffic.done():
+                        if ends_at is not None and time.monotonic() >= ends_at:
+                            break
+                        self._show("running", await scraper.snapshot())
+                        wait = self.settings.refresh_seconds
+                        if ends_at is not None:
+                            wait = max(0.0, min(wait, ends_at - time.monotonic()))
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(either.wait(), wait)
+                finally:
+                    traffic_stop.set()
+                    await traffic  # a producer failure surfaces here
+                if not either.is_set():
+                    drained_ok[0] = await self._drain(either, scraper)
+                final.append(await scraper.snapshot())
+                self._show("stopping", final[0])
+            finally:
+                for watcher in watchers:
+                    watcher.cancel()
+        finally:
+            services_stop.set()
+
+    async def _drain(self, either: asyncio.Event, scraper: Scraper) -> bool:
+        """Until ingest decided every event sent and both workers finished every record."""
+        deadline = time.monotonic() + self.settings.drain_timeout
+        while not either.is_set() and time.monotonic() < deadline:
+            snapshot = await scraper.snapshot()
+            self._show("draining", snapshot)
+            if drained(snapshot, self.generator.truth):
+                log.info("pipeline drained", events=snapshot.consumed)
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(either.wait(), 0.2)
+        log.warning("pipeline did not drain", timeout=self.settings.drain_timeout)
+        return False
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+__all__ = ["TARGETS", "LocalRun", "RunReport", "build_services"]

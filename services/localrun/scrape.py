@@ -1,0 +1,42 @@
+"""Reads each service's `/metrics` over HTTP, as Prometheus would, into a `Snapshot`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.localrun.indicators import Sample, Snapshot, read_ingest, read_sync
+
+
+def parse(text: str) -> list[Sample]:
+    return [
+        Sample(s.name, dict(s.labels), float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
+
+
+class Scraper:
+    """One HTTP client for the run; a service that does not answer yet counts as all zeros."""
+
+    def __init__(self, client: httpx.AsyncClient, *, ingest: str, sync: Mapping[str, str]) -> None:
+        self._client = client
+        self._ingest = ingest
+        self._sync = dict(sync)
+
+    async def _samples(self, base_url: str) -> list[Sample]:
+        try:
+            response = await self._client.get(f"{base_url}/metrics")
+            response.raise_for_status()
+        except httpx.HTTPError:
+            return []  # starting or stopping: the next scrape will tell
+        return parse(response.text)
+
+    async def snapshot(self) -> Snapshot:
+        snapshot = Snapshot()
+        read_ingest(snapshot, await self._samples(self._ingest))
+        for target, base_url in self._sync.items():
+            read_sync(snapshot, target, await self._samples(base_url))
+        return snapshot

@@ -1,0 +1,73 @@
+"""Settings of `govsync run`, read from `GOVSYNC_RUN_*` variables (the command's own options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.localrun.generator import DEFAULT_AGENCIES, TrafficOptions
+
+
+class RunSettings(BaseSettings):
+    """The local pipeline: which broker, how much traffic of which shape, how to show it."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVSYNC_RUN_", frozen=True, extra="ignore")
+
+    duration: float | None = Field(default=None, gt=0)
+    """Seconds of traffic; then the generator stops, the pipeline drains and everything stops."""
+    drain_timeout: float = Field(default=30.0, gt=0)
+    namespace: str | None = None
+    """Suffix for topics and consumer groups; unset: none on the embedded broker, a fresh one
+    on an external broker so a run never reads what an earlier run left there."""
+    partitions: int = Field(default=3, ge=1)
+    refresh_seconds: float = Field(default=1.0, gt=0)
+    """How often the live view (or the plain summary line) is refreshed."""
+    tick_seconds: float = Field(default=0.05, gt=0)
+    seed: int | None = None
+    live: bool | None = None
+    """Force the live view on or off; unset: live when stdout is a terminal."""
+    log_file: Path | None = None
+    """Where the services' JSON logs go; unset: a file in the temporary directory."""
+    log_level: str = "INFO"
+
+    # The traffic (see `TrafficOptions`).
+    dossiers_per_second: float = Field(default=15.0, gt=0)
+    agencies: tuple[str, ...] = DEFAULT_AGENCIES
+    online_share: float = Field(default=0.55, ge=0, le=1)
+    postal_share: float = Field(default=0.10, ge=0, le=1)
+    paid_online_share: float = Field(default=0.6, ge=0, le=1)
+    digitised_share: float = Field(default=0.7, ge=0, le=1)
+    reject_share: float = Field(default=0.05, ge=0, le=1)
+    withdraw_share: float = Field(default=0.04, ge=0, le=1)
+    supplement_share: float = Field(default=0.15, ge=0, le=1)
+    late_share: float = Field(default=0.2, ge=0, le=1)
+    step_seconds: float = Field(default=2.0, gt=0)
+    duplicate_rate: float = Field(default=0.02, ge=0, le=1)
+    out_of_order_rate: float = Field(default=0.02, ge=0, le=1)
+    malformed_rate: float = Field(default=0.02, ge=0, le=1)
+    binary_share: float = Field(default=0.2, ge=0, le=1)
+    bare_share: float = Field(default=0.1, ge=0, le=1)
+    dialect_share: float = Field(default=0.35, ge=0, le=1)
+
+    def traffic(self) -> TrafficOptions:
+        return TrafficOptions(
+            dossiers_per_second=self.dossiers_per_second,
+            agencies=self.agencies,
+            online_share=self.online_share,
+            postal_share=self.postal_share,
+            paid_online_share=self.paid_online_share,
+            digitised_share=self.digitised_share,
+            reject_share=self.reject_share,
+            withdraw_share=self.withdraw_share,
+            supplement_share=self.supplement_share,
+            late_share=self.late_share,
+            step_seconds=self.step_seconds,
+            duplicate_rate=self.duplicate_rate,
+            out_of_order_rate=self.out_of_order_rate,
+            malformed_rate=self.malformed_rate,
+            binary_share=self.binary_share,
+            bare_share=self.bare_share,
+            dialect_share=self.dialect_share,
+        )

@@ -1,0 +1,203 @@
+"""What `govsync run` shows: a live `rich` view on a terminal, a plain summary line elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from services.localrun.generator import AgencyTally, GroundTruth, Outcome
+from services.localrun.indicators import (
+    INDICATORS,
+    TARGETS,
+    Rate,
+    Snapshot,
+    differences,
+    rates,
+    total,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    broker: str
+    ingest: str
+    sync: dict[str, str]
+    simulator: str
+    log_file: str | None = None
+
+
+@dataclass(slots=True)
+class ViewState:
+    """Everything one frame shows; the pipeline updates it, the renderers only read it."""
+
+    endpoints: Endpoints
+    truth: GroundTruth
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    elapsed: float = 0.0
+    phase: str = "starting"
+    """starting, running, draining, stopping or stopped."""
+
+
+def _pct(rate: Rate) -> str:
+    value = rate.value
+    return "—" if value is None else f"{value * 100:5.1f}%"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}s"
+
+
+def _flow(state: ViewState) -> Table:
+    snap, truth = state.snapshot, state.truth
+    table = Table(title="Flow", title_justify="left", expand=False)
+    table.add_column("")
+    table.add_column("from metrics", justify="right")
+    table.add_column("generator sent", justify="right")
+    table.add_row("events in", f"{snap.consumed:,}", f"{truth.sent:,}")
+    for outcome in Outcome:
+        measured, sent = snap.outcomes[outcome.value], truth.outcomes[outcome]
+        style = "green" if measured == sent else "yellow"
+        table.add_row(
+            f"  {outcome.value.replace('_', '-')}",
+            Text(f"{measured:,}", style=style),
+            f"{sent:,}",
+        )
+    for target in TARGETS:
+        table.add_row(
+            f"acknowledged by {target}",
+            f"{snap.acknowledged(target):,}",
+            f"{snap.accepted:,} records",
+        )
+    backlog = " / ".join(f"{snap.backlog[t]:,}" for t in TARGETS)
+    table.add_row("backlog portal / ndxp", backlog, "")
+    for target in TARGETS:
+        table.add_row(
+            f"latency p50 / p90 / p99 {target}",
+            " / ".join(_seconds(snap.quantile(target, q)) for q in (0.5, 0.9, 0.99)),
+            "",
+        )
+    return table
+
+
+def _cell(measured: Rate, true: Rate) -> Text:
+    same = measured == true
+    text = Text(_pct(measured), style="green" if same else "yellow")
+    text.append(" " if same else f" ({_pct(true).strip()})", style="dim")
+    return text
+
+
+def _rates(state: ViewState) -> Table:
+    table = Table(
+        title="Scored rates per agency: from metrics (generator's tally where it differs)",
+        title_justify="left",
+    )
+    table.add_column("agency")
+    table.add_column("received", justify="right")
+    for indicator in INDICATORS:
+        table.add_column(f"{indicator.id} {indicator.name}", justify="right")
+    agencies = sorted(set(state.snapshot.agencies) | set(state.truth.agencies))
+    rows = [
+        (
+            a,
+            state.snapshot.agencies.get(a, AgencyTally()),
+            state.truth.agencies.get(a, AgencyTally()),
+        )
+        for a in agencies
+    ]
+    rows.append(
+        ("all", total(r[1] for r in rows), total(r[2] for r in rows)),
+    )
+    for agency, measured, true in rows:
+        m, t = rates(measured), rates(true)
+        table.add_row(
+            agency,
+            f"{measured.received:,}",
+            *(_cell(m[i.id], t[i.id]) for i in INDICATORS),
+            style="bold" if agency == "all" else None,
+        )
+    table.caption = (
+        "1.4 counts every dossier the portal acknowledged, received or not (status 1, rejected),"
+        " so it passes 100 % while dossiers wait for acceptance; sig: once e-documents flow."
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def _endpoints(state: ViewState) -> Panel:
+    e = state.endpoints
+    lines = [
+        f"broker              {e.broker}",
+        f"ingest metrics      {e.ingest}/metrics",
+        *(f"sync {t:<6} metrics  {url}/metrics" for t, url in e.sync.items()),
+        f"simulator           {e.simulator}/_sim/stats  /_sim/portal/dossiers  "
+        "/_sim/ndxp/dossiers  /_sim/calls",
+    ]
+    if e.log_file:
+        lines.append(f"logs                {e.log_file}")
+    return Panel("\n".join(lines), title="Where to look", title_align="left", expand=False)
+
+
+def render(state: ViewState) -> RenderableType:
+    agree = not differences(state.snapshot, state.truth)
+    verdict = (
+        Text("metrics agree with the generator", style="green")
+        if agree
+        else Text("in flight: metrics catch up with the generator", style="yellow")
+    )
+    head = Text.assemble(
+        ("govsync run", "bold"),
+        f"  {state.phase}  {state.elapsed:5.0f}s  ",
+        verdict,
+        "   Ctrl-C stops",
+    )
+    return Group(head, _flow(state), _rates(state), _endpoints(state))
+
+
+def summary_line(state: ViewState) -> str:
+    """One line for logs and pipes: the flow, the latency and whether the counts agree."""
+    snap, truth = state.snapshot, state.truth
+    outcomes = snap.outcomes
+    agree = "yes" if not differences(snap, truth) else "not yet"
+    return (
+        f"[{state.elapsed:6.1f}s {state.phase}] sent={truth.sent} in={snap.consumed}"
+        f" accepted={outcomes['accepted']} duplicate={outcomes['duplicate']}"
+        f" stale={outcomes['stale']} dead_lettered={outcomes['dead_lettered']}"
+        f" acked portal={snap.acknowledged('portal')} ndxp={snap.acknowledged('ndxp')}"
+        f" backlog={sum(snap.backlog.values())}"
+        f" p50={_seconds(snap.quantile('portal', 0.5))}"
+        f" p99={_seconds(snap.quantile('portal', 0.99))} agree={agree}"
+    )
+
+
+def rates_lines(state: ViewState) -> list[str]:
+    """Per agency, each rate from metrics next to the generator's (plain text, final summary)."""
+    lines = []
+    agencies = sorted(set(state.snapshot.agencies) | set(state.truth.agencies))
+    for agency in agencies:
+        m = rates(state.snapshot.agencies.get(agency, AgencyTally()))
+        t = rates(state.truth.agencies.get(agency, AgencyTally()))
+        cells = " ".join(
+            f"{i.id}={_pct(m[i.id]).strip()}/{_pct(t[i.id]).strip()}" for i in INDICATORS
+        )
+        lines.append(f"  {agency}: {cells}  (metrics/generator)")
+    return lines
+
+
+def print_final(console: Console, state: ViewState, *, live: bool) -> None:
+    if live:
+        console.print(render(state))
+        return
+    console.print(summary_line(state), highlight=False, soft_wrap=True)
+    for line in rates_lines(state):
+        console.print(line, highlight=False, soft_wrap=True)
+    found = differences(state.snapshot, state.truth)
+    for d in found[:20]:
+        console.print(
+            f"  differs: {d.where}: metrics {d.metrics}, generator {d.truth}",
+            highlight=False,
+            soft_wrap=True,
+        )

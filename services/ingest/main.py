@@ -97,6 +97,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             policy=policy(settings),
             max_event_bytes=settings.max_event_bytes,
             max_batch=settings.max_batch_events,
+            eviction_interval_seconds=settings.eviction_interval_seconds,
         )
         consumer.subscribe(
             [settings.topic_dossier, settings.topic_edocument], listener=worker.listener()

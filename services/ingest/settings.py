@@ -81,6 +81,8 @@ class IngestSettings(BaseSettings):
     """Distinct agency label values per metric; the rest are counted as `other`."""
     finished_retention: timedelta = timedelta(days=30)
     """How long a finished dossier's state is kept after its last change before eviction."""
+    eviction_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often the worker looks for finished dossiers past their retention."""
     commit_interval_seconds: float = Field(default=0.0, ge=0)
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
 

@@ -94,10 +94,15 @@ def main(*, kafka: str | None = None, duration: float | None = None) -> int:
         return 1
     if local.state is not None:
         print_final(console, local.state, live=live_view)
-    verdict = "agree" if report.agree else "differ"
+    if report.agree:
+        verdict = "metrics and generator agree"
+    elif report.drained:
+        verdict = f"metrics and generator DIFFER in {len(report.differences)} counts"
+    else:
+        verdict = "stopped without draining: the last counts were still in flight"
     console.print(
-        f"govsync run: stopped after {report.elapsed:.0f}s; drained={report.drained};"
-        f" metrics and generator {verdict}; portal holds {report.portal_dossiers} dossiers",
+        f"govsync run: stopped after {report.elapsed:.0f}s; {verdict};"
+        f" the portal holds {report.portal_dossiers} dossiers",
         highlight=False,
         soft_wrap=True,
     )

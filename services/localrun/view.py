@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -53,7 +54,7 @@ def _seconds(value: float | None) -> str:
 
 def _flow(state: ViewState) -> Table:
     snap, truth = state.snapshot, state.truth
-    table = Table(title="Flow", title_justify="left", expand=False)
+    table = Table(title="Flow", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("")
     table.add_column("from metrics", justify="right")
     table.add_column("generator sent", justify="right")
@@ -83,22 +84,17 @@ def _flow(state: ViewState) -> Table:
     return table
 
 
-def _cell(measured: Rate, true: Rate) -> Text:
-    same = measured == true
-    text = Text(_pct(measured), style="green" if same else "yellow")
-    text.append(" " if same else f" ({_pct(true).strip()})", style="dim")
-    return text
-
-
 def _rates(state: ViewState) -> Table:
     table = Table(
-        title="Scored rates per agency: from metrics (generator's tally where it differs)",
+        title="Scored rates per agency: from the metrics, and from the generator's tally",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    table.add_column("agency")
-    table.add_column("received", justify="right")
+    table.add_column("agency", no_wrap=True)
+    table.add_column("received", justify="right", no_wrap=True)
     for indicator in INDICATORS:
-        table.add_column(f"{indicator.id} {indicator.name}", justify="right")
+        table.add_column(indicator.id, justify="right", no_wrap=True)
     agencies = sorted(set(state.snapshot.agencies) | set(state.truth.agencies))
     rows = [
         (
@@ -108,20 +104,29 @@ def _rates(state: ViewState) -> Table:
         )
         for a in agencies
     ]
-    rows.append(
-        ("all", total(r[1] for r in rows), total(r[2] for r in rows)),
-    )
+    rows.append(("all", total(r[1] for r in rows), total(r[2] for r in rows)))
     for agency, measured, true in rows:
         m, t = rates(measured), rates(true)
+        same = [m[i.id] == t[i.id] for i in INDICATORS]
         table.add_row(
             agency,
             f"{measured.received:,}",
-            *(_cell(m[i.id], t[i.id]) for i in INDICATORS),
+            *(
+                Text(_pct(m[i.id]), style="green" if ok else "yellow")
+                for i, ok in zip(INDICATORS, same, strict=True)
+            ),
             style="bold" if agency == "all" else None,
         )
+        table.add_row(
+            Text("  generator", style="dim"),
+            Text(f"{true.received:,}", style="dim"),
+            *(Text(_pct(t[i.id]), style="dim") for i in INDICATORS),
+            end_section=True,
+        )
+    names = ", ".join(f"{i.id} {i.name}" for i in INDICATORS)
     table.caption = (
-        "1.4 counts every dossier the portal acknowledged, received or not (status 1, rejected),"
-        " so it passes 100 % while dossiers wait for acceptance; sig: once e-documents flow."
+        f"{names}. Green: the counts behind the rate agree. 1.4 counts every dossier the portal"
+        " acknowledged, received or not, so it passes 100 % while dossiers wait for acceptance."
     )
     table.caption_justify = "left"
     return table
@@ -132,9 +137,11 @@ def _endpoints(state: ViewState) -> Panel:
     lines = [
         f"broker              {e.broker}",
         f"ingest metrics      {e.ingest}/metrics",
-        *(f"sync {t:<6} metrics  {url}/metrics" for t, url in e.sync.items()),
-        f"simulator           {e.simulator}/_sim/stats  /_sim/portal/dossiers  "
-        "/_sim/ndxp/dossiers  /_sim/calls",
+        *(f"{t + ' metrics':<20}{url}/metrics" for t, url in e.sync.items()),
+        f"simulator           {e.simulator}/_sim/stats",
+        f"                    {e.simulator}/_sim/portal/dossiers",
+        f"                    {e.simulator}/_sim/ndxp/dossiers",
+        f"                    {e.simulator}/_sim/calls",
     ]
     if e.log_file:
         lines.append(f"logs                {e.log_file}")

@@ -74,7 +74,12 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     documents = build_documents(settings)
     async with AsyncExitStack() as stack:
         producer = make_producer(settings.kafka)
-        consumer = make_consumer(settings.kafka, group_id=settings.consumer_group)
+        consumer = make_consumer(
+            settings.kafka,
+            group_id=settings.consumer_group,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        )
         restorer = make_consumer(settings.kafka, group_id=None)
         for client in (producer, restorer):
             await client.start()

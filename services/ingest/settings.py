@@ -53,6 +53,9 @@ class IngestSettings(BaseSettings):
     topic_edocument: str = "govsync.edocument.v1"
     topic_edocument_normalized: str = "govsync.edocument.normalized.v1"
     consumer_group: str = "govsync-ingest"
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
 
     create_topics: bool = True
     """Create missing topics at start (local runs); production clusters usually pre-create them."""

@@ -22,7 +22,13 @@ from services.common.lifecycle import install_stop_handlers
 from services.common.logging import configure_logging, get_logger
 from services.localrun.pipeline import LocalRun, RunReport
 from services.localrun.settings import RunSettings
-from services.localrun.view import ViewState, print_final, render, summary_line
+from services.localrun.view import (
+    ViewState,
+    endpoint_lines,
+    print_final,
+    render,
+    summary_line,
+)
 
 log = get_logger(__name__)
 
@@ -55,8 +61,13 @@ def main(*, kafka: str | None = None, duration: float | None = None) -> int:
     live_view = settings.live if settings.live is not None else console.is_terminal
     log_path = _log_to_file(settings)
     last_line = [0.0]
+    shown_endpoints = [False]
 
     def plain(state: ViewState) -> None:
+        if not shown_endpoints[0]:
+            shown_endpoints[0] = True
+            for line in endpoint_lines(state.endpoints):
+                console.print(line, highlight=False, soft_wrap=True)
         now = time.monotonic()
         # The final state is printed once by `print_final`.
         if now - last_line[0] >= settings.refresh_seconds and state.phase != "stopped":

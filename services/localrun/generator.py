@@ -624,7 +624,8 @@ class TrafficGenerator:
             # Whole seconds, at or before the header's time: the step never moves the status.
             "ThoiDiemXuLy": date(_second(at)),
             "PhongBanXuLy": "Bộ phận một cửa",
-            "NoiDungXuLy": STATUS_TEXT.get(status, "Xử lý hồ sơ"),
+            # The step number keeps two steps of the same status in one second apart.
+            "NoiDungXuLy": f"{STATUS_TEXT.get(status, 'Xử lý hồ sơ')} (bước {d.step})",
             "TrangThai": self._code(status, STATUS_WORDS, d.dialect),
         }
         if d.due_at is not None:

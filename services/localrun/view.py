@@ -132,8 +132,7 @@ def _rates(state: ViewState) -> Table:
     return table
 
 
-def _endpoints(state: ViewState) -> Panel:
-    e = state.endpoints
+def endpoint_lines(e: Endpoints) -> list[str]:
     lines = [
         f"broker              {e.broker}",
         f"ingest metrics      {e.ingest}/metrics",
@@ -145,6 +144,11 @@ def _endpoints(state: ViewState) -> Panel:
     ]
     if e.log_file:
         lines.append(f"logs                {e.log_file}")
+    return lines
+
+
+def _endpoints(state: ViewState) -> Panel:
+    lines = endpoint_lines(state.endpoints)
     return Panel("\n".join(lines), title="Where to look", title_align="left", expand=False)
 
 

@@ -1,0 +1,90 @@
+"""`govsync run` end to end: traffic through the real services, metrics against the ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.localrun.pipeline import LocalRun
+from services.localrun.settings import RunSettings
+from services.localrun.view import ViewState
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[3]
+SERVICE_TASKS = {"ingest", "sync-portal", "sync-ndxp", "control"}
+
+
+@pytest.mark.kafka
+async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) -> None:
+    settings = RunSettings(seed=20260302, dossiers_per_second=20.0, refresh_seconds=0.5)
+    phases: list[str] = []
+
+    def refresh(state: ViewState) -> None:
+        phases.append(state.phase)
+
+    local = LocalRun(settings, kafka=kafka_broker, duration=20.0, refresh=refresh)
+
+    async with asyncio.timeout(90):
+        report = await local.run(asyncio.Event())
+
+    truth, snapshot = report.truth, report.snapshot
+    assert truth.sent > 500
+    assert report.drained
+    assert snapshot.consumed == truth.sent
+    for outcome in ("accepted", "duplicate", "stale", "dead_lettered"):
+        assert snapshot.outcomes[outcome] > 0
+    assert report.differences == []  # every count behind every rate, per agency
+    assert {a for a, t in snapshot.agencies.items() if t.received} == set(settings.agencies)
+    for target in ("portal", "ndxp"):
+        assert snapshot.acknowledged(target) == snapshot.accepted
+        assert snapshot.quantile(target, 0.99) is not None
+    # The destinations hold every dossier, each at the status the generator last sent.
+    assert report.portal_dossiers == len(truth.final_status)
+    assert report.ndxp_dossiers == len(truth.final_status)
+    assert report.portal_status_mismatches == []
+    assert report.regressions == 0
+    # The view was refreshed while traffic flowed; every service task is gone.
+    assert {"starting", "running", "draining", "stopped"} <= set(phases)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() in SERVICE_TASKS]
+
+
+def _broker_processes(port: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"tcp://127.0.0.1:{port}" in cmdline and "broker" in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_the_command_runs_on_the_embedded_broker_and_exits_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSYNC_")}
+    env["GOVSYNC_RUN_LOG_FILE"] = str(tmp_path / "run.log")
+    done = subprocess.run(
+        [sys.executable, "-m", "services", "run", "--duration", "15"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Traceback" not in output
+    assert "Traceback" not in (tmp_path / "run.log").read_text()
+    assert "metrics and generator agree" in done.stdout, output
+    broker = re.search(r"broker\s+127\.0\.0\.1:(\d+) \(embedded\)", done.stdout)
+    assert broker is not None, output
+    assert _broker_processes(broker.group(1)) == []

@@ -1,0 +1,206 @@
+"""The traffic generator: its ground truth equals what ingest's own pure pipeline decides."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from services.ingest.envelope import decode_record
+from services.ingest.errors import IngestError
+from services.ingest.main import build_pipeline
+from services.ingest.settings import IngestSettings
+from services.ingest.state import DossierState
+from services.localrun.generator import (
+    AgencyTally,
+    Outcome,
+    SourceEvent,
+    TrafficGenerator,
+    TrafficOptions,
+)
+
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+TOPIC = "govsync.dossier.v1"
+
+
+@dataclass
+class IngestView:
+    """What ingest's pure pipeline makes of a stream: outcomes, tallies and revisions."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    agencies: dict[str, AgencyTally] = field(default_factory=dict)
+    revision_mismatches: int = 0
+    wrong_outcomes: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run_through_ingest(events: list[tuple[datetime, SourceEvent]]) -> IngestView:
+    pipeline = build_pipeline(IngestSettings())
+    states: dict[str, DossierState] = {}
+    view = IngestView()
+    for now, event in events:
+        try:
+            envelope = decode_record(event.value, list(event.headers), topic=TOPIC, max_bytes=2**20)
+        except IngestError:
+            outcome = "dead_lettered"
+            result = None
+        else:
+            result = pipeline.handle(envelope, states=states, now=now)
+            outcome = result.outcome.value
+        view.outcomes[outcome] += 1
+        if outcome != event.expected.value:
+            view.wrong_outcomes.append((event.expected.value, outcome))
+        if result is None or result.decision is None:
+            continue
+        record, indicators = result.decision.record, result.decision.indicators
+        if record is not None and event.sequence and record.revision != event.sequence:
+            view.revision_mismatches += 1
+        if indicators is None or indicators.agency is None:
+            continue
+        tally = view.agencies.setdefault(indicators.agency, AgencyTally())
+        if indicators.received:
+            channel = indicators.received_channel
+            name = (
+                {1: "in_person", 2: "online", 3: "postal"}[int(channel)] if channel else "unknown"
+            )
+            setattr(tally, f"received_{name}", getattr(tally, f"received_{name}") + 1)
+        if indicators.finished is not None:
+            if indicators.finished.value == "on_time":
+                tally.finished_on_time += 1
+            else:
+                tally.finished_late += 1
+        tally.digitised += indicators.digitised
+        tally.fee_bearing += indicators.fee_bearing
+        tally.paid_online += indicators.paid_online
+    return view
+
+
+def generate(
+    options: TrafficOptions, *, seed: int, ticks: int, step_ms: int = 50
+) -> tuple[TrafficGenerator, list[tuple[datetime, SourceEvent]]]:
+    generator = TrafficGenerator(options, random.Random(seed))
+    events: list[tuple[datetime, SourceEvent]] = []
+    now = START
+    for _ in range(ticks):
+        now += timedelta(milliseconds=step_ms)
+        events.extend((now, e) for e in generator.tick(now))
+    return generator, events
+
+
+def scored(tally: AgencyTally) -> AgencyTally:
+    """The tally without the fields ingest's pipeline does not count (sync, e-documents)."""
+    return AgencyTally(
+        tally.received_in_person,
+        tally.received_online,
+        tally.received_postal,
+        tally.received_unknown,
+        tally.finished_on_time,
+        tally.finished_late,
+        tally.digitised,
+        tally.fee_bearing,
+        tally.paid_online,
+    )
+
+
+@pytest.mark.parametrize(
+    ("seed", "options"),
+    [
+        pytest.param(1, TrafficOptions(dossiers_per_second=40), id="default-shape"),
+        pytest.param(
+            2,
+            TrafficOptions(
+                dossiers_per_second=40,
+                duplicate_rate=0.3,
+                out_of_order_rate=0.3,
+                malformed_rate=0.2,
+                dialect_share=1.0,
+                binary_share=0.5,
+                bare_share=0.5,
+                supplement_share=0.6,
+            ),
+            id="hostile-shape",
+        ),
+        pytest.param(
+            3, TrafficOptions(dossiers_per_second=40, step_seconds=0.2), id="fast-dossiers"
+        ),
+    ],
+)
+def test_ground_truth_equals_what_ingest_decides(seed: int, options: TrafficOptions) -> None:
+    generator, events = generate(options, seed=seed, ticks=500)
+    view = run_through_ingest(events)
+
+    assert view.wrong_outcomes == []
+    assert view.revision_mismatches == 0
+    truth = generator.truth
+    assert truth.sent == len(events)
+    assert dict(view.outcomes) == {o.value: n for o, n in truth.outcomes.items() if n}
+    assert {a: scored(t) for a, t in truth.agencies.items()} == view.agencies
+    # The traffic holds what it should: every outcome, late and on-time finishes, all channels.
+    assert all(truth.outcomes[o] > 0 for o in Outcome)
+    everything = AgencyTally()
+    for tally in truth.agencies.values():
+        everything.received_online += tally.received_online
+        everything.received_postal += tally.received_postal
+        everything.received_in_person += tally.received_in_person
+        everything.finished_late += tally.finished_late
+        everything.finished_on_time += tally.finished_on_time
+    assert everything.received_online
+    assert everything.received_postal
+    assert everything.received_in_person
+    assert everything.finished_late
+    assert everything.finished_on_time
+
+
+def test_same_seed_same_traffic() -> None:
+    _, first = generate(TrafficOptions(), seed=9, ticks=200)
+    _, second = generate(TrafficOptions(), seed=9, ticks=200)
+    assert [e.value for _, e in first] == [e.value for _, e in second]
+
+
+def test_every_dialect_appears() -> None:
+    _, events = generate(
+        TrafficOptions(dossiers_per_second=40, dialect_share=0.8), seed=4, ticks=600
+    )
+    modes: Counter[str] = Counter()
+    keys: set[str] = set()
+    statuses: set[type] = set()
+    for _, event in events:
+        if any(name == "ce_specversion" for name, _ in event.headers):
+            modes["binary"] += 1
+            continue
+        try:
+            parsed = orjson.loads(event.value)
+        except orjson.JSONDecodeError:
+            modes["broken"] += 1
+            continue
+        if "specversion" in parsed:
+            modes["structured"] += 1
+            data = parsed["data"]
+        else:
+            modes["bare"] += 1
+            data = parsed
+        keys.update(k for k in data if k.lower() == "mahoso")
+        status = next((v for k, v in data.items() if k.lower() == "trangthaihoso"), None)
+        if status is not None:
+            statuses.add(type(status))
+    assert set(modes) == {"binary", "structured", "bare", "broken"}
+    assert keys == {"MaHoSo", "mahoso", "MAHOSO"}
+    assert statuses == {int, str}
+
+
+def test_rates_follow_the_options() -> None:
+    generator, _ = generate(
+        TrafficOptions(dossiers_per_second=100, online_share=0.8, postal_share=0.0),
+        seed=5,
+        ticks=1000,
+    )
+    received = online = postal = 0
+    for tally in generator.truth.agencies.values():
+        received += tally.received
+        online += tally.received_online
+        postal += tally.received_postal
+    assert postal == 0
+    assert 0.75 < online / received < 0.85

@@ -1,0 +1,131 @@
+"""Reading the services' metrics: exposition text to flow counts, tallies, rates and quantiles."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from schemas.dossier import Channel, Timeliness
+from services.ingest.metrics import IngestMetrics
+from services.ingest.state import Indicators, Outcome
+from services.localrun.generator import AgencyTally, GroundTruth
+from services.localrun.generator import Outcome as Expected
+from services.localrun.indicators import (
+    Rate,
+    Snapshot,
+    differences,
+    drained,
+    histogram_quantile,
+    rates,
+    read_ingest,
+    read_sync,
+)
+from services.localrun.scrape import parse
+from services.sync.metrics import SyncMetrics
+
+AGENCY = "000.00.20.H57"
+
+
+def ingest_text() -> str:
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry, agency_limit=10, agencies=[AGENCY])
+    metrics.count(Indicators(AGENCY, Channel.ONLINE, received=True, digitised=True))
+    metrics.count(Indicators(AGENCY, Channel.IN_PERSON, received=True, fee_bearing=True))
+    metrics.count(Indicators(AGENCY, paid_online=True, finished=Timeliness.ON_TIME))
+    metrics.count(Indicators(AGENCY, finished=Timeliness.LATE))
+    for outcome, n in ((Outcome.ACCEPTED, 5), (Outcome.DUPLICATE, 2), (Outcome.DEAD_LETTERED, 1)):
+        metrics.events.labels("vn.gov.dvc.dossier.v1", outcome.value).inc(n)
+    metrics.events.labels("unknown", Outcome.DEAD_LETTERED.value).inc()
+    return generate_latest(registry).decode()
+
+
+def sync_text(target: str) -> str:
+    registry = CollectorRegistry()
+    metrics = SyncMetrics(registry, target)
+    for _ in range(4):
+        metrics.record("acknowledged")
+    metrics.record("skipped_stale")
+    for seconds in (0.05, 0.2, 0.3, 0.7):
+        metrics.latency.labels(target).observe(seconds)
+    metrics.first_synced(AGENCY)
+    metrics.first_synced(AGENCY)
+    return generate_latest(registry).decode()
+
+
+def test_metrics_text_becomes_a_snapshot() -> None:
+    snapshot = Snapshot()
+    read_ingest(snapshot, parse(ingest_text()))
+    read_sync(snapshot, "portal", parse(sync_text("portal")))
+    read_sync(snapshot, "ndxp", parse(sync_text("ndxp")))
+
+    assert snapshot.outcomes == {"accepted": 5, "duplicate": 2, "stale": 0, "dead_lettered": 2}
+    tally = snapshot.agencies[AGENCY]
+    assert (tally.received_online, tally.received_in_person, tally.received) == (1, 1, 2)
+    assert (tally.finished_on_time, tally.finished_late) == (1, 1)
+    assert (tally.digitised, tally.fee_bearing, tally.paid_online) == (1, 1, 1)
+    assert tally.synced == 2  # from the portal worker only
+    assert snapshot.acknowledged("portal") == 4
+    assert snapshot.finished("ndxp") == 5
+    median = snapshot.quantile("portal", 0.5)
+    assert median is not None
+    assert 0.1 <= median <= 0.25
+
+
+@pytest.mark.parametrize(
+    ("q", "buckets", "expected"),
+    [
+        pytest.param(0.5, [], None, id="no-histogram"),
+        pytest.param(0.5, [(1.0, 0.0), (float("inf"), 0.0)], None, id="no-observations"),
+        pytest.param(0.5, [(1.0, 10.0), (float("inf"), 10.0)], 0.5, id="interpolates-from-zero"),
+        pytest.param(
+            0.75, [(0.1, 0.0), (0.5, 4.0), (1.0, 8.0), (float("inf"), 8.0)], 0.75, id="mid-bucket"
+        ),
+        pytest.param(0.99, [(1.0, 1.0), (float("inf"), 10.0)], 1.0, id="in-the-inf-bucket"),
+    ],
+)
+def test_histogram_quantile(
+    q: float, buckets: list[tuple[float, float]], expected: float | None
+) -> None:
+    assert histogram_quantile(q, buckets) == expected
+
+
+def test_rates_follow_the_formulas() -> None:
+    tally = AgencyTally(
+        received_in_person=1,
+        received_online=3,
+        finished_on_time=1,
+        finished_late=1,
+        digitised=2,
+        fee_bearing=4,
+        paid_online=1,
+        synced=5,
+    )
+    found = rates(tally)
+    assert found["3.3"] == Rate(3, 4)
+    assert found["2.1"].value == 0.5
+    assert found["4.3"].value == 0.5
+    assert found["3.6"].value == 0.25
+    assert found["1.4"] == Rate(5, 4)
+    assert found["sig"].value is None
+
+
+def test_differences_and_drain() -> None:
+    truth = GroundTruth(sent=3)
+    truth.outcomes[Expected.ACCEPTED] = 2
+    truth.outcomes[Expected.DEAD_LETTERED] = 1
+    truth.agency(AGENCY).received_online = 1
+    snapshot = Snapshot()
+    assert not drained(snapshot, truth)
+    assert {d.where for d in differences(snapshot, truth)} == {
+        "events accepted",
+        "events dead_lettered",
+        f"{AGENCY} received_online",
+    }
+    snapshot.outcomes.update(accepted=2, dead_lettered=1)
+    snapshot.agency(AGENCY).received_online = 1
+    assert differences(snapshot, truth) == []
+    assert not drained(snapshot, truth)  # the sync workers have not finished the records yet
+    snapshot.sync["portal"]["acknowledged"] = 2
+    snapshot.sync["ndxp"]["acknowledged"] = 1
+    snapshot.sync["ndxp"]["skipped_stale"] = 1
+    assert drained(snapshot, truth)

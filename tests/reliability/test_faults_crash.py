@@ -1,0 +1,153 @@
+"""`kill -9` of ingest and of each sync target at random moments during a steady stream.
+
+`govsync ingest`, `govsync sync --target portal` and `--target ndxp` run as processes on the
+session's broker against the in-process simulator, while a producer sends source events to the
+dossier topic at a steady rate. Each of the three is killed `GOVSYNC_FAULT_CRASHES` times (five
+by default), each time once it has done a random amount of work since its restart was ready,
+and restarted at once; the three crash loops run concurrently. After the stream stops:
+
+- every accepted event has its normalised record (ingest lost nothing), and each dossier's
+  revisions are 1..n with one event each (no gap, no restart);
+- both destinations hold every dossier at its final normalised revision and status;
+- neither destination ever saw a dossier go backwards (the simulator records regressions);
+- every process still stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from services.common.settings import KafkaSettings
+from services.simulator.app import NDXP, PORTAL, Simulator
+from services.simulator.server import running_simulator
+from tests.support.faults import (
+    Figures,
+    ServiceProcess,
+    SteadyProducer,
+    Topics,
+    behind,
+    check_ingest,
+    collect,
+    destination_revisions,
+    ingest_env,
+    regressions,
+    repeated_deliveries,
+    sampling_rss,
+    service_processes,
+    sync_env,
+    wait_for,
+)
+from tests.support.kafka import create_topics
+
+pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.slow]
+
+CRASHES = int(os.environ.get("GOVSYNC_FAULT_CRASHES", "5"))
+RATE = 40.0
+DOSSIERS = 150
+
+
+async def crash_loop(
+    service: ServiceProcess, progress: Callable[[], int], rng: random.Random, *, low: int, high: int
+) -> None:
+    """Kill `service` `CRASHES` times, each once `progress()` grew by a random step after ready."""
+    for _ in range(CRASHES):
+        await service.wait_ready(within=60)
+        goal = progress() + rng.randint(low, high)
+
+        def reached(goal: int = goal) -> bool:
+            return progress() >= goal or not service.running
+
+        await wait_for(reached, within=60, what=f"{service.name} making progress")
+        service.assert_running()
+        await service.kill()
+        await service.start()
+    await service.wait_ready(within=60)
+
+
+def acknowledged(sim: Simulator, destination: str) -> Callable[[], int]:
+    """Revisions the destination holds in total: grows with every delivery it accepts."""
+    return lambda: sum(revision for revision, _ in destination_revisions(sim, destination).values())
+
+
+async def test_kill_9_of_every_service_loses_nothing(
+    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, figures: Callable[[str], None]
+) -> None:
+    topics = Topics.unique("crash", unique)
+    await create_topics(
+        kafka_settings, topics.dossier, topics.normalized, topics.dlq, topics.state, partitions=3
+    )
+    sim = Simulator(seed=1)
+    rng = random.Random(unique)
+    bootstrap = kafka_settings.bootstrap_servers
+    async with running_simulator(sim) as running:
+        ingest = ServiceProcess.ingest(ingest_env(bootstrap, topics), tmp_path)
+        portal = ServiceProcess.sync("portal", sync_env(bootstrap, topics, running), tmp_path)
+        ndxp = ServiceProcess.sync("ndxp", sync_env(bootstrap, topics, running), tmp_path)
+        services = (ingest, portal, ndxp)
+        async with service_processes(*services), sampling_rss(*services):
+            for service in services:
+                await service.start()
+            await asyncio.gather(*(s.wait_ready(within=90) for s in services))
+            stream = SteadyProducer(
+                kafka_settings, topics.dossier, prefix=f"C{unique}", dossiers=DOSSIERS, rate=RATE
+            )
+            async with stream:
+                await asyncio.gather(
+                    crash_loop(ingest, lambda: stream.count, rng, low=20, high=150),
+                    crash_loop(portal, acknowledged(sim, PORTAL), rng, low=10, high=120),
+                    crash_loop(ndxp, acknowledged(sim, NDXP), rng, low=10, high=120),
+                )
+            stopped = time.monotonic()
+            sent = stream.sent
+            assert stream.failed == 0, "the broker refused some of the stream"
+
+            records = await collect(
+                kafka_settings, topics.normalized, {e.event_id for e in sent}, within=90
+            )
+            check = check_ingest(sent, records)
+            late: dict[str, list[str]] = {}
+
+            def delivered() -> bool:
+                for service in services:
+                    service.assert_running()
+                late[PORTAL] = behind(sim, PORTAL, check.finals)
+                late[NDXP] = behind(sim, NDXP, check.finals)
+                return not late[PORTAL] and not late[NDXP]
+
+            drained = True
+            try:
+                await wait_for(delivered, within=90, what="both destinations up to date")
+            except AssertionError:
+                drained = False
+            drain = time.monotonic() - stopped
+            codes = {s.name: await s.stop() for s in services}
+
+    result = Figures(
+        "crash",
+        events=len(sent),
+        crashes=sum(s.kills for s in services),
+        lost=len(check.lost) + len(late[PORTAL]) + len(late[NDXP]),
+        regressions=regressions(sim),
+        repeated={
+            "ingest records": check.repeats,
+            PORTAL: repeated_deliveries(sim, PORTAL),
+            NDXP: repeated_deliveries(sim, NDXP),
+        },
+        max_rss_mb={s.name: s.max_rss_kb / 1024 for s in services},
+        drain_seconds=drain,
+        extra={"dossiers": len(check.finals), "kills": {s.name: s.kills for s in services}},
+    )
+    result.report(figures)
+    assert result.crashes == 3 * CRASHES
+    assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
+    assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
+    assert drained, f"not delivered: portal {late[PORTAL][:5]}, ndxp {late[NDXP][:5]}"
+    assert sim.state.regressions == [], sim.state.regressions[:5]
+    assert codes == {s.name: 0 for s in services}, "a process did not stop cleanly"

@@ -1,0 +1,1 @@
+"""Reliability tests of issue #7: hostile input, security, faults."""

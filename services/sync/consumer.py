@@ -247,7 +247,10 @@ class SyncWorker:
             while not stop.is_set():
                 self.dispatcher.raise_if_failed()
                 self._apply_backpressure()
-                batches = await self._consumer.getmany(timeout_ms=200)
+                # Never fetch past `max_buffered` unfinished records: the pause comes too late
+                # for a batch that would overshoot it.
+                room = self._settings.delivery.max_buffered - self.dispatcher.backlog
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=max(room, 1))
                 self.fetching = True
                 rewound: set[int] = set()
                 for tp, messages in batches.items():

@@ -121,6 +121,9 @@ def parse_datetime(value: str | int, *, field: str) -> datetime:
     """
     if isinstance(value, bool):
         raise InvalidDateError(f"{field} is a boolean, not a date")
+    if isinstance(value, int) and not -(10**20) < value < 10**20:
+        # str() of a huge integer raises; no date has that many digits anyway.
+        raise InvalidDateError(f"{field} is not a valid date in any accepted format")
     text = str(value).strip()
     if not text:
         raise InvalidDateError(f"{field} is empty")
@@ -136,11 +139,13 @@ def parse_datetime(value: str | int, *, field: str) -> datetime:
             else:
                 iso = datetime.fromisoformat(text)
                 parsed = iso if iso.tzinfo is not None else iso.replace(tzinfo=LOCAL_TZ)
+        # An offset can carry year 1 or 9999 out of datetime's range.
+        local = parsed.astimezone(LOCAL_TZ)
     except (ValueError, OverflowError, OSError):
         raise InvalidDateError(f"{field} is not a valid date in any accepted format") from None
-    if not _MIN_YEAR <= parsed.astimezone(LOCAL_TZ).year <= _MAX_YEAR:
+    if not _MIN_YEAR <= local.year <= _MAX_YEAR:
         raise InvalidDateError(f"{field} is outside {_MIN_YEAR}-{_MAX_YEAR}")
-    return parsed.astimezone(LOCAL_TZ)
+    return local
 
 
 def optional_datetime(value: str | int | None, *, field: str) -> datetime | None:
@@ -153,7 +158,9 @@ def clean_text(value: str | None, *, max_chars: int) -> str | None:
     """NFC, no control characters, trimmed and bounded; empty text becomes None."""
     if value is None:
         return None
-    text = _CONTROL.sub("", unicodedata.normalize("NFC", value)).strip()
+    # Controls go first: one between a letter and its combining mark would otherwise keep the
+    # pair decomposed.
+    text = unicodedata.normalize("NFC", _CONTROL.sub("", value)).strip()
     return text[:max_chars] if text else None
 
 
@@ -172,7 +179,8 @@ def parse_code(
         code = value
     else:
         text = value.strip()
-        if text.lstrip("-").isdigit() and len(text) < 6:
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if text.lstrip("-").isdecimal() and len(text) < 6:
             code = int(text)
         else:
             code = vocabulary.get(unicodedata.normalize("NFC", text).lower().replace(" ", "_"))

@@ -1,10 +1,22 @@
-"""The `figures` fixture: numbers a reliability test reports, printed in the session summary."""
+"""Shared by the reliability tests: `figures` (numbers printed in the session summary) and
+`build_intake` (the ingest HTTP app with a recording sink, for tests that need no broker)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.common.auth import FailureLimiter, KeyRing
+from services.common.httpapp import create_base_app
+from services.common.problem import install_problem_handlers
+from services.ingest.api import BrokerUnavailableError, IntakeConfig, Outgoing, add_intake_routes
+from services.ingest.main import build_documents, build_pipeline
+from services.ingest.metrics import IngestMetrics
+from services.ingest.settings import IngestSettings
 
 _FIGURES: list[str] = []
 
@@ -24,3 +36,61 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("reliability figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+class RecordingSink:
+    """Our `EventSink` protocol, keeping what it was given; `fail` makes it a broker outage."""
+
+    def __init__(self) -> None:
+        self.published: list[Outgoing] = []
+        self.fail = False
+
+    async def publish(self, items: Sequence[Outgoing]) -> None:
+        if self.fail:
+            raise BrokerUnavailableError("the broker did not acknowledge the events")
+        self.published.extend(items)
+
+
+@dataclass
+class Intake:
+    """The ingest HTTP app with its real pipelines, keys and limiter, and a recording sink."""
+
+    app: FastAPI
+    sink: RecordingSink
+    registry: CollectorRegistry
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+def build_intake(settings: IngestSettings) -> Intake:
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry, agency_limit=settings.agency_label_limit, agencies=[])
+
+    async def ready() -> dict[str, bool]:
+        return {"broker": True}
+
+    app = create_base_app(
+        title="govsync ingest", version="test", registry=registry, readiness=ready
+    )
+    install_problem_handlers(app)
+    sink = RecordingSink()
+    add_intake_routes(
+        app,
+        config=IntakeConfig(
+            dossier_topic=settings.topic_dossier,
+            edocument_topic=settings.topic_edocument,
+            max_request_bytes=settings.max_request_bytes,
+            max_batch_events=settings.max_batch_events,
+        ),
+        keys=KeyRing(settings.api_keys),
+        sink=sink,
+        pipeline=build_pipeline(settings),
+        documents=build_documents(settings),
+        metrics=metrics,
+        limiter=FailureLimiter(
+            limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
+        ),
+    )
+    return Intake(app, sink, registry)

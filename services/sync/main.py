@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from services.common.httpapp import new_registry, serve
@@ -33,6 +33,7 @@ from services.sync.transport import make_client
 log = get_logger(__name__)
 
 DEFAULT_PARTITIONS = 6
+BROKER_CHECK_SECONDS = 2.0
 
 
 async def prepare_topics(settings: SyncSettings, target: Target) -> None:
@@ -78,6 +79,17 @@ async def _destination(
             yield client, client
         finally:
             await client.aclose()
+
+
+async def _broker_reachable(producer: AIOKafkaProducer) -> bool:
+    """The cluster answers a metadata request now: once fetching, a silent broker shows only
+    as empty fetches, which readiness cannot tell from an idle topic."""
+    try:
+        async with asyncio.timeout(BROKER_CHECK_SECONDS):
+            await producer.client.fetch_all_metadata()
+    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
+        return False
+    return True
 
 
 async def _obtain_credentials(client: PortalClient | NdxpClient, stop: asyncio.Event) -> None:
@@ -147,7 +159,7 @@ async def run(
                 client.logged_in if isinstance(client, PortalClient) else client.token_obtained
             )
             return {
-                "broker": worker.fetching,
+                "broker": worker.fetching and await _broker_reachable(producer),
                 "credentials": obtained,
                 "partitions": bool(worker.assigned),
             }

@@ -4,7 +4,8 @@
 steady rate throughout. Through the simulator's control endpoint the portal is then:
 
 1. down (503 to everything) for `GOVSYNC_FAULT_OUTAGE_SECONDS` (120 s by default);
-2. slow: every call takes `SLOW_CALL_SECONDS` (2 s) for `SLOW_PHASE_SECONDS`;
+2. slow: every call takes `SLOW_CALL_SECONDS` (2 s), until deliveries resume (the circuit
+   breaker's next probe) and for `SLOW_PHASE_SECONDS` after that;
 3. answering 429 with `Retry-After` to every call for `RATE_LIMITED_SECONDS`;
 
 and then healthy again. Meanwhile the sync process's VmRSS (from /proc/<pid>/status) and its
@@ -166,10 +167,11 @@ async def test_portal_outage_then_slow_then_rate_limited(
                     sync,
                     samples,
                     "slow",
-                    SLOW_PHASE_SECONDS,
+                    0,
                     until=lambda: portal_total() > before_slow,
                     within=BREAKER_MAX_RESET_SECONDS + 10,
                 )
+                await sample_phase(sync, samples, "slow", SLOW_PHASE_SECONDS)
                 slow_progress = portal_total() - before_slow
                 await faults(
                     latency_seconds=0,

@@ -423,7 +423,9 @@ class KafkaProxy:
             return known[1]
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._connection(upstream, reader, writer)
+            # Cancelled by `__aexit__`: end quietly, as asyncio's streams expect of a handler.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connection(upstream, reader, writer)
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = int(server.sockets[0].getsockname()[1])

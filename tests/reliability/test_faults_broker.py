@@ -107,10 +107,12 @@ async def test_broker_black_hole_then_recovery(
                 await wait_for(alive_until_restored, within=BROKER_SECONDS + 5, what="the hole")
                 still_not_ready = [await s.ready_status() for s in services]
                 proxy.restore()
+                restored = time.monotonic()
                 ready_again = await asyncio.gather(
                     *(s.wait_ready(READY_AGAIN_WITHIN) for s in services)
                 )
                 await progress()
+                resumed = time.monotonic() - restored
             stopped = time.monotonic()
             sent = stream.sent
             assert stream.failed == 0, "the broker refused some of the stream"
@@ -150,6 +152,7 @@ async def test_broker_black_hole_then_recovery(
             "ready again after s": {
                 s.name: round(t, 1) for s, t in zip(services, ready_again, strict=True)
             },
+            f"stream moved on by {STEP} after s": round(resumed, 1),
             "restarts": {s.name: s.starts - 1 for s in services},
         },
     )

@@ -22,13 +22,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from services.common.settings import KafkaSettings
 from services.simulator.app import NDXP, PORTAL, Simulator
 from services.simulator.server import running_simulator
+from services.simulator.state import Call
 from tests.support.faults import (
     Figures,
+    SentEvent,
     ServiceProcess,
     SteadyProducer,
     Topics,
@@ -44,9 +47,9 @@ from tests.support.faults import (
     sync_env,
     wait_for,
 )
-from tests.support.kafka import create_topics
+from tests.support.kafka import Received, create_topics
 
-pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.reliability]
 
 CRASHES = int(os.environ.get("GOVSYNC_FAULT_CRASHES", "5"))
 RATE = 40.0
@@ -76,6 +79,8 @@ def acknowledged(sim: Simulator, destination: str) -> Callable[[], int]:
     return lambda: sum(revision for revision, _ in destination_revisions(sim, destination).values())
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
 async def test_kill_9_of_every_service_loses_nothing(
     kafka_settings: KafkaSettings, unique: str, tmp_path: Path, figures: Callable[[str], None]
 ) -> None:
@@ -151,3 +156,43 @@ async def test_kill_9_of_every_service_loses_nothing(
     assert drained, f"not delivered: portal {late[PORTAL][:5]}, ndxp {late[NDXP][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
     assert codes == {s.name: 0 for s in services}, "a process did not stop cleanly"
+
+
+# --- the invariant checkers catch what they are for --------------------------------------------
+
+
+def _published(code: str, revision: int, event: str) -> Received:
+    value = orjson.dumps(
+        {"dossier_code": code, "revision": revision, "event_id": event, "status": 2}
+    )
+    return Received("t", 0, 0, code.encode(), value, {})
+
+
+@pytest.mark.parametrize(
+    ("records", "lost", "faulty"),
+    [
+        pytest.param([("A", 1, "A-1"), ("A", 2, "A-2")], [], [], id="complete"),
+        pytest.param([("A", 1, "A-1"), ("A", 1, "A-1"), ("A", 2, "A-2")], [], [], id="replayed"),
+        pytest.param([("A", 1, "A-1")], ["A-2"], ["A"], id="lost"),
+        pytest.param([("A", 1, "A-1"), ("A", 3, "A-2")], [], ["A"], id="gap"),
+        pytest.param([("A", 1, "A-1"), ("A", 1, "A-2")], [], ["A"], id="restarted"),
+    ],
+)
+def test_check_ingest_finds_lost_events_gaps_and_restarts(
+    records: list[tuple[str, int, str]], lost: list[str], faulty: list[str]
+) -> None:
+    sent = [SentEvent("A-1", "A", 1, 2), SentEvent("A-2", "A", 2, 4)]
+    check = check_ingest(sent, [_published(*r) for r in records])
+    assert check.lost == lost
+    assert check.revision_faults == faulty
+
+
+def test_repeated_deliveries_count_each_accepted_repeat() -> None:
+    sim = Simulator()
+    for seq, (codes, revisions, error) in enumerate(
+        [(["A", "B"], [1, 1], 0), (["A"], [1], 0), (["B"], [1], -1), (["B"], [2], 0)]
+    ):
+        sim.state.record_call(
+            Call(seq, 0.0, PORTAL, "DongBoHoSoMC", 200, error, codes, list(revisions), None)
+        )
+    assert repeated_deliveries(sim, PORTAL) == 1

@@ -1,0 +1,268 @@
+"""End-to-end latency: a source event produced to the portal's acknowledgement, at a steady rate.
+
+    uv run python -m bench.end_to_end [--rate 1000] [--seconds 30]
+
+The services run as in production, each in its own process: `govsync ingest`, `govsync sync
+--target portal` and `govsync simulate` (the portal), on one embedded broker. The benchmark
+produces the local run's realistic traffic at `--rate` events/s and notes when it produced each
+event; the simulator logs when the portal accepted each item (`/_sim/calls`: dossier, revision,
+time). Latency = acceptance time - production time, per accepted event. Baseline, same run and
+broker: one bare hop, produce -> a plain aiokafka consumer, at the same rate (the pipeline makes
+two such hops plus the HTTP call). Target: p99 < 1 s. Writes a JSON report to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import (
+    ServiceProcess,
+    broker,
+    percentile,
+    running,
+    table,
+    wait_ready,
+    write_report,
+)
+from services.common.kafka import TopicSpec, ensure_topics
+from services.common.settings import KafkaSettings
+from services.localrun.generator import Outcome, TrafficGenerator, TrafficOptions
+
+TARGET_P99_SECONDS = 1.0
+SECRET = "bench-secret"  # noqa: S105 - the benchmark simulator's own credential
+TICK_SECONDS = 0.02
+EVENTS_PER_DOSSIER = 5.3  # the default shape, measured: statuses, steps, duplicates, noise
+
+
+def paced_generator(rate: float, seed: int) -> TrafficGenerator:
+    """The default traffic at about `rate` events/s once dossiers are in every stage."""
+    options = TrafficOptions(dossiers_per_second=rate / EVENTS_PER_DOSSIER)
+    return TrafficGenerator(options, random.Random(seed))
+
+
+async def produce_paced(
+    bootstrap: str, topic: str, rate: float, seconds: float, sent: dict[tuple[str, int], float]
+) -> int:
+    """Produce the generator's traffic for `seconds`; note when each accepted event went out."""
+    generator = paced_generator(rate, seed=7)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    count = 0
+    try:
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            started = time.monotonic()
+            events = generator.tick(datetime.now(UTC))
+            stamp = time.time()
+            futures = [
+                await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
+                for e in events
+            ]
+            for e in events:
+                if e.expected is Outcome.ACCEPTED and e.dossier is not None:
+                    sent[(e.dossier, e.sequence)] = stamp
+            await asyncio.gather(*futures)
+            count += len(events)
+            await asyncio.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
+    finally:
+        await producer.stop()
+    return count
+
+
+async def pipeline_case(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    topics = {
+        "GOVSYNC_TOPIC_DOSSIER": f"e2e.dossier.{run}",
+        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": f"e2e.normalized.{run}",
+        "GOVSYNC_TOPIC_DLQ": f"e2e.dlq.{run}",
+    }
+    common = {"GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap, **topics}
+    simulator = ServiceProcess([], {})
+    simulator._args = ["simulate", "--port", str(simulator.port)]  # its port is an argument
+    simulator._env = {
+        "GOVSYNC_SIMULATOR_PASSWORD": SECRET,
+        "GOVSYNC_SIMULATOR_CLIENT_SECRET": SECRET,
+    }
+    ingest = ServiceProcess(
+        ["ingest"],
+        common
+        | {
+            "GOVSYNC_TOPIC_STATE": f"e2e.state.{run}",
+            "GOVSYNC_TOPIC_EDOCUMENT": f"e2e.edoc.{run}",
+            "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": f"e2e.edoc-normalized.{run}",
+            "GOVSYNC_CONSUMER_GROUP": f"e2e-ingest-{run}",
+            "GOVSYNC_TOPIC_PARTITIONS": "6",
+        },
+    )
+    sync = ServiceProcess(
+        ["sync", "--target", "portal"],
+        common
+        | {
+            "GOVSYNC_PORTAL_URL": f"{simulator.base}/portal",
+            "GOVSYNC_PORTAL_PASSWORD": SECRET,
+            "GOVSYNC_PORTAL_DSTCODE": "000.00.00.G22",
+            "GOVSYNC_GROUP_PREFIX": f"e2e-sync-{run}-",
+            "GOVSYNC_ACKED_TOPIC_TEMPLATE": f"e2e.{{target}}.acked.{run}",
+        },
+    )
+    await ensure_topics(
+        KafkaSettings(bootstrap_servers=bootstrap),
+        [TopicSpec(t, 6) for t in topics.values()],
+    )
+    sent: dict[tuple[str, int], float] = {}
+    async with (
+        running(simulator),
+        running(ingest),
+        running(sync),
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        for service in (ingest, sync):
+            await wait_ready(client, service.base)
+        produced = await produce_paced(
+            bootstrap, topics["GOVSYNC_TOPIC_DOSSIER"], rate, seconds, sent
+        )
+        latencies = await collect(client, simulator.base, sent, within=60)
+    return {
+        "case": "source event -> portal acknowledged",
+        "events": produced,
+        "accepted_events": len(sent),
+        "measured": len(latencies),
+        "seconds": seconds,
+        "p50": percentile(latencies, 50),
+        "p90": percentile(latencies, 90),
+        "p99": percentile(latencies, 99),
+        "max": max(latencies, default=float("nan")),
+    }
+
+
+async def collect(
+    client: httpx.AsyncClient, base: str, sent: dict[tuple[str, int], float], within: float
+) -> list[float]:
+    """Read the portal's call log until every accepted event was acknowledged (or `within`)."""
+    acked: dict[tuple[str, int], float] = {}
+    since = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            while len(acked) < len(sent):
+                answer = await client.get(
+                    f"{base}/_sim/calls", params={"destination": "portal", "since": since}
+                )
+                calls = answer.json()
+                for call in calls:
+                    since = max(since, call["seq"])
+                    if call["error_code"] != 0:
+                        continue
+                    for code, revision in zip(call["dossiers"], call["revisions"], strict=False):
+                        if revision is not None:
+                            acked.setdefault((code, revision), call["at"])
+                await asyncio.sleep(0.5)
+    return [acked[k] - sent[k] for k in sent if k in acked]
+
+
+async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
+    """One bare hop at the same rate: produce, and a plain consumer receives."""
+    topic = f"e2e.base.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), [TopicSpec(topic, 6)])
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    await asyncio.sleep(1.0)  # position at the end before producing
+    latencies: list[float] = []
+    stamps: dict[bytes, float] = {}
+
+    async def consume() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for records in batch.values():
+                for r in records:
+                    stamp = stamps.pop(r.value, None) if r.value is not None else None
+                    if stamp is not None:
+                        latencies.append(now - stamp)
+
+    reader = asyncio.create_task(consume())
+    generator = paced_generator(rate, seed=8)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    count = 0
+    try:
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            started = time.monotonic()
+            events = generator.tick(datetime.now(UTC))
+            stamp = time.time()
+            for e in events:
+                stamps[e.value] = stamp
+            futures = [
+                await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
+                for e in events
+            ]
+            await asyncio.gather(*futures)
+            count += len(events)
+            await asyncio.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
+        await asyncio.sleep(2.0)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await producer.stop()
+        await consumer.stop()
+    return {
+        "case": "baseline: one bare Kafka hop",
+        "events": count,
+        "measured": len(latencies),
+        "seconds": seconds,
+        "p50": percentile(latencies, 50),
+        "p90": percentile(latencies, 90),
+        "p99": percentile(latencies, 99),
+        "max": max(latencies, default=float("nan")),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    with broker() as bootstrap:
+        base = await baseline_case(bootstrap, args.rate, min(args.seconds, 15.0))
+        e2e = await pipeline_case(bootstrap, args.rate, args.seconds)
+    rows = [
+        [r["case"], r["events"], r["measured"], r["p50"], r["p90"], r["p99"], r["max"]]
+        for r in (base, e2e)
+    ]
+    print(table(["case", "events", "measured", "p50 s", "p90 s", "p99 s", "max s"], rows))
+    achieved = e2e["events"] / args.seconds
+    verdict = "meets" if e2e["p99"] < TARGET_P99_SECONDS else "MISSES"
+    print(
+        f"at {achieved:,.0f} events/s for {args.seconds:g} s: p99 {e2e['p99']:.3f} s"
+        f" ({verdict} the < {TARGET_P99_SECONDS:g} s target); baseline hop p99 {base['p99']:.3f} s"
+    )
+    report = {
+        "rate": args.rate,
+        "achieved_rate": round(achieved, 1),
+        "seconds": args.seconds,
+        "baseline": base,
+        "pipeline": e2e,
+        "target_p99_seconds": TARGET_P99_SECONDS,
+    }
+    print(f"written {write_report('end_to_end', report)}")
+    return report
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    asyncio.run(main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

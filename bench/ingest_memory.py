@@ -1,0 +1,172 @@
+"""Ingest memory: RSS after a million dossier events over 200,000 dossiers, kept vs evicted.
+
+    uv run python -m bench.ingest_memory [--events 1000000] [--dossiers 200000]
+
+`govsync ingest` runs in its own process; its resident memory is VmRSS from /proc/<pid>/status.
+Baseline, same run: the RSS of an idle ingest process (started, ready, no events). Then two
+runs over the same events (the local run's realistic traffic, most dossiers finishing):
+`keep`, finished dossiers retained (the default 30 days), and `evict`, with
+`GOVSYNC_FINISHED_RETENTION=PT1S` so finished dossiers are forgotten at the worker's next
+eviction pass (every 60 s, not configurable; the benchmark waits for it). Targets: RSS under
+300 MB after all events, and the evicting run not growing with the number of finished dossiers.
+Writes a JSON report to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    ServiceProcess,
+    broker,
+    generate_events,
+    produce_all,
+    running,
+    samples,
+    table,
+    total,
+    wait_ready,
+    write_report,
+)
+from services.common.kafka import TopicSpec, ensure_topics
+from services.common.settings import KafkaSettings
+from services.localrun.generator import SourceEvent
+
+TARGET_MB = 300.0
+EVICTION_INTERVAL_SECONDS = 60.0  # IngestWorker's default; main.run does not expose it
+
+
+def _env(bootstrap: str, run: str, retention: str | None) -> dict[str, str]:
+    env = {
+        "GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "GOVSYNC_TOPIC_DOSSIER": f"mem.dossier.{run}",
+        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": f"mem.normalized.{run}",
+        "GOVSYNC_TOPIC_DLQ": f"mem.dlq.{run}",
+        "GOVSYNC_TOPIC_STATE": f"mem.state.{run}",
+        "GOVSYNC_TOPIC_EDOCUMENT": f"mem.edoc.{run}",
+        "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": f"mem.edoc-normalized.{run}",
+        "GOVSYNC_CONSUMER_GROUP": f"mem-{run}",
+        "GOVSYNC_TOPIC_PARTITIONS": "3",
+    }
+    if retention:
+        env["GOVSYNC_FINISHED_RETENTION"] = retention
+    return env
+
+
+async def idle(bootstrap: str) -> dict[str, Any]:
+    service = ServiceProcess(["ingest"], _env(bootstrap, uuid.uuid4().hex[:8], None))
+    async with running(service), httpx.AsyncClient(timeout=5) as client:
+        await wait_ready(client, service.base)
+        await asyncio.sleep(2.0)
+        rss = service.rss_bytes()
+    return {"case": "idle ingest (baseline)", "events": 0, "tracked": 0, "rss_mb": rss / 2**20}
+
+
+async def loaded(
+    bootstrap: str, events: list[SourceEvent], *, retention: str | None, case: str
+) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    env = _env(bootstrap, run, retention)
+    await ensure_topics(
+        KafkaSettings(bootstrap_servers=bootstrap), [TopicSpec(env["GOVSYNC_TOPIC_DOSSIER"], 3)]
+    )
+    await produce_all(bootstrap, env["GOVSYNC_TOPIC_DOSSIER"], events)
+    service = ServiceProcess(["ingest"], env)
+    peak = 0
+    async with running(service), httpx.AsyncClient(timeout=10) as client:
+        await wait_ready(client, service.base)
+        started = time.monotonic()
+        decided = 0.0
+        async with asyncio.timeout(3600):
+            while decided < len(events):
+                decided = total(await samples(client, service.base), "govsync_events_total")
+                peak = max(peak, service.rss_bytes())
+                await asyncio.sleep(1.0)
+        seconds = time.monotonic() - started
+        if retention:
+            # Wait for an eviction pass after the last event (the worker runs one every 60 s).
+            evicted = 0.0
+            async with asyncio.timeout(EVICTION_INTERVAL_SECONDS * 2 + 30):
+                while evicted == 0:
+                    found = await samples(client, service.base)
+                    evicted = total(found, "govsync_ingest_dossiers_evicted_total")
+                    await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)
+        found = await samples(client, service.base)
+        rss = service.rss_bytes()
+    return {
+        "case": case,
+        "events": int(decided),
+        "seconds": round(seconds, 1),
+        "tracked": int(total(found, "govsync_ingest_dossiers_tracked")),
+        "evicted": int(total(found, "govsync_ingest_dossiers_evicted_total")),
+        "rss_mb": rss / 2**20,
+        "peak_rss_mb": peak / 2**20,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    events, generator = generate_events(args.events, dossiers=args.dossiers)
+    finished = sum(t.finished for t in generator.truth.agencies.values())
+    print(
+        f"{len(events):,} events over {generator.truth.dossiers:,} dossiers"
+        f" ({finished:,} finished) generated"
+    )
+    with broker() as bootstrap:
+        base = await idle(bootstrap)
+        keep = await loaded(bootstrap, events, retention=None, case="keep finished (30 days)")
+        evict = await loaded(bootstrap, events, retention="PT1S", case="evict finished (PT1S)")
+    rows = [base, keep, evict]
+    print(
+        table(
+            ["case", "events", "dossiers held", "RSS MB", "peak RSS MB", "over idle MB"],
+            [
+                [
+                    r["case"],
+                    r["events"],
+                    r["tracked"],
+                    round(r["rss_mb"], 1),
+                    round(r.get("peak_rss_mb", r["rss_mb"]), 1),
+                    round(r["rss_mb"] - base["rss_mb"], 1),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    per_thousand = (keep["rss_mb"] - evict["rss_mb"]) / max(1, keep["tracked"] - evict["tracked"])
+    worst = max(keep["peak_rss_mb"], evict["peak_rss_mb"])
+    verdict = "meets" if worst < TARGET_MB else "MISSES"
+    print(
+        f"peak RSS {worst:.0f} MB ({verdict} the < {TARGET_MB:.0f} MB target);"
+        f" keeping finished dossiers costs {per_thousand * 1000:.2f} MB per 1,000;"
+        f" with eviction {evict['tracked']:,} dossiers stay in memory"
+    )
+    report = {
+        "events": len(events),
+        "dossiers": generator.truth.dossiers,
+        "finished_dossiers": finished,
+        "idle": base,
+        "keep": keep,
+        "evict": evict,
+        "target_mb": TARGET_MB,
+        "mb_per_thousand_finished_kept": round(per_thousand * 1000, 3),
+    }
+    print(f"written {write_report('ingest_memory', report)}")
+    return report
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--dossiers", type=int, default=200_000)
+    asyncio.run(main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

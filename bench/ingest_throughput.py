@@ -1,0 +1,167 @@
+"""Ingest throughput: events/s through `govsync ingest` vs a bare aiokafka consume-produce loop.
+
+    uv run python -m bench.ingest_throughput [--events 60000] [--partitions 3]
+
+Both read the same bytes (the local run's realistic traffic: dialects, duplicates, stale and
+broken events) from a topic filled beforehand, on the same embedded broker, in the same run.
+Baseline: one consumer, `getmany`, produce each value to an output topic, wait for the acks,
+commit: the least any at-least-once Kafka worker does. Ingest: the real service in its own
+process (decode, validate, normalise, decide, publish the record and the state, dead-letter,
+commit), timed from its first decided event to its last through `/metrics`.
+Target: ingest >= 0.5 x baseline. Writes a JSON report to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import (
+    ServiceProcess,
+    broker,
+    generate_events,
+    produce_all,
+    running,
+    samples,
+    table,
+    total,
+    wait_ready,
+    write_report,
+)
+from services.common.kafka import TopicSpec, ensure_topics
+from services.common.settings import KafkaSettings
+
+TARGET_RATIO = 0.5
+
+
+async def baseline(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
+    """Consume, produce the same value, wait for the acks, commit; as fast as it goes."""
+    out = f"{topic}.out"
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), [TopicSpec(out, 3)])
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"baseline-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    done, first = 0, 0.0
+    try:
+        while done < events:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            if batch and not first:
+                first = time.monotonic()
+            pending = []
+            for records in batch.values():
+                for r in records:
+                    pending.append(
+                        await producer.send(
+                            out, value=r.value, key=r.key, headers=list(r.headers or ())
+                        )
+                    )
+            await asyncio.gather(*pending)
+            if batch:
+                await consumer.commit()
+            done += len(pending)
+        seconds = time.monotonic() - first
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return {"case": "bare aiokafka loop", "events": done, "seconds": seconds}
+
+
+async def ingest(bootstrap: str, topic: str, events: int, partitions: int) -> dict[str, Any]:
+    suffix = topic.rsplit(".", 1)[-1]
+    env = {
+        "GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "GOVSYNC_TOPIC_DOSSIER": topic,
+        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": f"normalized.{suffix}",
+        "GOVSYNC_TOPIC_DLQ": f"dlq.{suffix}",
+        "GOVSYNC_TOPIC_STATE": f"state.{suffix}",
+        "GOVSYNC_TOPIC_EDOCUMENT": f"edoc.{suffix}",
+        "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": f"edoc-normalized.{suffix}",
+        "GOVSYNC_CONSUMER_GROUP": f"ingest-{suffix}",
+        "GOVSYNC_TOPIC_PARTITIONS": str(partitions),
+    }
+    service = ServiceProcess(["ingest"], env)
+    async with running(service), httpx.AsyncClient(timeout=5) as client:
+        await wait_ready(client, service.base)
+        first = last = 0.0
+        decided = 0.0
+        async with asyncio.timeout(600):
+            while decided < events:
+                decided = total(await samples(client, service.base), "govsync_events_total")
+                now = time.monotonic()
+                if decided and not first:
+                    first = now
+                last = now
+                await asyncio.sleep(0.1)
+        rss = service.rss_bytes()
+    return {
+        "case": "govsync ingest (own process)",
+        "events": int(decided),
+        "seconds": last - first,
+        "rss_mb": round(rss / 2**20, 1),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    events, generator = generate_events(args.events)
+    print(f"{len(events):,} events over {generator.truth.dossiers:,} dossiers generated")
+    with broker() as bootstrap:
+        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        run = uuid.uuid4().hex[:8]
+        base_topic, ingest_topic = f"bench.base.{run}", f"bench.ingest.{run}"
+        await ensure_topics(
+            kafka,
+            [TopicSpec(base_topic, args.partitions), TopicSpec(ingest_topic, args.partitions)],
+        )
+        await produce_all(bootstrap, base_topic, events)
+        await produce_all(bootstrap, ingest_topic, events)
+        bare = await baseline(bootstrap, base_topic, len(events))
+        service = await ingest(bootstrap, ingest_topic, len(events), args.partitions)
+    for row in (bare, service):
+        row["events_per_second"] = round(row["events"] / row["seconds"], 1)
+    ratio = round(service["events_per_second"] / bare["events_per_second"], 3)
+    print(
+        table(
+            ["case", "events", "seconds", "events/s"],
+            [
+                [r["case"], r["events"], r["seconds"], r["events_per_second"]]
+                for r in (bare, service)
+            ],
+        )
+    )
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"ingest / baseline = {ratio} ({verdict} the >= {TARGET_RATIO} target)")
+    report = {
+        "events": len(events),
+        "partitions": args.partitions,
+        "baseline": bare,
+        "ingest": service,
+        "ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+    }
+    print(f"written {write_report('ingest_throughput', report)}")
+    return report
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    asyncio.run(main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -19,7 +19,7 @@ import contextlib
 import random
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,12 +41,22 @@ from services.localrun.generator import Outcome, TrafficGenerator, TrafficOption
 TARGET_P99_SECONDS = 1.0
 SECRET = "bench-secret"  # noqa: S105 - the benchmark simulator's own credential
 TICK_SECONDS = 0.02
-EVENTS_PER_DOSSIER = 5.3  # the default shape, measured: statuses, steps, duplicates, noise
+
+
+def events_per_dossier(seed: int) -> float:
+    """Events per arriving dossier in the steady state of the default traffic (virtual clock)."""
+    generator = TrafficGenerator(TrafficOptions(dossiers_per_second=50), random.Random(seed))
+    now, counted = datetime(2026, 1, 1, tzinfo=UTC), 0
+    for tick in range(1200):  # 120 virtual seconds; count the second half only
+        now += timedelta(milliseconds=100)
+        made = len(generator.tick(now))
+        counted += made if tick >= 600 else 0
+    return counted / (50 * 60)
 
 
 def paced_generator(rate: float, seed: int) -> TrafficGenerator:
     """The default traffic at about `rate` events/s once dossiers are in every stage."""
-    options = TrafficOptions(dossiers_per_second=rate / EVENTS_PER_DOSSIER)
+    options = TrafficOptions(dossiers_per_second=rate / events_per_dossier(seed))
     return TrafficGenerator(options, random.Random(seed))
 
 

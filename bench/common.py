@@ -100,7 +100,9 @@ def generate_events(
         }
     )
     generator = TrafficGenerator(shaped, random.Random(seed))
-    now = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    # The virtual clock ends about now: ingest ages finished dossiers by the wall clock, so
+    # events dated months ago would be evicted at once whatever the retention.
+    now = datetime.now(UTC) - timedelta(seconds=virtual_seconds + 60)
     out: list[SourceEvent] = []
     step = timedelta(milliseconds=100)
     while len(out) < events:

@@ -88,9 +88,10 @@ def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> dict[str,
         if nested is not None and isinstance(value, list):
             value = [canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in value]
         if canonical in result and result[canonical] != value:
+            label = canonical or '""'  # blank names ("", " ") still name a field in the reason
             raise ContractError(
-                f"field {canonical} is sent twice with different values",
-                [(canonical, "sent twice with different values")],
+                f"field {label} is sent twice with different values",
+                [(label, "sent twice with different values")],
             )
         result[canonical] = value
     return result

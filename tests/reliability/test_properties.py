@@ -752,3 +752,6 @@ def test_regressions_found_by_these_properties() -> None:
     with pytest.raises(InvalidCodeError):
         parse_code("²", field="f", allowed=DossierStatus, vocabulary={})  # int("²") ValueError
     assert clean_text("A\x80\u0300", max_chars=10) == "\u00c0"  # stayed decomposed (not NFC)
+    with pytest.raises(ContractError) as blank:  # the reason named an empty field
+        canonical_keys({"": 1, " ": 2}, DossierEvent)
+    assert blank.value.errors == (('""', "sent twice with different values"),)

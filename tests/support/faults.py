@@ -246,20 +246,17 @@ class ServiceProcess:
         await self._http.aclose()
 
     def rss_kb(self) -> int:
-        """VmRSS of the running process, in KiB, from /proc/<pid>/status."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError(f"{self.name}: no VmRSS in /proc/{self.pid}/status")
+        """VmRSS of the process, in KiB, from /proc/<pid>/status (0 once it has exited)."""
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0  # a zombie (killed, not yet reaped) has no VmRSS line
 
     def sample_rss(self) -> int:
-        if not self.running:
-            return 0
-        with contextlib.suppress(OSError):
-            rss = self.rss_kb()
-            self.max_rss_kb = max(self.max_rss_kb, rss)
-            return rss
-        return 0
+        rss = self.rss_kb() if self.running else 0
+        self.max_rss_kb = max(self.max_rss_kb, rss)
+        return rss
 
     async def ready_status(self) -> int | None:
         """The `/readyz` status code, or None when the server does not answer."""

@@ -12,10 +12,20 @@ import structlog
 from services.common.masking import mask_personal_data
 
 
+def _masked(value: Any) -> Any:
+    """Strings masked wherever they sit: in lists, tuples and mappings too."""
+    if isinstance(value, str):
+        return mask_personal_data(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v) for v in value]
+    return value
+
+
 def _mask(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = mask_personal_data(value)
+        event_dict[key] = _masked(value)
     return event_dict
 
 

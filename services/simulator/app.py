@@ -179,7 +179,11 @@ class Simulator:
             if not isinstance(status, int) or not 1 <= status <= 10:
                 return {"error_code": ERR_INVALID, "message": f"TrangThaiHoSo không hợp lệ: {code}"}
             if code in self.faults.reject_dossiers:
-                return {"error_code": ERR_INVALID, "message": f"Dữ liệu không hợp lệ: hồ sơ {code}"}
+                message = f"Dữ liệu không hợp lệ: hồ sơ {code}"
+                if self.faults.echo_personal_data:
+                    phone, number = item.get("SoDienThoai"), item.get("SoGiayToChuHoSo")
+                    message += f"; số điện thoại {phone}, số giấy tờ {number} không khớp"
+                return {"error_code": ERR_INVALID, "message": message}
             exists = code in portal or code in self.faults.existing_dossiers
             if not updating and exists:
                 return {"error_code": ERR_EXISTS, "message": f"Hồ sơ {code} đã tồn tại"}
@@ -209,7 +213,11 @@ class Simulator:
             if not item.get("ThoiDiemXuLy"):
                 return {"error_code": ERR_INVALID, "message": f"Thiếu ThoiDiemXuLy: {code}"}
             if code in self.faults.reject_dossiers:
-                return {"error_code": ERR_INVALID, "message": f"Dữ liệu không hợp lệ: hồ sơ {code}"}
+                message = f"Dữ liệu không hợp lệ: hồ sơ {code}"
+                if self.faults.echo_personal_data:
+                    phone, number = item.get("SoDienThoai"), item.get("SoGiayToChuHoSo")
+                    message += f"; số điện thoại {phone}, số giấy tờ {number} không khớp"
+                return {"error_code": ERR_INVALID, "message": message}
         for index, item in enumerate(data):
             dossier = portal[item["MaHoSo"]]
             revision = revisions[index] if index < len(revisions) else None

@@ -27,3 +27,5 @@ class Faults(BaseModel):
     """Dossier codes the portal already has (created elsewhere): creating them says "đã tồn tại"."""
     reject_dossiers: set[str] = Field(default_factory=set)
     """Dossier codes both destinations refuse as invalid (permanent validation errors)."""
+    echo_personal_data: bool = False
+    """Refusals quote the applicant's phone and ID number back, as some real gateways do."""

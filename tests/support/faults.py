@@ -710,7 +710,7 @@ async def collect(
     received: list[Received] = []
     missing = set(event_ids)
     async with consumer:
-        partitions = await topic_partitions(consumer, topic)
+        partitions = await topic_partitions(kafka, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         with contextlib.suppress(TimeoutError):
@@ -736,7 +736,7 @@ async def count_records(kafka: KafkaSettings, topic: str, *, idle: float = 1.0) 
     consumer = make_consumer(kafka, group_id=None)
     count = 0
     async with consumer:
-        partitions = await topic_partitions(consumer, topic)
+        partitions = await topic_partitions(kafka, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         async with asyncio.timeout(60):

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from services.common.kafka import TopicSpec, ensure_topics
+from services.common.kafka import TopicSpec, client_options, ensure_topics
 from services.common.settings import KafkaSettings
 
 
@@ -60,7 +61,7 @@ async def read_topic(
     await consumer.start()
     received: list[Received] = []
     try:
-        partitions = await topic_partitions(consumer, topic)
+        partitions = await topic_partitions(settings, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         async with asyncio.timeout(within):
@@ -82,13 +83,23 @@ async def read_topic(
 
 
 async def topic_partitions(
-    consumer: AIOKafkaConsumer, topic: str, within: float = 30.0
+    settings: KafkaSettings, topic: str, within: float = 30.0
 ) -> list[TopicPartition]:
-    """The topic's partitions, waiting for the topic to exist (a service may create it)."""
-    async with asyncio.timeout(within):
-        while True:
-            if topic in await consumer.topics():
-                found = consumer.partitions_for_topic(topic)
-                if found:
-                    return [TopicPartition(topic, p) for p in sorted(found)]
-            await asyncio.sleep(0.1)
+    """The topic's partitions, waiting for the topic to exist (a service may create it).
+
+    Asked of the cluster each time: a consumer's own metadata does not learn of topics that
+    were created after it started.
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if topic in await admin.list_topics():
+                    described = await admin.describe_topics([topic])
+                    found = [p["partition"] for p in described[0].get("partitions", [])]
+                    if found:
+                        return [TopicPartition(topic, p) for p in sorted(found)]
+                await asyncio.sleep(0.1)
+    finally:
+        await admin.close()

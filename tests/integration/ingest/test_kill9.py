@@ -58,7 +58,7 @@ async def wait_for_records(settings: KafkaSettings, topic: str, count: int) -> N
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
     await consumer.start()
     try:
-        partitions = await topic_partitions(consumer, topic, within=60)
+        partitions = await topic_partitions(settings, topic, within=60)
         async with asyncio.timeout(60):
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)

@@ -6,6 +6,7 @@ tested with a table of inputs and expected outputs.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -42,14 +43,18 @@ _CODE_LIKE = re.compile(r"^[0-9A-Za-z]+(?:\.[0-9A-Za-z]+){2,}$")
 # C0 and C1 controls except tab and newline, plus the zero-width and bidi marks that hide text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
-_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^\d{14}$"), "%Y%m%d%H%M%S"),
-    (re.compile(r"^\d{8}$"), "%Y%m%d"),
-    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}:\d{2}$"), "%d/%m/%Y %H:%M:%S"),
-    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}$"), "%d/%m/%Y %H:%M"),
-    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$"), "%d/%m/%Y"),
-    (re.compile(r"^\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d{2}:\d{2}$"), "%Y/%m/%d %H:%M:%S"),
-    (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$"), "%Y/%m/%d"),
+# Local formats, read by regular expression rather than strptime (ten times slower, and this
+# runs for every date of every event). Named groups: Y m d, then optional H M S.
+_FORMATS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?:(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2}))?$"),
+    re.compile(
+        r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<Y>\d{4})"
+        r"(?: (?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
+    ),
+    re.compile(
+        r"^(?P<Y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})"
+        r"(?: (?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2}))?$"
+    ),
 )
 _EPOCH_MS = re.compile(r"^-?\d{1,13}$")
 
@@ -57,6 +62,15 @@ T = TypeVar("T", bound=BaseModel)
 
 
 # --- field names ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _field_map(model: type[BaseModel]) -> dict[str, tuple[str, type[BaseModel] | None]]:
+    """Lower-case alias to (alias, nested model): built once per contract."""
+    return {
+        (field.alias or name).lower(): (field.alias or name, _nested_model(field.annotation))
+        for name, field in model.model_fields.items()
+    }
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -75,10 +89,7 @@ def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> dict[str,
     Unknown keys are kept as sent (inbound models tolerate extras). The same field sent twice
     under different spellings is accepted only when both carry the same value.
     """
-    by_lower: dict[str, tuple[str, type[BaseModel] | None]] = {}
-    for name, field in model.model_fields.items():
-        alias = field.alias or name
-        by_lower[alias.lower()] = (alias, _nested_model(field.annotation))
+    by_lower = _field_map(model)
     result: dict[str, Any] = {}
     for raw_key, value in data.items():
         if not isinstance(raw_key, str):
@@ -133,9 +144,19 @@ def parse_datetime(value: str | int, *, field: str) -> datetime:
         if _EPOCH_MS.match(text) and len(text.lstrip("-")) not in (8, 14):
             parsed = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         else:
-            for pattern, fmt in _FORMATS:
-                if pattern.match(text):
-                    parsed = datetime.strptime(text, fmt).replace(tzinfo=LOCAL_TZ)
+            for pattern in _FORMATS:
+                match = pattern.match(text)
+                if match:
+                    parts = match.groupdict()
+                    parsed = datetime(
+                        int(parts["Y"]),
+                        int(parts["m"]),
+                        int(parts["d"]),
+                        int(parts["H"] or 0),
+                        int(parts["M"] or 0),
+                        int(parts["S"] or 0),
+                        tzinfo=LOCAL_TZ,
+                    )
                     break
             else:
                 iso = datetime.fromisoformat(text)

@@ -504,6 +504,8 @@ class TrafficGenerator:
         if status in RECEIVED_STATUSES:
             if not dossier.counted_received:
                 dossier.counted_received = True
+                # Once drained, the portal holds every received dossier: indicator 1.4's numerator.
+                tally.synced += 1
                 name = CHANNEL_NAMES[dossier.channel]
                 setattr(tally, f"received_{name}", getattr(tally, f"received_{name}") + 1)
             if dossier.digitised and not dossier.counted_digitised:
@@ -521,8 +523,6 @@ class TrafficGenerator:
                 tally.finished_on_time += 1
             else:
                 tally.finished_late += 1
-        if dossier.accepted == 1:
-            tally.synced += 1
 
     @staticmethod
     def _on_time(dossier: _Dossier) -> bool:

@@ -125,8 +125,8 @@ def _rates(state: ViewState) -> Table:
         )
     names = ", ".join(f"{i.id} {i.name}" for i in INDICATORS)
     table.caption = (
-        f"{names}. Green: the counts behind the rate agree. 1.4 counts every dossier the portal"
-        " acknowledged, received or not, so it passes 100 % while dossiers wait for acceptance."
+        f"{names}. Green: the counts behind the rate agree. 1.4 counts each received dossier"
+        " once the portal has acknowledged it in a received status."
     )
     table.caption_justify = "left"
     return table

@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 
-from schemas.dossier import DossierRecord
+from schemas.dossier import RECEIVED_STATUSES, DossierRecord
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.logging import get_logger
 from services.sync.delivery import (
@@ -45,6 +46,14 @@ MARKER_KEY = b"\x00govsync-restore-marker"
 RESTORE_TIMEOUT_SECONDS = 60.0
 
 
+@dataclass(frozen=True, slots=True)
+class Restored:
+    revisions: dict[int, dict[str, int]]
+    """Per partition, each dossier's acknowledged revision."""
+    received: dict[int, set[str]]
+    """Per partition, the dossiers the destination already holds in a received status."""
+
+
 class AckStore:
     """Reads and writes the compacted topic of acknowledged revisions."""
 
@@ -53,18 +62,22 @@ class AckStore:
         self._reader = reader
         self._topic = topic
 
-    async def write(self, partition: int, code: str, revision: int) -> None:
-        value = json.dumps({"revision": revision, "at": datetime.now(UTC).isoformat()}).encode()
+    async def write(self, partition: int, code: str, revision: int, *, received: bool) -> None:
+        """`received`: the destination holds the dossier in a received status (indicator 1.4)."""
+        value = json.dumps(
+            {"revision": revision, "received": received, "at": datetime.now(UTC).isoformat()}
+        ).encode()
         await self._producer.send_and_wait(
             self._topic, key=code.encode(), value=value, partition=partition
         )
 
-    async def restore(self, partitions: Iterable[int]) -> dict[int, dict[str, int]]:
+    async def restore(self, partitions: Iterable[int]) -> Restored:
         """Every partition's acknowledged revisions, read up to a marker written just now."""
         wanted = sorted(set(partitions))
         restored: dict[int, dict[str, int]] = {p: {} for p in wanted}
+        received: dict[int, set[str]] = {p: set() for p in wanted}
         if not wanted:
-            return restored
+            return Restored(restored, received)
         markers: dict[int, bytes] = {}
         for partition in wanted:
             marker = uuid.uuid4().hex.encode()
@@ -88,11 +101,13 @@ class AckStore:
                             continue
                         if message.key is None or message.value is None:
                             continue
-                        revision = int(json.loads(message.value)["revision"])
+                        value = json.loads(message.value)
                         code = message.key.decode()
-                        known[code] = max(revision, known.get(code, 0))
+                        known[code] = max(int(value["revision"]), known.get(code, 0))
+                        if value.get("received"):
+                            received[tp.partition].add(code)
         self._reader.assign([])
-        return restored
+        return Restored(restored, received)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -144,6 +159,7 @@ class SyncWorker:
             max_in_flight=delivery.max_in_flight,
         )
         self._assigned: set[int] = set()
+        self._received: dict[int, set[str]] = {}
         self._last_offset: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         self._paused = False
@@ -160,12 +176,24 @@ class SyncWorker:
     async def acknowledged(self, work: Work, *, first: bool) -> None:
         record = work.record
         assert record is not None  # noqa: S101 - only decoded records are acknowledged
-        await self._acks.write(work.partition, record.dossier_code, record.revision)
+        # Indicator 1.4 counts received dossiers held by the portal: each dossier once, at the
+        # first acknowledgement of it in a received status (a dossier only submitted, or
+        # rejected at intake, is not in the indicator's denominator either).
+        known = self._received.setdefault(work.partition, set())
+        newly_received = record.status in RECEIVED_STATUSES and record.dossier_code not in known
+        await self._acks.write(
+            work.partition,
+            record.dossier_code,
+            record.revision,
+            received=newly_received or record.dossier_code in known,
+        )
         self._metrics.record("acknowledged")
         age = (datetime.now(UTC) - record.event_time).total_seconds()
         self._metrics.latency.labels(self._target.value).observe(max(age, 0.0))
-        if first and self._target is Target.PORTAL:
-            self._metrics.first_synced(record.agency)
+        if newly_received:
+            known.add(record.dossier_code)
+            if self._target is Target.PORTAL:
+                self._metrics.first_synced(record.agency)
 
     async def dead_lettered(self, work: Work, error: PermanentError) -> None:
         message = work.origin
@@ -213,7 +241,8 @@ class SyncWorker:
         if assigned:
             self._consumer.pause(*assigned)
         restored = await self._acks.restore(partitions)
-        for partition, revisions in restored.items():
+        self._received.update(restored.received)
+        for partition, revisions in restored.revisions.items():
             self._ledger.load(partition, revisions)
             self._last_offset.pop(partition, None)
         self._assigned |= partitions
@@ -230,6 +259,7 @@ class SyncWorker:
         await self._commit(offsets)
         for partition in partitions:
             self._last_offset.pop(partition, None)
+            self._received.pop(partition, None)
             self._metrics.consumer_lag.labels(self._target.value, str(partition)).set(0)
         log.info("partitions revoked", target=self._target.value, partitions=sorted(partitions))
 

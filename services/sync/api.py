@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from services.common.auth import FailureLimiter, token_matches
 from services.common.httpapp import create_base_app
+from services.common.problem import install_problem_handlers
 from services.dlq.store import Selection, read_letters, replay
 
 
@@ -30,13 +31,25 @@ class ReplayRequest(BaseModel):
         return Selection(self.reason, self.stage, self.source, self.since, self.until, self.limit)
 
 
-def _admin_guard(token: SecretStr | None) -> Callable[[Request], Awaitable[None]]:
+def _admin_guard(
+    token: SecretStr | None, failures: Counter, limiter: FailureLimiter
+) -> Callable[[Request], Awaitable[None]]:
+    """Bearer admin token, compared in constant time; repeated failures are refused for a while."""
+
     async def guard(request: Request) -> None:
         if token is None:
             raise HTTPException(status_code=404, detail="admin endpoints are disabled")
+        client = request.client.host if request.client else "unknown"
+        if limiter.blocked(client):
+            failures.labels("rate_limited").inc()
+            raise HTTPException(
+                status_code=429, detail="too many failed attempts", headers={"Retry-After": "60"}
+            )
         given = request.headers.get("Authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        presented = given[7:].strip() if given.lower().startswith("bearer ") else None
+        if not token_matches(presented, token.get_secret_value()):
+            limiter.failed(client)
+            failures.labels("missing" if not presented else "unknown").inc()
             raise HTTPException(
                 status_code=401,
                 detail="admin credential required",
@@ -60,7 +73,16 @@ def create_app(
     app = create_base_app(
         title=f"govsync sync ({target})", version="0.1.0", registry=registry, readiness=readiness
     )
-    admin = [Depends(_admin_guard(admin_token))]
+    install_problem_handlers(app)
+    failures = Counter(
+        "govsync_admin_auth_failures",
+        "Refused admin credentials, by reason.",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in ("missing", "unknown", "rate_limited"):
+        failures.labels(reason)
+    admin = [Depends(_admin_guard(admin_token, failures, FailureLimiter()))]
 
     @app.get("/admin/dlq", tags=["admin"], dependencies=admin, summary="List dead letters")
     async def list_dead_letters(

@@ -3,7 +3,8 @@
 The embedded Tansu broker cannot serve TLS, so each test's broker is a Tansu of its own behind
 `tests.support.tls_proxy.TlsProxy`, advertising the proxy's address: every connection the
 clients make, bootstrap and after metadata, passes the proxy's TLS handshake, which requires a
-client certificate signed by the test CA. See docs/security.md for what this does not prove.
+client certificate signed by the test CA. SASL runs against Tansu's `--authentication` mode,
+in the clear and behind TLS. See docs/security.md for what this does not prove.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from pydantic import SecretStr
 
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from services.common.settings import KafkaSettings, SecurityProtocol
+from services.common.settings import KafkaSettings, SaslMechanism, SecurityProtocol
 from tests.support.ingest import API_KEY, API_SOURCES, ingest_settings, running_ingest
 from tests.support.kafka import topic_partitions
 from tests.support.tls import TlsFiles, make_tls_files, server_context
-from tests.support.tls_proxy import TlsProxy, broker_behind_tls
+from tests.support.tls_proxy import TlsProxy, advertising_broker, broker_behind_tls
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka]
 
@@ -185,3 +189,109 @@ async def test_refused_without_mutual_trust(
     figures(f"refused in {(time.monotonic() - started) * 1000:.0f} ms")
     assert len(mtls_proxy.stats.client_subjects) == handshakes_before, "a handshake completed"
     assert mtls_proxy.stats.forwarded == forwarded_before, "a byte reached the broker"
+
+
+# --- SASL ----------------------------------------------------------------------------------
+#
+# Tansu 0.6.0 with `--authentication` offers SCRAM-SHA-512, SCRAM-SHA-256 and OAUTHBEARER (not
+# PLAIN), and knows only users created with AlterUserScramCredentials, a request it refuses
+# before a client has authenticated; its storage is memory only. No user can exist, so these
+# tests prove what our client sends, read from the broker's own authentication log, and that
+# the broker refuses it: never that a right password is accepted or a wrong one refused.
+
+SASL_PASSWORD = "scram-password-never-on-the-wire"
+TANSU_MECHANISM = {SaslMechanism.SCRAM_SHA_512: "Scram512", SaslMechanism.SCRAM_SHA_256: "Scram256"}
+
+
+@dataclass(frozen=True)
+class SaslBroker:
+    address: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+async def sasl_brokers(
+    tls: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[SecurityProtocol, SaslBroker]]:
+    """Two Tansu brokers with `--authentication`: one in the clear, one behind TLS."""
+    logs = tmp_path_factory.mktemp("sasl")
+    async with AsyncExitStack() as stack:
+        plain = stack.enter_context(
+            advertising_broker(None, authentication=True, log=logs / "plaintext.log")
+        )
+        proxy = await stack.enter_async_context(
+            broker_behind_tls(
+                server_context(tls, require_client_cert=False),
+                authentication=True,
+                log=logs / "ssl.log",
+            )
+        )
+        yield {
+            SecurityProtocol.SASL_PLAINTEXT: SaslBroker(plain.advertised, logs / "plaintext.log"),
+            SecurityProtocol.SASL_SSL: SaslBroker(proxy.address, logs / "ssl.log"),
+        }
+
+
+async def start_refused(settings: KafkaSettings) -> BaseException:
+    """Start a producer that the broker must refuse; return what the client raised."""
+    producer = make_producer(settings)
+    try:
+        # aiokafka reads the SCRAM server-final `e=unknown-user` as a signature and raises
+        # `KeyError('v')` (aiokafka/conn.py); refusals before SCRAM are KafkaConnectionError.
+        with pytest.raises((KeyError, KafkaError)) as caught:
+            async with asyncio.timeout(REFUSED_WITHIN):
+                await producer.start()
+        refused: BaseException = caught.value
+        return refused
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.parametrize("mechanism", list(TANSU_MECHANISM))
+@pytest.mark.parametrize("protocol", [SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL])
+async def test_scram_credentials_reach_the_broker(
+    tls: TlsFiles,
+    sasl_brokers: dict[SecurityProtocol, SaslBroker],
+    protocol: SecurityProtocol,
+    mechanism: SaslMechanism,
+    unique: str,
+    figures: Callable[[str], None],
+) -> None:
+    broker = sasl_brokers[protocol]
+    user = f"govsync-{unique}"
+    settings = KafkaSettings(
+        bootstrap_servers=broker.address,
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=user,
+        sasl_password=SecretStr(SASL_PASSWORD),
+        ssl_cafile=tls.ca,
+        request_timeout_ms=5_000,
+    )
+    refused = await start_refused(settings)
+    text = broker.log.read_text(errors="replace")
+    seen = f'auth_id="{user}" mechanism={TANSU_MECHANISM[mechanism]}'
+    assert seen in text, "the broker never saw our SCRAM exchange"
+    assert SASL_PASSWORD not in text, "SCRAM must never put the password on the wire"
+    figures(f"refused with {type(refused).__name__}; broker log: {seen}")
+
+
+async def test_sasl_broker_refuses_plaintext_and_plain(
+    sasl_brokers: dict[SecurityProtocol, SaslBroker],
+) -> None:
+    """The broker demands SASL, and PLAIN is not among its mechanisms."""
+    broker = sasl_brokers[SecurityProtocol.SASL_PLAINTEXT]
+    plaintext = KafkaSettings(bootstrap_servers=broker.address, request_timeout_ms=5_000)
+    assert isinstance(await start_refused(plaintext), KafkaConnectionError)
+    plain = KafkaSettings(
+        bootstrap_servers=broker.address,
+        security_protocol=SecurityProtocol.SASL_PLAINTEXT,
+        sasl_mechanism=SaslMechanism.PLAIN,
+        sasl_username="plain-user",
+        sasl_password=SecretStr(SASL_PASSWORD),
+        request_timeout_ms=5_000,
+    )
+    assert isinstance(await start_refused(plain), KafkaConnectionError)
+    text = broker.log.read_text(errors="replace")
+    assert 'mechanism: "PLAIN"' in text
+    assert "NoSharedMechanism" in text

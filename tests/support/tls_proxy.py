@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import subprocess
@@ -18,6 +19,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from services.embedded import free_port
 
@@ -148,10 +151,15 @@ class AdvertisingBroker:
     broker must advertise the proxy. `authentication` starts Tansu with `--authentication`.
     """
 
-    def __init__(self, advertised: str, *, authentication: bool = False) -> None:
+    def __init__(
+        self, advertised: str | None, *, authentication: bool = False, log: Path | None = None
+    ) -> None:
         self.port = free_port()
-        self.advertised = advertised
+        self.advertised = advertised or f"127.0.0.1:{self.port}"
+        """`host:port` in the broker's metadata; unset, the address it listens on."""
         self.authentication = authentication
+        self.log = log
+        """Where the broker's authentication log (`tansu_auth` at debug) goes, if anywhere."""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -171,9 +179,15 @@ class AdvertisingBroker:
         ]
         if self.authentication:
             arguments.append("--authentication")
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments
-            arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        environment = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+        with contextlib.ExitStack() as files:
+            output: IO[bytes] | int = subprocess.DEVNULL
+            if self.log is not None:
+                environment |= {"RUST_LOG": "tansu_auth=debug", "NO_COLOR": "1"}
+                output = files.enter_context(self.log.open("wb"))
+            self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments
+                arguments, stdout=output, stderr=subprocess.STDOUT, env=environment
+            )
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -189,9 +203,11 @@ class AdvertisingBroker:
     def stop(self) -> None:
         if self._process is None:
             return
+        # Memory-only and the test's own: after a refused SCRAM exchange Tansu 0.6.0 does not
+        # exit on SIGTERM, so it is not waited for long.
         self._process.terminate()
         try:
-            self._process.wait(timeout=5)
+            self._process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
@@ -200,9 +216,9 @@ class AdvertisingBroker:
 
 @contextmanager
 def advertising_broker(
-    advertised: str, *, authentication: bool = False
+    advertised: str | None, *, authentication: bool = False, log: Path | None = None
 ) -> Iterator[AdvertisingBroker]:
-    broker = AdvertisingBroker(advertised, authentication=authentication)
+    broker = AdvertisingBroker(advertised, authentication=authentication, log=log)
     broker.start()
     try:
         yield broker
@@ -212,10 +228,10 @@ def advertising_broker(
 
 @asynccontextmanager
 async def broker_behind_tls(
-    context: ssl.SSLContext, *, authentication: bool = False
+    context: ssl.SSLContext, *, authentication: bool = False, log: Path | None = None
 ) -> AsyncIterator[TlsProxy]:
     """A fresh Tansu reachable only through a TLS proxy, which is what this yields."""
     async with tls_proxy(context) as proxy:
-        with advertising_broker(proxy.address, authentication=authentication) as broker:
+        with advertising_broker(proxy.address, authentication=authentication, log=log) as broker:
             proxy.upstream = broker.listener
             yield proxy

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck unit bench schemas install tools clean
+.PHONY: run test test-fast lint typecheck unit reliability bench schemas audit install tools clean
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -20,9 +20,21 @@ tools:
 run: install
 	$(UV) run govsync run
 
-## test: lint, type-check and the whole test suite against a real broker
+## test: lint, type-check and the whole test suite (fault tests included) against a real broker
 test: install tools lint typecheck
 	$(UV) run pytest $(PYTEST_ARGS)
+
+## test-fast: the suite without the slow fault tests, for the edit-test loop
+test-fast: install
+	$(UV) run pytest -m "not slow" $(PYTEST_ARGS)
+
+## reliability: faults survived, hostile input refused, nothing lost, no one let in
+reliability: install tools
+	$(UV) run pytest -m reliability $(PYTEST_ARGS)
+
+## audit: known vulnerabilities in the locked dependencies (exit 2: the service was unreachable)
+audit: install
+	$(UV) run python scripts/dependency_audit.py
 
 lint: install
 	$(UV) run ruff check .

@@ -16,15 +16,35 @@ from aiokafka.helpers import create_ssl_context
 from services.common.settings import KafkaSettings, SecurityProtocol
 
 
+class KafkaTlsConfigError(ValueError):
+    """The TLS files configured for Kafka cannot be loaded. Not retryable: fix the settings."""
+
+
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
-    context: ssl.SSLContext = create_ssl_context(
-        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
-        certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-        keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-        password=settings.ssl_key_password.get_secret_value()
-        if settings.ssl_key_password
-        else None,
-    )
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+            certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+            keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            password=(
+                settings.ssl_key_password.get_secret_value() if settings.ssl_key_password else None
+            ),
+        )
+    except (ssl.SSLError, OSError) as exc:
+        # OpenSSL's own message ("PEM lib") names neither the file nor the cause.
+        files = ", ".join(
+            f"{name}={path}"
+            for name, path in (
+                ("ssl_cafile", settings.ssl_cafile),
+                ("ssl_certfile", settings.ssl_certfile),
+                ("ssl_keyfile", settings.ssl_keyfile),
+            )
+            if path
+        )
+        raise KafkaTlsConfigError(
+            f"cannot load the Kafka TLS files ({files}): a wrong ssl_key_password, a key that "
+            f"does not match the certificate, or an unreadable file ({type(exc).__name__})"
+        ) from exc
     context.check_hostname = settings.ssl_check_hostname
     return context
 

@@ -1,5 +1,8 @@
-"""One event's way through ingest: decode, validate, normalise, decide. Pure apart from the clock
-the caller passes in; the Kafka worker and the tests drive it the same way."""
+"""A decoded dossier event's way through ingest: validate, normalise, decide.
+
+Pure apart from the clock the caller passes in; the Kafka worker, the HTTP intake and the tests
+drive it the same way.
+"""
 
 from __future__ import annotations
 

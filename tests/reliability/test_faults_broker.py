@@ -32,10 +32,10 @@ from tests.support.faults import (
     ServiceProcess,
     SteadyProducer,
     Topics,
-    behind,
     check_ingest,
     collect,
     destination_revisions,
+    drain,
     ingest_env,
     regressions,
     repeated_deliveries,
@@ -121,29 +121,20 @@ async def test_broker_black_hole_then_recovery(
                 kafka_settings, topics.normalized, {e.event_id for e in sent}, within=90
             )
             check = check_ingest(sent, records)
-            late: list[str] = []
-
-            def delivered() -> bool:
-                portal.assert_running()
-                late[:] = behind(sim, PORTAL, check.finals)
-                return not late
-
-            drained = True
-            try:
-                await wait_for(delivered, within=90, what="the portal up to date")
-            except AssertionError:
-                drained = False
-            drain = time.monotonic() - stopped
+            settled = await drain(
+                sim, check.finals, [PORTAL], [portal], since=stopped, within=90,
+                what="the portal up to date",
+            )  # fmt: skip
             codes = [await s.stop() for s in services]
 
     result = Figures(
         "broker",
         events=len(sent),
-        lost=len(check.lost) + len(late),
+        lost=len(check.lost) + settled.lost(),
         regressions=regressions(sim),
         repeated={"ingest records": check.repeats, PORTAL: repeated_deliveries(sim, PORTAL)},
         max_rss_mb={s.name: s.max_rss_kb / 1024 for s in services},
-        drain_seconds=drain,
+        drain_seconds=settled.seconds,
         extra={
             "black hole s": BROKER_SECONDS,
             "not ready after s": {
@@ -161,6 +152,6 @@ async def test_broker_black_hole_then_recovery(
     assert proxy.unrewritten == 0, "a client reached the broker around the proxy"
     assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
-    assert drained, f"not delivered to the portal: {late[:5]}"
+    assert settled.drained, f"not delivered to the portal: {settled.late[PORTAL][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
     assert codes == [0, 0], "a process did not stop cleanly"

@@ -35,10 +35,10 @@ from tests.support.faults import (
     ServiceProcess,
     SteadyProducer,
     Topics,
-    behind,
     check_ingest,
     collect,
     destination_revisions,
+    drain,
     ingest_env,
     regressions,
     repeated_deliveries,
@@ -117,28 +117,17 @@ async def test_kill_9_of_every_service_loses_nothing(
                 kafka_settings, topics.normalized, {e.event_id for e in sent}, within=90
             )
             check = check_ingest(sent, records)
-            late: dict[str, list[str]] = {}
-
-            def delivered() -> bool:
-                for service in services:
-                    service.assert_running()
-                late[PORTAL] = behind(sim, PORTAL, check.finals)
-                late[NDXP] = behind(sim, NDXP, check.finals)
-                return not late[PORTAL] and not late[NDXP]
-
-            drained = True
-            try:
-                await wait_for(delivered, within=90, what="both destinations up to date")
-            except AssertionError:
-                drained = False
-            drain = time.monotonic() - stopped
+            settled = await drain(
+                sim, check.finals, [PORTAL, NDXP], services, since=stopped, within=90,
+                what="both destinations up to date",
+            )  # fmt: skip
             codes = {s.name: await s.stop() for s in services}
 
     result = Figures(
         "crash",
         events=len(sent),
         crashes=sum(s.kills for s in services),
-        lost=len(check.lost) + len(late[PORTAL]) + len(late[NDXP]),
+        lost=len(check.lost) + settled.lost(),
         regressions=regressions(sim),
         repeated={
             "ingest records": check.repeats,
@@ -146,14 +135,15 @@ async def test_kill_9_of_every_service_loses_nothing(
             NDXP: repeated_deliveries(sim, NDXP),
         },
         max_rss_mb={s.name: s.max_rss_kb / 1024 for s in services},
-        drain_seconds=drain,
+        drain_seconds=settled.seconds,
         extra={"dossiers": len(check.finals), "kills": {s.name: s.kills for s in services}},
     )
     result.report(figures)
     assert result.crashes == 3 * CRASHES
     assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
-    assert drained, f"not delivered: portal {late[PORTAL][:5]}, ndxp {late[NDXP][:5]}"
+    late = settled.late
+    assert settled.drained, f"not delivered: portal {late[PORTAL][:5]}, ndxp {late[NDXP][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
     assert codes == {s.name: 0 for s in services}, "a process did not stop cleanly"
 

@@ -44,9 +44,9 @@ from tests.support.faults import (
     ServiceProcess,
     SteadyProducer,
     Topics,
-    behind,
     count_records,
     destination_revisions,
+    drain,
     normalized_record,
     regressions,
     repeated_deliveries,
@@ -184,19 +184,10 @@ async def test_portal_outage_then_slow_then_rate_limited(
             sent = stream.sent
             assert stream.failed == 0, "the broker refused some of the stream"
             finals = {e.dossier: (e.change, e.status) for e in stream.finals().values()}
-            late: list[str] = []
-
-            def delivered() -> bool:
-                sync.assert_running()
-                late[:] = behind(sim, PORTAL, finals)
-                return not late
-
-            drained = True
-            try:
-                await wait_for(delivered, within=120, what="the backlog drained")
-            except AssertionError:
-                drained = False
-            drain = time.monotonic() - recovered
+            settled = await drain(
+                sim, finals, [PORTAL], [sync], since=recovered, within=120,
+                what="the backlog drained",
+            )  # fmt: skip
             dead_letter_metric = await sync.metric(
                 "govsync_sync_records_total", target=PORTAL, outcome="dead_lettered"
             )
@@ -208,11 +199,11 @@ async def test_portal_outage_then_slow_then_rate_limited(
     result = Figures(
         "destination",
         events=len(sent),
-        lost=len(late),
+        lost=settled.lost(),
         regressions=regressions(sim),
         repeated={PORTAL: repeated_deliveries(sim, PORTAL)},
         max_rss_mb={sync.name: sync.max_rss_kb / 1024},
-        drain_seconds=drain,
+        drain_seconds=settled.seconds,
         extra={
             "outage s": OUTAGE_SECONDS,
             "sent during outage": during_outage,
@@ -231,7 +222,7 @@ async def test_portal_outage_then_slow_then_rate_limited(
     assert slow_progress > 0, "nothing was delivered while the portal was slow"
     assert outage_calls > 0, "the outage never reached the worker"
     assert limited_calls > 0, "no call was rate-limited"
-    assert drained, f"not delivered after the faults: {late[:5]}"
+    assert settled.drained, f"not delivered after the faults: {settled.late[PORTAL][:5]}"
     assert dead_letters == 0, "transient faults made dead letters"
     assert dead_letter_metric == 0
     assert sim.state.regressions == [], sim.state.regressions[:5]

@@ -797,6 +797,49 @@ def destination_revisions(sim: Simulator, destination: str) -> dict[str, tuple[i
     }
 
 
+@dataclass(slots=True)
+class Drain:
+    """How the destinations caught up once the stream stopped."""
+
+    drained: bool
+    seconds: float
+    late: dict[str, list[str]]
+    """Per destination, the dossiers it still does not hold in their final state."""
+
+    def lost(self) -> int:
+        return sum(len(codes) for codes in self.late.values())
+
+
+async def drain(
+    sim: Simulator,
+    finals: dict[str, tuple[int, int]],
+    destinations: Iterable[str],
+    running: Iterable[ServiceProcess],
+    *,
+    since: float,
+    within: float,
+    what: str,
+) -> Drain:
+    """Wait until every destination holds every dossier's final state (or `within` runs out),
+    failing at once if one of the `running` services exits on its own."""
+    services = list(running)
+    late: dict[str, list[str]] = {d: [] for d in destinations}
+
+    def delivered() -> bool:
+        for service in services:
+            service.assert_running()
+        for destination in late:
+            late[destination] = behind(sim, destination, finals)
+        return not any(late.values())
+
+    drained = True
+    try:
+        await wait_for(delivered, within=within, what=what)
+    except AssertionError:
+        drained = False
+    return Drain(drained, time.monotonic() - since, late)
+
+
 def behind(sim: Simulator, destination: str, finals: dict[str, tuple[int, int]]) -> list[str]:
     """Dossiers the destination does not hold in their final (revision, status)."""
     held = destination_revisions(sim, destination)

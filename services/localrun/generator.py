@@ -11,7 +11,9 @@ number, a numeric string or a word, structured, binary or bare CloudEvents); som
 twice, some old versions arrive after newer ones, and some are broken on purpose.
 
 The ground truth is kept as events are generated: what ingest must count for each agency
-(indicators 3.3, 2.1, 4.3, 3.6 and 1.4) and how each event must end. It follows the counting
+(indicators 3.3, 2.1, 4.3, 3.6 and 1.4, and the e-documents behind `sig`) and how each event
+must end. E-documents are decided here (`tick_documents` → `DocumentSpec`) and written and signed
+by `services.localrun.edocs`. It follows the counting
 rules of DOMAIN.md §2 on the exact values written into the events, independently of ingest's
 code, so that the local run can show both side by side.
 """
@@ -31,6 +33,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+
+from schemas.edocument import Direction, SignatureVerdict
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DOSSIER_TYPE = "vn.gov.dvc.dossier.v1"
@@ -72,6 +76,8 @@ STATUS_TEXT = {
 }
 
 DEFAULT_AGENCIES = ("000.00.20.H57", "000.00.10.H29", "000.00.00.G22", "000.12.31.H56")
+# Agencies outside the run that send e-documents to the run's own (incoming documents).
+OTHER_AGENCIES = ("000.00.30.H01", "000.00.41.H31")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,16 @@ class TrafficOptions:
     """Dossiers whose first event (status 1) comes as a bare item without an envelope."""
     dialect_share: float = 0.35
     """Dossiers whose source writes keys, dates and codes its own way."""
+    edocuments_per_second: float = 0.0
+    """New edXML document packages per second (0: none)."""
+    edocument_incoming_share: float = 0.25
+    """Documents sent to the run's agencies by others; the rest are issued by its own."""
+    edocument_verified_share: float = 0.6
+    """Signed by the trusted signer; then untrusted, tampered (invalid), and the rest unsigned."""
+    edocument_untrusted_share: float = 0.15
+    edocument_invalid_share: float = 0.1
+    edocument_duplicate_rate: float = 0.05
+    """Packages sent twice (the second one is a duplicate, never counted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,29 @@ class SourceEvent:
     dossier: str | None = None
     sequence: int = 0
     """For accepted events: the dossier's revision this event must become (1, 2, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSpec:
+    """One edXML document package to send, and the verdict ingest must reach on its signature.
+
+    `services.localrun.edocs.Packager` writes (and signs) the bytes; `copies` > 1 sends the
+    same package again.
+    """
+
+    issuer: str
+    recipient: str
+    number: str
+    notation: str
+    date: datetime
+    verdict: SignatureVerdict
+    direction: Direction
+    copies: int = 1
+
+    @property
+    def document_id(self) -> str:
+        day = self.date.astimezone(LOCAL_TZ)
+        return f"{self.issuer},{day:%Y/%m/%d},{self.number}/{self.notation}"
 
 
 @dataclass(slots=True)
@@ -174,9 +213,15 @@ class AgencyTally:
     paid_online: int = 0
     synced: int = 0
     """Dossiers the portal acknowledged (from sync) or that should reach it (ground truth)."""
-    edocuments: int = 0
-    edocuments_signed: int = 0
-    """Hook for the digital-signature rate, once e-documents are generated and counted."""
+    # E-documents by the issuer's agency, each once: direction and signature verdict.
+    edoc_outgoing_verified: int = 0
+    edoc_outgoing_untrusted: int = 0
+    edoc_outgoing_invalid: int = 0
+    edoc_outgoing_unsigned: int = 0
+    edoc_incoming_verified: int = 0
+    edoc_incoming_untrusted: int = 0
+    edoc_incoming_invalid: int = 0
+    edoc_incoming_unsigned: int = 0
 
     @property
     def received(self) -> int:
@@ -190,6 +235,19 @@ class AgencyTally:
     @property
     def finished(self) -> int:
         return self.finished_on_time + self.finished_late
+
+    @property
+    def edocuments_outgoing(self) -> int:
+        return (
+            self.edoc_outgoing_verified
+            + self.edoc_outgoing_untrusted
+            + self.edoc_outgoing_invalid
+            + self.edoc_outgoing_unsigned
+        )
+
+    def add_edocument(self, direction: Direction, verdict: SignatureVerdict, n: int = 1) -> None:
+        name = f"edoc_{direction.value}_{verdict.value}"
+        setattr(self, name, getattr(self, name) + n)
 
 
 @dataclass(slots=True)
@@ -205,6 +263,11 @@ class GroundTruth:
     dossiers: int = 0
     final_status: dict[str, int] = field(default_factory=dict)
     """Each valid dossier's latest status: what the destinations must hold once drained."""
+    edocument_sent: int = 0
+    """Records sent to the e-document topic (each package, and each copy of it)."""
+    edocument_outcomes: dict[Outcome, int] = field(
+        default_factory=lambda: dict.fromkeys(Outcome, 0)
+    )
 
     def agency(self, code: str) -> AgencyTally:
         found = self.agencies.get(code)
@@ -307,6 +370,9 @@ class TrafficGenerator:
         self._serial = 0
         self._credit = 0.0
         self._last_tick: float | None = None
+        self._doc_credit = 0.0
+        self._doc_last_tick: float | None = None
+        self._documents = 0
         for agency in options.agencies:
             self.truth.agency(agency)
 
@@ -341,6 +407,54 @@ class TrafficGenerator:
         for event in events:
             self.truth.outcomes[event.expected] += 1
         return events
+
+    def tick_documents(self, now: datetime) -> list[DocumentSpec]:
+        """The e-documents due by `now` at the configured rate, counted in the truth as sent."""
+        o, rng = self.options, self._rng
+        now_s = now.timestamp()
+        elapsed = 0.0 if self._doc_last_tick is None else max(0.0, now_s - self._doc_last_tick)
+        self._doc_last_tick = now_s
+        self._doc_credit += elapsed * o.edocuments_per_second
+        specs: list[DocumentSpec] = []
+        while self._doc_credit >= 1:
+            self._doc_credit -= 1
+            self._documents += 1
+            own = rng.choice(o.agencies)
+            if rng.random() < o.edocument_incoming_share:
+                direction, issuer, recipient = Direction.INCOMING, rng.choice(OTHER_AGENCIES), own
+            else:
+                others = [a for a in o.agencies if a != own] or list(OTHER_AGENCIES)
+                direction, issuer, recipient = Direction.OUTGOING, own, rng.choice(others)
+            roll = rng.random()
+            verified = o.edocument_verified_share
+            untrusted = verified + o.edocument_untrusted_share
+            verdict = (
+                SignatureVerdict.VERIFIED
+                if roll < verified
+                else SignatureVerdict.UNTRUSTED
+                if roll < untrusted
+                else SignatureVerdict.INVALID
+                if roll < untrusted + o.edocument_invalid_share
+                else SignatureVerdict.UNSIGNED
+            )
+            copies = 2 if rng.random() < o.edocument_duplicate_rate else 1
+            spec = DocumentSpec(
+                issuer=issuer,
+                recipient=recipient,
+                # The number makes every document id of the run distinct.
+                number=f"{self._documents:06d}",
+                notation=f"{self._prefix}-CV",
+                date=_second(now),
+                verdict=verdict,
+                direction=direction,
+                copies=copies,
+            )
+            specs.append(spec)
+            self.truth.agency(issuer).add_edocument(direction, verdict)
+            self.truth.edocument_sent += copies
+            self.truth.edocument_outcomes[Outcome.ACCEPTED] += 1
+            self.truth.edocument_outcomes[Outcome.DUPLICATE] += copies - 1
+        return specs
 
     def _schedule(self, dossier: _Dossier, at: float) -> None:
         self._serial += 1

@@ -49,9 +49,8 @@ INDICATORS = (
     Indicator("4.3", "digitised"),
     Indicator("3.6", "paid online"),
     Indicator("1.4", "synced"),
-    # The PAR INDEX's digital-signature share (DOMAIN.md §2). Computed once e-documents flow:
-    # ingest already counts `govsync_edocuments{signature}`; the generator does not send edXML
-    # yet, so both sides show no value until it does (see `TrafficGenerator`).
+    # The PAR INDEX's digital-signature share (DOMAIN.md §2): of the documents an agency sent
+    # (outgoing), those whose signature ingest verified against the trust bundle.
     Indicator("sig", "signed e-docs"),
 )
 
@@ -66,7 +65,7 @@ def rates(tally: AgencyTally) -> dict[str, Rate]:
         # The sync metric counts every dossier the portal first acknowledged, received or not
         # (status 1 and rejected ones too), so this rate can pass 100 % while dossiers wait.
         "1.4": Rate(tally.synced, tally.received),
-        "sig": Rate(tally.edocuments_signed, tally.edocuments),
+        "sig": Rate(tally.edoc_outgoing_verified, tally.edocuments_outgoing),
     }
 
 
@@ -83,6 +82,11 @@ class Snapshot:
     """What the three services' metrics say at one moment."""
 
     outcomes: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
+    """Events of the dossier topic (every type but the e-document ones)."""
+    edocument_outcomes: dict[str, int] = field(
+        default_factory=lambda: {o.value: 0 for o in Outcome}
+    )
+    """Events of the e-document types (edXML packages and status packages)."""
     agencies: dict[str, AgencyTally] = field(default_factory=dict)
     sync: dict[str, dict[str, int]] = field(
         default_factory=lambda: {t: dict.fromkeys(SYNC_OUTCOMES, 0) for t in TARGETS}
@@ -95,6 +99,10 @@ class Snapshot:
     @property
     def consumed(self) -> int:
         return sum(self.outcomes.values())
+
+    @property
+    def edocuments_consumed(self) -> int:
+        return sum(self.edocument_outcomes.values())
 
     @property
     def accepted(self) -> int:
@@ -126,6 +134,12 @@ _RECEIVED_FIELDS = {
     "online": "received_online",
     "postal": "received_postal",
 }
+EDOCUMENT_TYPES = frozenset({"vn.gov.edoc.edxml.v1", "vn.gov.edoc.status.v1"})
+_EDOC_FIELDS = {
+    f"edoc_{d}_{v}"
+    for d in ("outgoing", "incoming")
+    for v in ("verified", "untrusted", "invalid", "unsigned")
+}
 _SIMPLE = {
     "govsync_dossiers_digitised_total": "digitised",
     "govsync_dossiers_fee_bearing_total": "fee_bearing",
@@ -139,8 +153,13 @@ def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
         agency = s.labels.get("agency")
         if s.name == "govsync_events_total":
             outcome = s.labels.get("outcome", "")
-            if outcome in snapshot.outcomes:
-                snapshot.outcomes[outcome] += _int(s.value)
+            counts = (
+                snapshot.edocument_outcomes
+                if s.labels.get("type") in EDOCUMENT_TYPES
+                else snapshot.outcomes
+            )
+            if outcome in counts:
+                counts[outcome] += _int(s.value)
         elif s.name == "govsync_dossiers_received_total" and agency is not None:
             name = _RECEIVED_FIELDS.get(s.labels.get("channel", ""), "received_unknown")
             tally = snapshot.agency(agency)
@@ -156,10 +175,10 @@ def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
             name = _SIMPLE[s.name]
             setattr(tally, name, getattr(tally, name) + _int(s.value))
         elif s.name == "govsync_edocuments_total" and agency is not None:
-            tally = snapshot.agency(agency)
-            tally.edocuments += _int(s.value)
-            if s.labels.get("signature") == "verified":
-                tally.edocuments_signed += _int(s.value)
+            name = f"edoc_{s.labels.get('direction')}_{s.labels.get('signature')}"
+            if name in _EDOC_FIELDS:
+                tally = snapshot.agency(agency)
+                setattr(tally, name, getattr(tally, name) + _int(s.value))
         elif s.name == "govsync_ingest_consumer_lag":
             snapshot.ingest_lag += _int(s.value)
 
@@ -223,6 +242,15 @@ def differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
         measured = snapshot.outcomes.get(outcome.value, 0)
         if measured != truth.outcomes[outcome]:
             found.append(Difference(f"events {outcome.value}", measured, truth.outcomes[outcome]))
+        measured = snapshot.edocument_outcomes.get(outcome.value, 0)
+        if measured != truth.edocument_outcomes[outcome]:
+            found.append(
+                Difference(
+                    f"e-document events {outcome.value}",
+                    measured,
+                    truth.edocument_outcomes[outcome],
+                )
+            )
     for agency in sorted(set(snapshot.agencies) | set(truth.agencies)):
         measured_tally = snapshot.agencies.get(agency, AgencyTally())
         true_tally = truth.agencies.get(agency, AgencyTally())
@@ -235,6 +263,6 @@ def differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
 
 def drained(snapshot: Snapshot, truth: GroundTruth) -> bool:
     """Ingest has decided every event sent and each sync worker finished every record."""
-    if snapshot.consumed < truth.sent:
+    if snapshot.consumed < truth.sent or snapshot.edocuments_consumed < truth.edocument_sent:
         return False
     return all(snapshot.finished(t) >= snapshot.accepted for t in TARGETS)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +33,14 @@ from services.embedded import EmbeddedBroker, free_port
 from services.ingest.main import run as run_ingest
 from services.ingest.main import topics as ingest_topics
 from services.ingest.settings import IngestSettings
-from services.localrun.generator import GroundTruth, SourceEvent, TrafficGenerator
+from services.localrun.edocs import Packager, make_pki
+from services.localrun.generator import (
+    DocumentSpec,
+    GroundTruth,
+    Outcome,
+    SourceEvent,
+    TrafficGenerator,
+)
 from services.localrun.indicators import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
@@ -80,9 +89,16 @@ class Services:
 
 
 def build_services(
-    kafka: KafkaSettings, settings: RunSettings, sim_portal: str, sim_ndxp: str, suffix: str
+    kafka: KafkaSettings,
+    settings: RunSettings,
+    sim_portal: str,
+    sim_ndxp: str,
+    suffix: str,
+    *,
+    trust_bundle: Path | None = None,
 ) -> Services:
-    """Settings of the three services for this run: loopback ports, the run's topics."""
+    """Settings of the three services for this run: loopback ports, the run's topics; the
+    generator's agencies are ingest's own (their documents are outgoing)."""
     ingest = IngestSettings(
         kafka=kafka,
         http_host="127.0.0.1",
@@ -96,6 +112,8 @@ def build_services(
         topic_edocument_normalized=f"govsync.edocument.normalized.v1{suffix}",
         consumer_group=f"govsync-ingest{suffix}",
         topic_partitions=settings.partitions,
+        trust_bundle=trust_bundle,
+        own_agencies=frozenset(settings.agencies),
     )
     sync: dict[Target, SyncSettings] = {}
     for target in Target:
@@ -156,6 +174,24 @@ async def produce(producer: AIOKafkaProducer, topic: str, events: list[SourceEve
     await asyncio.gather(*futures)
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentOutput:
+    """Where e-documents go and who writes their packages."""
+
+    topic: str
+    packager: Packager
+
+    def render(self, specs: list[DocumentSpec]) -> list[SourceEvent]:
+        """Each package (signing is CPU work: call it off the loop), repeated `copies` times."""
+        events: list[SourceEvent] = []
+        for spec in specs:
+            raw, key = self.packager.render(spec), spec.document_id.encode()
+            events.append(SourceEvent(key, raw, (), Outcome.ACCEPTED))
+            again = SourceEvent(key, raw, (), Outcome.DUPLICATE)
+            events.extend(again for _ in range(1, spec.copies))
+        return events
+
+
 async def generate(
     generator: TrafficGenerator,
     producer: AIOKafkaProducer,
@@ -164,11 +200,16 @@ async def generate(
     *,
     tick_seconds: float,
     clock: Clock = utc_now,
+    documents: DocumentOutput | None = None,
 ) -> None:
     """The Kafka edge of the generator: every tick, produce what it made; stop between ticks."""
     while not traffic_stop.is_set():
         started = time.monotonic()
-        await produce(producer, topic, generator.tick(clock()))
+        now = clock()
+        await produce(producer, topic, generator.tick(now))
+        if documents is not None and (specs := generator.tick_documents(now)):
+            packages = await asyncio.to_thread(documents.render, specs)
+            await produce(producer, documents.topic, packages)
         delay = max(0.0, tick_seconds - (time.monotonic() - started))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(traffic_stop.wait(), delay)
@@ -211,7 +252,25 @@ class LocalRun:
             kafka = KafkaSettings(bootstrap_servers=bootstrap, client_id="govsync-run")
             simulator = Simulator(password=SIMULATOR_SECRET, client_secret=SIMULATOR_SECRET)
             sim = await stack.enter_async_context(running_simulator(simulator))
-            services = build_services(kafka, self.settings, sim.portal_url, sim.ndxp_url, suffix)
+            trust_bundle, packager = None, None
+            if self.settings.edocuments_per_second > 0:
+                # A PKI for this run only: the keys stay in memory, the CA is the trust bundle.
+                pki = make_pki()
+                directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="govsync-pki-"))
+                trust_bundle, packager = pki.write_bundle(Path(directory)), Packager(pki)
+            services = build_services(
+                kafka,
+                self.settings,
+                sim.portal_url,
+                sim.ndxp_url,
+                suffix,
+                trust_bundle=trust_bundle,
+            )
+            documents = (
+                None
+                if packager is None
+                else DocumentOutput(services.ingest.topic_edocument, packager)
+            )
             await ensure_topics(kafka, ingest_topics(services.ingest))
             for target, sync_settings in services.sync.items():
                 await prepare_topics(sync_settings, target)
@@ -252,6 +311,7 @@ class LocalRun:
                         scraper,
                         producer,
                         services.ingest.topic_dossier,
+                        documents,
                         [ingest_url, *sync_urls.values()],
                         final,
                         drained_ok,
@@ -305,6 +365,7 @@ class LocalRun:
         scraper: Scraper,
         producer: AIOKafkaProducer,
         topic: str,
+        documents: DocumentOutput | None,
         urls: list[str],
         final: list[Snapshot],
         drained_ok: list[bool],
@@ -328,6 +389,7 @@ class LocalRun:
                         topic,
                         traffic_stop,
                         tick_seconds=self.settings.tick_seconds,
+                        documents=documents,
                     )
                 )
                 ends_at = None if self.duration is None else time.monotonic() + self.duration

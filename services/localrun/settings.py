@@ -50,6 +50,13 @@ class RunSettings(BaseSettings):
     binary_share: float = Field(default=0.2, ge=0, le=1)
     bare_share: float = Field(default=0.1, ge=0, le=1)
     dialect_share: float = Field(default=0.35, ge=0, le=1)
+    edocuments_per_second: float = Field(default=4.0, ge=0)
+    """edXML packages per second; 0 sends none (and the run makes no PKI)."""
+    edocument_incoming_share: float = Field(default=0.25, ge=0, le=1)
+    edocument_verified_share: float = Field(default=0.6, ge=0, le=1)
+    edocument_untrusted_share: float = Field(default=0.15, ge=0, le=1)
+    edocument_invalid_share: float = Field(default=0.1, ge=0, le=1)
+    edocument_duplicate_rate: float = Field(default=0.05, ge=0, le=1)
 
     def traffic(self) -> TrafficOptions:
         return TrafficOptions(
@@ -70,4 +77,10 @@ class RunSettings(BaseSettings):
             binary_share=self.binary_share,
             bare_share=self.bare_share,
             dialect_share=self.dialect_share,
+            edocuments_per_second=self.edocuments_per_second,
+            edocument_incoming_share=self.edocument_incoming_share,
+            edocument_verified_share=self.edocument_verified_share,
+            edocument_untrusted_share=self.edocument_untrusted_share,
+            edocument_invalid_share=self.edocument_invalid_share,
+            edocument_duplicate_rate=self.edocument_duplicate_rate,
         )

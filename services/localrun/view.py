@@ -67,6 +67,23 @@ def _flow(state: ViewState) -> Table:
             Text(f"{measured:,}", style=style),
             f"{sent:,}",
         )
+    if truth.edocument_sent or snap.edocuments_consumed:
+        measured_docs = snap.edocuments_consumed
+        table.add_row(
+            "e-documents in (edXML)",
+            Text(
+                f"{measured_docs:,}",
+                style="green" if measured_docs == truth.edocument_sent else "yellow",
+            ),
+            f"{truth.edocument_sent:,}",
+        )
+        dup_measured = snap.edocument_outcomes[Outcome.DUPLICATE.value]
+        dup_sent = truth.edocument_outcomes[Outcome.DUPLICATE]
+        table.add_row(
+            "  of which duplicate",
+            Text(f"{dup_measured:,}", style="green" if dup_measured == dup_sent else "yellow"),
+            f"{dup_sent:,}",
+        )
     for target in TARGETS:
         table.add_row(
             f"acknowledged by {target}",
@@ -84,6 +101,21 @@ def _flow(state: ViewState) -> Table:
     return table
 
 
+def shown_agencies(state: ViewState) -> list[str]:
+    """Agencies with a rate on either side, or whose counts disagree; agencies outside the run
+    that only sent documents in (no rate of their own) are left out while they agree."""
+    found = []
+    for agency in sorted(set(state.snapshot.agencies) | set(state.truth.agencies)):
+        measured = state.snapshot.agencies.get(agency, AgencyTally())
+        true = state.truth.agencies.get(agency, AgencyTally())
+        has_rate = any(
+            r.value is not None for r in (*rates(measured).values(), *rates(true).values())
+        )
+        if has_rate or measured != true:
+            found.append(agency)
+    return found
+
+
 def _rates(state: ViewState) -> Table:
     table = Table(
         title="Scored rates per agency: from the metrics, and from the generator's tally",
@@ -95,7 +127,7 @@ def _rates(state: ViewState) -> Table:
     table.add_column("received", justify="right", no_wrap=True)
     for indicator in INDICATORS:
         table.add_column(indicator.id, justify="right", no_wrap=True)
-    agencies = sorted(set(state.snapshot.agencies) | set(state.truth.agencies))
+    agencies = shown_agencies(state)
     rows = [
         (
             a,
@@ -126,7 +158,8 @@ def _rates(state: ViewState) -> Table:
     names = ", ".join(f"{i.id} {i.name}" for i in INDICATORS)
     table.caption = (
         f"{names}. Green: the counts behind the rate agree. 1.4 counts each received dossier"
-        " once the portal has acknowledged it in a received status."
+        " once the portal has acknowledged it in a received status. sig: of the e-documents an"
+        " agency sent, those whose signature chains to the run's trust bundle."
     )
     table.caption_justify = "left"
     return table
@@ -178,6 +211,7 @@ def summary_line(state: ViewState) -> str:
         f" accepted={outcomes['accepted']} duplicate={outcomes['duplicate']}"
         f" stale={outcomes['stale']} dead_lettered={outcomes['dead_lettered']}"
         f" acked portal={snap.acknowledged('portal')} ndxp={snap.acknowledged('ndxp')}"
+        f" edocs={snap.edocuments_consumed}/{truth.edocument_sent}"
         f" backlog={sum(snap.backlog.values())}"
         f" p50={_seconds(snap.quantile('portal', 0.5))}"
         f" p99={_seconds(snap.quantile('portal', 0.99))} agree={agree}"
@@ -187,8 +221,7 @@ def summary_line(state: ViewState) -> str:
 def rates_lines(state: ViewState) -> list[str]:
     """Per agency, each rate from metrics next to the generator's (plain text, final summary)."""
     lines = []
-    agencies = sorted(set(state.snapshot.agencies) | set(state.truth.agencies))
-    for agency in agencies:
+    for agency in shown_agencies(state):
         m = rates(state.snapshot.agencies.get(agency, AgencyTally()))
         t = rates(state.truth.agencies.get(agency, AgencyTally()))
         cells = " ".join(

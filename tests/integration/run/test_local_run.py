@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from services.localrun.generator import Outcome
+from services.localrun.indicators import rates, total
 from services.localrun.pipeline import LocalRun
 from services.localrun.settings import RunSettings
 from services.localrun.view import ViewState
@@ -22,7 +24,9 @@ SERVICE_TASKS = {"ingest", "sync-portal", "sync-ndxp", "control"}
 
 @pytest.mark.kafka
 async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) -> None:
-    settings = RunSettings(seed=20260302, dossiers_per_second=20.0, refresh_seconds=0.5)
+    settings = RunSettings(
+        seed=20260302, dossiers_per_second=20.0, edocuments_per_second=5.0, refresh_seconds=0.5
+    )
     phases: list[str] = []
 
     def refresh(state: ViewState) -> None:
@@ -41,6 +45,24 @@ async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) 
         assert snapshot.outcomes[outcome] > 0
     assert report.differences == []  # every count behind every rate, per agency
     assert {a for a, t in snapshot.agencies.items() if t.received} == set(settings.agencies)
+    # E-documents: each counted once, the duplicates not; the digital-signature rate per agency
+    # from the metrics equals the generator's (the counts behind it are in `differences` too).
+    assert truth.edocument_sent > 50
+    assert snapshot.edocuments_consumed == truth.edocument_sent
+    assert snapshot.edocument_outcomes["duplicate"] == truth.edocument_outcomes[Outcome.DUPLICATE]
+    for agency in settings.agencies:
+        measured, expected = (
+            rates(snapshot.agency(agency))["sig"],
+            rates(truth.agency(agency))["sig"],
+        )
+        assert measured == expected
+        assert measured.value is not None
+    outgoing = total(snapshot.agencies.values())
+    assert outgoing.edoc_outgoing_verified
+    assert outgoing.edoc_outgoing_untrusted
+    assert outgoing.edoc_outgoing_invalid
+    assert outgoing.edoc_outgoing_unsigned
+    assert outgoing.edoc_incoming_verified + outgoing.edoc_incoming_unsigned
     for target in ("portal", "ndxp"):
         assert snapshot.acknowledged(target) == snapshot.accepted
         assert snapshot.quantile(target, 0.99) is not None

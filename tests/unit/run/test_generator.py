@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
+from schemas.edocument import SignatureVerdict
+from services.ingest.documents import DocumentPipeline
+from services.ingest.edocument import EdxmlLimits
 from services.ingest.envelope import decode_record
 from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
 from services.ingest.settings import IngestSettings
+from services.ingest.signature import TrustBundle
 from services.ingest.state import DossierState
+from services.localrun.edocs import Packager, make_pki
 from services.localrun.generator import (
     AgencyTally,
     Outcome,
@@ -22,6 +27,7 @@ from services.localrun.generator import (
     TrafficGenerator,
     TrafficOptions,
 )
+from services.localrun.pipeline import DocumentOutput
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 TOPIC = "govsync.dossier.v1"
@@ -204,3 +210,49 @@ def test_rates_follow_the_options() -> None:
         postal += tally.received_postal
     assert postal == 0
     assert 0.75 < online / received < 0.85
+
+
+def test_edocument_truth_equals_what_ingest_counts() -> None:
+    """Each package, signed with the run's own PKI, reaches the verdict the tally expects."""
+    pki = make_pki()
+    options = TrafficOptions(edocuments_per_second=40, edocument_duplicate_rate=0.2)
+    generator = TrafficGenerator(options, random.Random(7))
+    output = DocumentOutput("govsync.edocument.v1", Packager(pki))
+    documents = DocumentPipeline(
+        own_agencies=frozenset(options.agencies),
+        trust=TrustBundle.from_pem(pki.bundle_pem),
+        limits=EdxmlLimits(),
+    )
+    counted: dict[str, AgencyTally] = {}
+    outcomes: Counter[str] = Counter()
+    ids: list[str] = []
+    now = datetime.now(UTC)  # the certificates are valid around the real clock
+    for _ in range(120):
+        now += timedelta(milliseconds=50)
+        specs = generator.tick_documents(now)
+        ids.extend(s.document_id for s in specs)
+        for event in output.render(specs):
+            envelope = decode_record(event.value, [], topic=output.topic, max_bytes=2**22)
+            result = documents.decide(documents.normalise(envelope, now=now))
+            outcomes[result.outcome.value] += 1
+            assert result.outcome.value == event.expected.value
+            if result.counted is not None:
+                agency = result.counted.agency
+                assert agency is not None
+                tally = counted.setdefault(agency, AgencyTally())
+                tally.add_edocument(result.counted.direction, result.counted.signature)
+
+    truth = generator.truth
+    assert len(ids) == len(set(ids)) > 150
+    assert dict(outcomes) == {o.value: n for o, n in truth.edocument_outcomes.items() if n}
+    assert outcomes["duplicate"] > 0
+    assert sum(outcomes.values()) == truth.edocument_sent
+    assert {a: t for a, t in truth.agencies.items() if t != AgencyTally()} == counted
+    everything = AgencyTally()
+    for tally in counted.values():
+        for name in (f.name for f in fields(AgencyTally) if f.name.startswith("edoc_")):
+            setattr(everything, name, getattr(everything, name) + getattr(tally, name))
+    assert all(getattr(everything, f"edoc_outgoing_{v}") for v in SignatureVerdict)
+    assert everything.edoc_incoming_verified
+    assert set(counted) - set(options.agencies)  # incoming documents from other agencies
+    assert truth.sent == 0  # no dossier traffic was asked for by this test's ticks

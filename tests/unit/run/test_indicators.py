@@ -6,6 +6,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.dossier import Channel, Timeliness
+from schemas.edocument import Direction, SignatureVerdict
+from services.ingest.documents import Counted
 from services.ingest.metrics import IngestMetrics
 from services.ingest.state import Indicators, Outcome
 from services.localrun.generator import AgencyTally, GroundTruth
@@ -21,6 +23,7 @@ from services.localrun.indicators import (
     read_sync,
 )
 from services.localrun.scrape import parse
+from services.localrun.view import Endpoints, ViewState, shown_agencies
 from services.sync.metrics import SyncMetrics
 
 AGENCY = "000.00.20.H57"
@@ -100,13 +103,62 @@ def test_rates_follow_the_formulas() -> None:
         paid_online=1,
         synced=5,
     )
+    assert rates(tally)["sig"].value is None  # no outgoing e-documents
+    tally.edoc_outgoing_verified = 3
+    tally.edoc_outgoing_untrusted = 1
+    tally.edoc_outgoing_invalid = 1
+    tally.edoc_outgoing_unsigned = 1
+    tally.edoc_incoming_verified = 5  # incoming documents are not the agency's own
     found = rates(tally)
     assert found["3.3"] == Rate(3, 4)
     assert found["2.1"].value == 0.5
     assert found["4.3"].value == 0.5
     assert found["3.6"].value == 0.25
     assert found["1.4"] == Rate(5, 4)
-    assert found["sig"].value is None
+    assert found["sig"] == Rate(3, 6)
+
+
+def test_edocument_metrics_become_tallies_apart_from_the_dossier_flow() -> None:
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry, agency_limit=10, agencies=[AGENCY])
+    for direction, verdict, n in (
+        (Direction.OUTGOING, SignatureVerdict.VERIFIED, 3),
+        (Direction.OUTGOING, SignatureVerdict.INVALID, 1),
+        (Direction.INCOMING, SignatureVerdict.VERIFIED, 2),
+    ):
+        for _ in range(n):
+            metrics.count_document(Counted(AGENCY, direction, verdict))
+    metrics.events.labels("vn.gov.edoc.edxml.v1", Outcome.ACCEPTED.value).inc(6)
+    metrics.events.labels("vn.gov.edoc.edxml.v1", Outcome.DUPLICATE.value).inc(1)
+    metrics.events.labels("vn.gov.dvc.dossier.v1", Outcome.ACCEPTED.value).inc(2)
+    snapshot = Snapshot()
+    read_ingest(snapshot, parse(generate_latest(registry).decode()))
+
+    assert snapshot.outcomes["accepted"] == 2  # what the sync workers must finish
+    assert snapshot.edocument_outcomes == {
+        "accepted": 6,
+        "duplicate": 1,
+        "stale": 0,
+        "dead_lettered": 0,
+    }
+    tally = snapshot.agencies[AGENCY]
+    assert (tally.edoc_outgoing_verified, tally.edoc_outgoing_invalid) == (3, 1)
+    assert tally.edoc_incoming_verified == 2
+    assert rates(tally)["sig"] == Rate(3, 4)
+
+    truth = GroundTruth(sent=2, edocument_sent=7)
+    truth.outcomes[Expected.ACCEPTED] = 2
+    truth.edocument_outcomes[Expected.ACCEPTED] = 6
+    truth.edocument_outcomes[Expected.DUPLICATE] = 1
+    truth.agency(AGENCY).edoc_outgoing_verified = 3
+    truth.agency(AGENCY).edoc_outgoing_invalid = 1
+    truth.agency(AGENCY).edoc_incoming_verified = 2
+    assert differences(snapshot, truth) == []
+    for target in ("portal", "ndxp"):
+        snapshot.sync[target]["acknowledged"] = 2
+    assert drained(snapshot, truth)
+    truth.edocument_sent += 1  # one package still in flight
+    assert not drained(snapshot, truth)
 
 
 def test_differences_and_drain() -> None:
@@ -129,3 +181,14 @@ def test_differences_and_drain() -> None:
     snapshot.sync["ndxp"]["acknowledged"] = 1
     snapshot.sync["ndxp"]["skipped_stale"] = 1
     assert drained(snapshot, truth)
+
+
+def test_agencies_without_a_rate_get_no_row_unless_they_disagree() -> None:
+    outsider = "000.00.30.H01"
+    truth = GroundTruth()
+    truth.agency(AGENCY).edoc_outgoing_verified = 1
+    truth.agency(outsider).edoc_incoming_verified = 1
+    state = ViewState(endpoints=Endpoints("b", "i", {}, "s"), truth=truth)
+    assert shown_agencies(state) == [AGENCY, outsider]  # the metrics have not caught up yet
+    state.snapshot.agency(outsider).edoc_incoming_verified = 1
+    assert shown_agencies(state) == [AGENCY]

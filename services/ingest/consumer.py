@@ -202,7 +202,7 @@ class IngestWorker:
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         started = time.monotonic()
         pending: list[Awaitable[Any]] = []
-        state_updates: dict[tuple[int, str], bytes] = {}
+        state_updates: dict[tuple[int, str], DossierState] = {}
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             if tp not in self._consumer.assignment():
@@ -217,9 +217,12 @@ class IngestWorker:
         await asyncio.gather(
             *[
                 await self._producer.send(
-                    self._topics.state, value=value, key=code.encode(), partition=partition
+                    self._topics.state,
+                    value=state.to_bytes(),
+                    key=code.encode(),
+                    partition=partition,
                 )
-                for (partition, code), value in state_updates.items()
+                for (partition, code), state in state_updates.items()
             ]
         )
         if offsets:
@@ -238,7 +241,7 @@ class IngestWorker:
         tp: TopicPartition,
         record: ConsumerRecord[Any, Any],
         states: dict[str, DossierState],
-        state_updates: dict[tuple[int, str], bytes],
+        state_updates: dict[tuple[int, str], DossierState],
     ) -> list[Awaitable[Any]]:
         started = time.perf_counter()
         headers = list(record.headers or ())
@@ -263,8 +266,8 @@ class IngestWorker:
         if decision is None or decision.record is None or decision.state is None:
             return []  # a duplicate or a stale event: nothing to write
         code = decision.record.dossier_code
-        # Only a dossier's last state in the batch needs writing.
-        state_updates[(tp.partition, code)] = decision.state.to_bytes()
+        # Only a dossier's last state in the batch is written (and serialised).
+        state_updates[(tp.partition, code)] = decision.state
         if decision.indicators is not None:
             self._metrics.count(decision.indicators)
         return [

@@ -35,6 +35,7 @@ from bench.common import (
     write_report,
 )
 from services.common.kafka import TopicSpec, ensure_topics
+from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 from services.localrun.generator import Outcome, TrafficGenerator, TrafficOptions
 
@@ -271,7 +272,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    asyncio.run(main(parser.parse_args()))
+    run_async(main(parser.parse_args()))
 
 
 if __name__ == "__main__":

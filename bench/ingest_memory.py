@@ -36,6 +36,7 @@ from bench.common import (
     write_report,
 )
 from services.common.kafka import TopicSpec, ensure_topics
+from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 from services.localrun.generator import SourceEvent
 
@@ -169,7 +170,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--dossiers", type=int, default=200_000)
-    asyncio.run(main(parser.parse_args()))
+    run_async(main(parser.parse_args()))
 
 
 if __name__ == "__main__":

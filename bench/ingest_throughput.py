@@ -35,6 +35,7 @@ from bench.common import (
     write_report,
 )
 from services.common.kafka import TopicSpec, ensure_topics
+from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 
 TARGET_RATIO = 0.5
@@ -160,7 +161,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--partitions", type=int, default=3)
-    asyncio.run(main(parser.parse_args()))
+    run_async(main(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from schemas.dossier import (
     Timeliness,
 )
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
+from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 from services.embedded import EmbeddedBroker, free_port
 from services.sync.main import run
@@ -307,4 +308,4 @@ if __name__ == "__main__":
     parser.add_argument("--latency-records", type=int, default=3000)
     parser.add_argument("--in-flight", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    asyncio.run(main(parser.parse_args()))
+    run_async(main(parser.parse_args()))

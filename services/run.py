@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from services.common.lifecycle import install_stop_handlers
+from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.localrun.pipeline import LocalRun, RunReport
 from services.localrun.settings import RunSettings
@@ -85,12 +85,12 @@ def main(*, kafka: str | None = None, duration: float | None = None) -> int:
                     refresh=lambda state: live.update(render(state), refresh=True),
                     log_file=str(log_path),
                 )
-                report = asyncio.run(_run(local))
+                report = run_async(_run(local))
         else:
             local = LocalRun(
                 settings, kafka=kafka, duration=duration, refresh=plain, log_file=str(log_path)
             )
-            report = asyncio.run(_run(local))
+            report = run_async(_run(local))
     except KeyboardInterrupt:
         # A Ctrl-C before the handlers were installed (during the broker's start).
         console.print("govsync run: interrupted", highlight=False)

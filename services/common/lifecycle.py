@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def install_stop_handlers(stop: asyncio.Event) -> None:
@@ -19,3 +23,16 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop where it exists: aiokafka and uvicorn spend less time in the loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop  # optional: absent on platforms uvloop does not build for
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - Linux images always have it
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)

@@ -14,7 +14,7 @@ from services.common.auth import FailureLimiter, KeyRing
 from services.common.deadletter import DeadLetterWriter
 from services.common.httpapp import create_base_app, new_registry, serve
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from services.common.lifecycle import install_stop_handlers
+from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
 from services.ingest.api import IntakeConfig, KafkaEventSink, add_intake_routes
@@ -170,7 +170,7 @@ def main() -> int:
     # pyHanko logs unbuildable chains with a traceback naming the signer: personal data.
     logging.getLogger("pyhanko").setLevel(logging.ERROR)
     try:
-        asyncio.run(_main(settings))
+        run_async(_main(settings))
     except Exception as exc:
         log.error("ingest failed", error=type(exc).__name__, exc_info=exc)
         return 1

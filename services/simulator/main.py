@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from services.common.httpapp import serve
-from services.common.lifecycle import install_stop_handlers
+from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.simulator.app import Simulator, create_app
 
@@ -26,5 +26,5 @@ async def _run(host: str, port: int) -> None:
 
 def main(*, host: str = "127.0.0.1", port: int = 8090) -> int:
     configure_logging(os.environ.get("GOVSYNC_LOG_LEVEL", "INFO"), service="govsync-simulator")
-    asyncio.run(_run(host, port))
+    run_async(_run(host, port))
     return 0

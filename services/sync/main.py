@@ -19,7 +19,7 @@ from services.common.kafka import (
     make_producer,
     partition_count,
 )
-from services.common.lifecycle import install_stop_handlers
+from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.sync.api import create_app
 from services.sync.consumer import SyncWorker
@@ -215,7 +215,7 @@ def main(*, target: str) -> int:
         await run(settings, Target(target), stop)
 
     try:
-        asyncio.run(_main())
+        run_async(_main())
     except Exception:
         log.exception("sync worker crashed", target=target)
         return 1

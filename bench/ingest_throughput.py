@@ -5,9 +5,10 @@
 Both read the same bytes (the local run's realistic traffic: dialects, duplicates, stale and
 broken events) from a topic filled beforehand, on the same embedded broker, in the same run.
 Baseline: one consumer, `getmany`, produce each value to an output topic, wait for the acks,
-commit: the least any at-least-once Kafka worker does. Ingest: the real service in its own
-process (decode, validate, normalise, decide, publish the record and the state, dead-letter,
-commit), timed from its first decided event to its last through `/metrics`.
+commit: the least any at-least-once Kafka worker does, with the service's own client
+settings. Ingest: the real service in its own process (decode, validate, normalise, decide,
+publish the record and the state, dead-letter, commit), timed from its first decided event to
+its last through `/metrics`.
 Target: ingest >= 0.5 x baseline. Writes a JSON report to bench/results/.
 """
 
@@ -20,7 +21,6 @@ import uuid
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import (
     ServiceProcess,
@@ -34,7 +34,7 @@ from bench.common import (
     wait_ready,
     write_report,
 )
-from services.common.kafka import TopicSpec, ensure_topics
+from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 
@@ -45,15 +45,10 @@ async def baseline(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     """Consume, produce the same value, wait for the acks, commit; as fast as it goes."""
     out = f"{topic}.out"
     await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), [TopicSpec(out, 3)])
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"baseline-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=500,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    # The same client settings as the service: only the work in between differs.
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    consumer = make_consumer(kafka, topic, group_id=f"baseline-{uuid.uuid4().hex[:6]}")
+    producer = make_producer(kafka)
     await consumer.start()
     await producer.start()
     done, first = 0, 0.0

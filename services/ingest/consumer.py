@@ -1,9 +1,12 @@
 """The ingest worker: consumes source topics, publishes normalised records, keeps dossier state.
 
 At least once: a batch's normalised records, state updates and dead letters are all
-acknowledged by the broker before its offsets are committed. Dossier state lives in a
-compacted topic written to the same partition number as the input record, so the replica that
-owns an input partition restores exactly the state it needs when the partition is assigned.
+acknowledged by the broker before its offsets are committed. While one batch waits for those
+acknowledgements the next is already being decided, so the CPU work overlaps the round trips;
+a batch's completion starts only once the previous one has ended, so commits stay in order.
+Dossier state lives in a compacted topic written to the same partition number as the input
+record, so the replica that owns an input partition restores exactly the state it needs when
+the partition is assigned.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class IngestWorker:
         self._eviction_interval = eviction_interval_seconds
         self._states = StateStore()
         self._lock = asyncio.Lock()
+        self._completing: asyncio.Task[None] | None = None
+        """The previous batch's acknowledgements, state writes and commit, still under way."""
         self._restored = False
         self._last_eviction = time.monotonic()
 
@@ -138,6 +143,7 @@ class IngestWorker:
             async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
                 # The batch in progress finishes and commits before the partitions move.
                 async with worker._lock:
+                    await worker._settle()
                     for tp in revoked:
                         if tp.topic == worker._topics.dossier:
                             worker._states.partitions.pop(tp.partition, None)
@@ -190,16 +196,29 @@ class IngestWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; a broker failure escapes and takes the process down."""
-        while not stop.is_set():
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
-            if batch:
-                async with self._lock:
-                    await self._process(batch)
-            if time.monotonic() - self._last_eviction >= self._eviction_interval:
-                async with self._lock:
-                    await self.evict()
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+                if batch:
+                    async with self._lock:
+                        await self._process(batch)
+                elif self._completing is not None and self._completing.done():
+                    await self._settle()  # surfaces a failed completion while the topic is idle
+                if time.monotonic() - self._last_eviction >= self._eviction_interval:
+                    async with self._lock:
+                        await self._settle()
+                        await self.evict()
+        finally:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the batch under way to be acknowledged and committed; re-raise its failure."""
+        completing, self._completing = self._completing, None
+        if completing is not None:
+            await completing
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Decide a batch and queue its outputs; its completion runs while the next is decided."""
         started = time.monotonic()
         pending: list[Awaitable[Any]] = []
         state_updates: dict[tuple[int, str], DossierState] = {}
@@ -211,8 +230,25 @@ class IngestWorker:
             for record in records:
                 pending.extend(await self._one(tp, record, states, state_updates))
             offsets[tp] = records[-1].offset + 1
-        # Outputs first, then the state that says they were written, then the offsets. State
-        # ahead of its output would make a replay after a crash drop the output as a duplicate.
+        # The previous batch, whose round trips overlapped this one's decisions, ends first: one
+        # batch under way at a time keeps commits in order and bounds what is held in memory.
+        await self._settle()
+        self._completing = asyncio.create_task(
+            self._complete(pending, state_updates, offsets, started)
+        )
+
+    async def _complete(
+        self,
+        pending: list[Awaitable[Any]],
+        state_updates: dict[tuple[int, str], DossierState],
+        offsets: dict[TopicPartition, int],
+        started: float,
+    ) -> None:
+        """Outputs first, then the state that says they were written, then the offsets.
+
+        State ahead of its output would make a replay after a crash drop the output as a
+        duplicate.
+        """
         await asyncio.gather(*pending)
         await asyncio.gather(
             *[

@@ -19,6 +19,8 @@ import contextlib
 import random
 import time
 import uuid
+from collections import deque
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,7 +39,7 @@ from bench.common import (
 from services.common.kafka import TopicSpec, ensure_topics
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
-from services.localrun.generator import Outcome, TrafficGenerator, TrafficOptions
+from services.localrun.generator import Outcome, SourceEvent, TrafficGenerator, TrafficOptions
 
 TARGET_P99_SECONDS = 1.0
 SECRET = "bench-secret"  # noqa: S105 - the benchmark simulator's own credential
@@ -61,19 +63,36 @@ def paced_generator(rate: float, seed: int) -> TrafficGenerator:
     return TrafficGenerator(options, random.Random(seed))
 
 
+async def paced_ticks(rate: float, seconds: float, seed: int) -> AsyncIterator[list[SourceEvent]]:
+    """The traffic at exactly `rate` events/s from the first tick, for `seconds`.
+
+    The generator runs on its own clock, ahead of the wall clock while its dossiers fill every
+    stage, so the rate is steady from the start instead of ramping up with them.
+    """
+    generator = paced_generator(rate, seed)
+    backlog: deque[SourceEvent] = deque()
+    virtual, produced = datetime.now(UTC), 0
+    begun = time.monotonic()
+    while (started := time.monotonic()) < begun + seconds:
+        # Owed since the start, not per tick: a late tick is made up by the next one.
+        due = int(rate * (started - begun + TICK_SECONDS)) - produced
+        while len(backlog) < due:
+            virtual += timedelta(seconds=TICK_SECONDS)
+            backlog.extend(generator.tick(virtual))
+        produced += due
+        yield [backlog.popleft() for _ in range(due)]
+        await asyncio.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
+
+
 async def produce_paced(
     bootstrap: str, topic: str, rate: float, seconds: float, sent: dict[tuple[str, int], float]
 ) -> int:
     """Produce the generator's traffic for `seconds`; note when each accepted event went out."""
-    generator = paced_generator(rate, seed=7)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await producer.start()
     count = 0
     try:
-        ends = time.monotonic() + seconds
-        while time.monotonic() < ends:
-            started = time.monotonic()
-            events = generator.tick(datetime.now(UTC))
+        async for events in paced_ticks(rate, seconds, seed=7):
             stamp = time.time()
             futures = [
                 await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
@@ -84,7 +103,6 @@ async def produce_paced(
                     sent[(e.dossier, e.sequence)] = stamp
             await asyncio.gather(*futures)
             count += len(events)
-            await asyncio.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
     finally:
         await producer.stop()
     return count
@@ -203,15 +221,11 @@ async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
                         latencies.append(now - stamp)
 
     reader = asyncio.create_task(consume())
-    generator = paced_generator(rate, seed=8)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await producer.start()
     count = 0
     try:
-        ends = time.monotonic() + seconds
-        while time.monotonic() < ends:
-            started = time.monotonic()
-            events = generator.tick(datetime.now(UTC))
+        async for events in paced_ticks(rate, seconds, seed=8):
             stamp = time.time()
             for e in events:
                 stamps[e.value] = stamp
@@ -221,7 +235,6 @@ async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
             ]
             await asyncio.gather(*futures)
             count += len(events)
-            await asyncio.sleep(max(0.0, TICK_SECONDS - (time.monotonic() - started)))
         await asyncio.sleep(2.0)
     finally:
         reader.cancel()

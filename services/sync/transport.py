@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from services.sync.errors import DestinationUnavailableError, RateLimitedError
+from services.sync.lanes import LaneTransport, single_connection
 from services.sync.metrics import SyncMetrics
 
 USER_AGENT = "govsync-sync/0.1"
@@ -18,15 +19,14 @@ SERVER_ERROR = 500
 
 
 def make_client(base_url: str, *, timeout: float, max_connections: int) -> httpx.AsyncClient:
-    """One client per destination: explicit limits and timeouts; transport retries connects only."""
+    """One client per destination: at most `max_connections` requests at once, each on a lane of
+    its own (see `lanes.py`), explicit timeouts; the transport retries connects only."""
+    # httpx ignores `limits=` when a transport is given: the lanes are the limit.
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        transport=httpx.AsyncHTTPTransport(retries=2),
+        transport=LaneTransport(max_connections, new_lane=single_connection(retries=2)),
     )
 
 

@@ -191,7 +191,8 @@ def _freeze_startup_objects() -> None:
     """Keep what exists at startup (modules, classes, clients) out of every later GC pass.
 
     A full collection walked all of it and stalled the loop for about 50 ms, holding back the
-    answers of every request in flight; collected first so that no garbage is frozen with it.
+    answers of every request in flight. Collected first so that no garbage is frozen with it;
+    in a process hosting several services (`govsync run`) their startup objects are frozen too.
     """
     gc.collect()
     gc.freeze()

@@ -198,3 +198,77 @@ async def test_release_abandons_queued_work_and_reports_the_watermark() -> None:
     assert offsets == {0: 1}
     assert dispatcher.backlog == 0
     assert [r for _, r, _ in outcomes.acked] == [1]
+
+
+async def sent(dispatcher: Dispatcher, destination: FakeDestination, count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(destination.sent) < count:
+            dispatcher.raise_if_failed()
+            await asyncio.sleep(0.002)
+
+
+class HeldDestination(FakeDestination):
+    """Holds chosen records until released, to see what the free slots do meanwhile."""
+
+    def __init__(self, held: set[tuple[str, int]]) -> None:
+        super().__init__()
+        self.release = {key: asyncio.Event() for key in held}
+
+    async def send(self, record: DossierRecord, *, known: bool) -> None:
+        release = self.release.get((record.dossier_code, record.revision))
+        if release is not None:
+            await release.wait()
+        await super().send(record, known=known)
+
+
+async def test_a_waiting_dossier_leaves_the_other_slots_to_other_dossiers() -> None:
+    destination = HeldDestination({("A", 1)})
+    outcomes = FakeOutcomes()
+    dispatcher = Dispatcher(
+        destination,
+        outcomes,
+        AckLedger(),
+        policy=BackoffPolicy(0.001, 0.01, 0.05),
+        breaker=CircuitBreaker(100, 0.01),
+        max_in_flight=2,
+    )
+    for offset, (code, revision) in enumerate([("A", 1), ("A", 2), ("B", 1), ("C", 1)]):
+        dispatcher.submit(Work(0, offset, code, rec(code, revision)))
+    await sent(dispatcher, destination, 2)
+    assert destination.sent == [("B", 1, False), ("C", 1, False)]  # A 2 waits for A 1
+    destination.release[("A", 1)].set()
+    await settle(dispatcher, 0, 4)
+    assert [r for c, r, _ in destination.sent if c == "A"] == [1, 2]
+
+
+class SlowAcks(FakeOutcomes):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = asyncio.Event()
+
+    async def acknowledged(self, work: Work, *, first: bool) -> None:
+        assert work.record is not None
+        if work.record.dossier_code == "A":
+            await self.written.wait()
+        await super().acknowledged(work, first=first)
+
+
+async def test_recording_an_acknowledgement_does_not_hold_a_slot() -> None:
+    destination = FakeDestination()
+    outcomes = SlowAcks()
+    dispatcher = Dispatcher(
+        destination,
+        outcomes,
+        AckLedger(),
+        policy=BackoffPolicy(0.001, 0.01, 0.05),
+        breaker=CircuitBreaker(100, 0.01),
+        max_in_flight=1,
+    )
+    for offset, (code, revision) in enumerate([("A", 1), ("A", 2), ("B", 1), ("C", 1)]):
+        dispatcher.submit(Work(0, offset, code, rec(code, revision)))
+    await sent(dispatcher, destination, 3)
+    # A 1 is sent but its acknowledgement is not durable yet: A 2 waits, B and C go ahead.
+    assert destination.sent == [("A", 1, False), ("B", 1, False), ("C", 1, False)]
+    outcomes.written.set()
+    await settle(dispatcher, 0, 4)
+    assert destination.sent[-1] == ("A", 2, True)

@@ -10,24 +10,9 @@ worker keeps using the same few warm connections and lets the others expire.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-
-
-def remember_sniffio_is_absent() -> None:
-    """Make httpcore's per-request `import sniffio` cheap when sniffio is not installed.
-
-    httpcore 1.0.9 imports it afresh for every lock, event and cancellation shield it sets up,
-    four times a request, and Python does not remember a failed import: each one searched
-    `sys.path` again, a fifth of the worker's HTTP CPU time. A `None` entry in `sys.modules`
-    makes the import fail at once, which is all httpcore needs to choose asyncio. Drop this once
-    httpcore imports it once (encode/httpcore#1103) or sniffio is installed.
-    """
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
@@ -70,7 +55,6 @@ class LaneTransport(httpx.AsyncBaseTransport):
     ) -> None:
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
-        remember_sniffio_is_absent()
         self._new_lane = new_lane or single_connection(retries=0)
         self._slots = asyncio.Semaphore(lanes)
         self._free: list[httpx.AsyncBaseTransport] = []

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
 import pytest
 
-from services.sync.lanes import LaneTransport, remember_sniffio_is_absent
+from services.sync.lanes import LaneTransport
 
 Handler = Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
 
@@ -114,19 +112,3 @@ async def test_a_cancelled_wait_for_a_lane_takes_none() -> None:
 def test_lanes_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         LaneTransport(0)
-
-
-def test_sniffio_absence_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "sniffio", raising=False)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    remember_sniffio_is_absent()
-    assert sys.modules["sniffio"] is None
-    with pytest.raises(ImportError):
-        importlib.import_module("sniffio")
-
-
-def test_an_installed_sniffio_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "sniffio", raising=False)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
-    remember_sniffio_is_absent()
-    assert "sniffio" not in sys.modules

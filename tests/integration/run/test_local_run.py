@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,61 @@ def test_the_command_runs_on_the_embedded_broker_and_exits_cleanly(tmp_path: Pat
     broker = re.search(r"broker\s+127\.0\.0\.1:(\d+) \(embedded\)", done.stdout)
     assert broker is not None, output
     assert _broker_processes(broker.group(1)) == []
+
+
+def _session_members(session: int) -> list[str]:
+    """Processes still in the session the command was started in (itself excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == session:
+            continue
+        try:
+            # Fields after the command name (which may hold spaces): state ppid pgrp session ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(entry.name)
+    return found
+
+
+def test_ctrl_c_stops_everything_without_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSYNC_")}
+    env["GOVSYNC_RUN_LOG_FILE"] = str(tmp_path / "run.log")
+    lines: list[str] = []
+    flowing = threading.Event()
+    # A session of its own, signalled as a whole: what a terminal's Ctrl-C does.
+    with subprocess.Popen(
+        [sys.executable, "-m", "services", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if re.search(r"running\] sent=\d+ in=[1-9]", line):
+                    flowing.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            assert flowing.wait(90), "".join(lines)
+            os.killpg(process.pid, signal.SIGINT)
+            returncode = process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            reader.join(10)
+    output = "".join(lines)
+    assert returncode == 0, output
+    assert "Traceback" not in output
+    assert "Traceback" not in (tmp_path / "run.log").read_text()
+    assert "govsync run: stopped" in output, output
+    assert _session_members(process.pid) == []

@@ -92,9 +92,14 @@ def _broker_processes(port: str) -> list[str]:
     return found
 
 
-def test_the_command_runs_on_the_embedded_broker_and_exits_cleanly(tmp_path: Path) -> None:
+def _command_env(tmp_path: Path) -> dict[str, str]:
+    """The command's defaults, whatever the test run's own settings; its log under tmp_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSYNC_")}
-    env["GOVSYNC_RUN_LOG_FILE"] = str(tmp_path / "run.log")
+    return env | {"GOVSYNC_RUN_LOG_FILE": str(tmp_path / "run.log")}
+
+
+def test_the_command_runs_on_the_embedded_broker_and_exits_cleanly(tmp_path: Path) -> None:
+    env = _command_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "services", "run", "--duration", "15"],
         cwd=ROOT,
@@ -131,8 +136,7 @@ def _session_members(session: int) -> list[str]:
 
 
 def test_ctrl_c_stops_everything_without_a_traceback(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSYNC_")}
-    env["GOVSYNC_RUN_LOG_FILE"] = str(tmp_path / "run.log")
+    env = _command_env(tmp_path)
     lines: list[str] = []
     flowing = threading.Event()
     # A session of its own, signalled as a whole: what a terminal's Ctrl-C does.

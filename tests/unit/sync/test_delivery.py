@@ -88,10 +88,14 @@ class FakeOutcomes:
 
 
 def make(
-    max_in_flight: int = 8, ledger: AckLedger | None = None
+    max_in_flight: int = 8,
+    ledger: AckLedger | None = None,
+    *,
+    destination: FakeDestination | None = None,
+    outcomes: FakeOutcomes | None = None,
 ) -> tuple[Dispatcher, FakeDestination, FakeOutcomes]:
-    destination = FakeDestination()
-    outcomes = FakeOutcomes()
+    destination = destination or FakeDestination()
+    outcomes = outcomes or FakeOutcomes()
     dispatcher = Dispatcher(
         destination,
         outcomes,
@@ -223,15 +227,7 @@ class HeldDestination(FakeDestination):
 
 async def test_a_waiting_dossier_leaves_the_other_slots_to_other_dossiers() -> None:
     destination = HeldDestination({("A", 1)})
-    outcomes = FakeOutcomes()
-    dispatcher = Dispatcher(
-        destination,
-        outcomes,
-        AckLedger(),
-        policy=BackoffPolicy(0.001, 0.01, 0.05),
-        breaker=CircuitBreaker(100, 0.01),
-        max_in_flight=2,
-    )
+    dispatcher, _, _ = make(2, destination=destination)
     for offset, (code, revision) in enumerate([("A", 1), ("A", 2), ("B", 1), ("C", 1)]):
         dispatcher.submit(Work(0, offset, code, rec(code, revision)))
     await sent(dispatcher, destination, 2)
@@ -254,16 +250,8 @@ class SlowAcks(FakeOutcomes):
 
 
 async def test_recording_an_acknowledgement_does_not_hold_a_slot() -> None:
-    destination = FakeDestination()
     outcomes = SlowAcks()
-    dispatcher = Dispatcher(
-        destination,
-        outcomes,
-        AckLedger(),
-        policy=BackoffPolicy(0.001, 0.01, 0.05),
-        breaker=CircuitBreaker(100, 0.01),
-        max_in_flight=1,
-    )
+    dispatcher, destination, _ = make(1, outcomes=outcomes)
     for offset, (code, revision) in enumerate([("A", 1), ("A", 2), ("B", 1), ("C", 1)]):
         dispatcher.submit(Work(0, offset, code, rec(code, revision)))
     await sent(dispatcher, destination, 3)

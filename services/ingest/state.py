@@ -8,6 +8,7 @@ restores it on assignment; finished dossiers are evicted after a retention perio
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,6 +32,7 @@ from services.ingest.normalize import NormalisedDossier, NormalisedProgress
 # rejected, withdrawn): the first time one is reached is the dossier's end.
 END_STATUSES = FINISHED_STATUSES | {DossierStatus.STOPPED, DossierStatus.REJECTED}
 _RECENT = 4  # event ids remembered per dossier, for redeliveries
+_DIGEST = 8  # bytes
 _STATE_VERSION = 1
 
 
@@ -60,11 +62,20 @@ def _dt(ms: int) -> datetime:
 
 
 def digest(*parts: bytes) -> bytes:
-    h = hashlib.blake2b(digest_size=8)
+    h = hashlib.blake2b(digest_size=_DIGEST)
     for part in parts:
         h.update(len(part).to_bytes(4, "big"))
         h.update(part)
     return h.digest()
+
+
+def _interned(text: str | None) -> str | None:
+    """A few hundred agency and procedure codes are shared by every dossier held: one copy each."""
+    return sys.intern(text) if text else None
+
+
+def _digests(packed: bytes) -> list[bytes]:
+    return [packed[i : i + _DIGEST] for i in range(0, len(packed), _DIGEST)]
 
 
 @dataclass(slots=True)
@@ -77,8 +88,9 @@ class DossierState:
     """Source time of the change that set `status`: the status never moves back in time."""
     header_ms: int = 0
     progress_ms: int = 0
-    recent: list[bytes] = field(default_factory=list)
-    """Digests of the last few (source, event id) pairs accepted."""
+    recent: bytes = b""
+    """Digests of the last few (source, event id) pairs accepted, 8 bytes each, end to end: one
+    object instead of a list of them saves a quarter of a held dossier's memory."""
     header_digest: bytes = b""
     step_digest: bytes = b""
     counted: int = 0
@@ -106,7 +118,7 @@ class DossierState:
                 self.status_ms,
                 self.header_ms,
                 self.progress_ms,
-                [r.hex() for r in self.recent],
+                [d.hex() for d in _digests(self.recent)],
                 self.header_digest.hex(),
                 self.step_digest.hex(),
                 self.counted,
@@ -134,7 +146,7 @@ class DossierState:
             status_ms=fields[3],
             header_ms=fields[4],
             progress_ms=fields[5],
-            recent=[bytes.fromhex(r) for r in fields[6]],
+            recent=b"".join(bytes.fromhex(d) for d in fields[6]),
             header_digest=bytes.fromhex(fields[7]),
             step_digest=bytes.fromhex(fields[8]),
             counted=fields[9],
@@ -144,8 +156,8 @@ class DossierState:
             due_ms=fields[13],
             received_ms=fields[14],
             end_ms=fields[15],
-            agency=fields[16],
-            procedure=fields[17],
+            agency=_interned(fields[16]),
+            procedure=_interned(fields[17]),
             channel=fields[18],
             last_change_ms=fields[19],
         )
@@ -238,8 +250,8 @@ def _set_status(state: DossierState, status: DossierStatus, at_ms: int) -> None:
 def _apply_header(state: DossierState, change: NormalisedDossier, at_ms: int) -> None:
     header = change.header
     state.header_ms = at_ms
-    state.agency = change.agency or state.agency
-    state.procedure = header.procedure_code or state.procedure
+    state.agency = _interned(change.agency) or state.agency
+    state.procedure = _interned(header.procedure_code) or state.procedure
     if header.channel is not None:
         state.channel = int(header.channel)
     if header.due_at is not None:
@@ -308,14 +320,14 @@ def decide(
         at_ms = _ms(change.progress.step.handled_at)
         watermark = state.progress_ms
     last_content = state.header_digest if change.dossier is not None else state.step_digest
-    if event_key in state.recent or content == last_content:
+    if event_key in _digests(state.recent) or content == last_content:
         return Decision(Outcome.DUPLICATE)
     if current is not None and at_ms < watermark:
         return Decision(Outcome.STALE)
 
     before = state.counted
     state.revision += 1
-    state.recent = [*state.recent[-(_RECENT - 1) :], event_key]
+    state.recent = state.recent[-(_RECENT - 1) * _DIGEST :] + event_key
     state.last_change_ms = max(state.last_change_ms, at_ms)
     if change.dossier is not None:
         state.header_digest = content
@@ -330,7 +342,7 @@ def decide(
         kind = RecordKind.PROGRESS
         state.progress_ms = at_ms
         state.step_digest = content
-        state.agency = state.agency or change.progress.agency
+        state.agency = state.agency or _interned(change.progress.agency)
         if step.status is not None:
             _set_status(state, step.status, at_ms)
     if state.status == 0:
@@ -356,7 +368,6 @@ def decide(
 
 def _copy(state: DossierState) -> DossierState:
     copy = DossierState(**{name: getattr(state, name) for name in DossierState.__slots__})
-    copy.recent = list(state.recent)
     return copy
 
 

@@ -278,6 +278,20 @@ def test_state_round_trips_through_bytes() -> None:
     assert again.outcome is Outcome.DUPLICATE
 
 
+def test_the_last_four_event_ids_are_remembered_across_a_restart() -> None:
+    d = Dossier()
+    for n, status in enumerate([2, 4, 5, 4, 9], start=1):
+        d.feed(header(status, when=at(n), event_id=f"e{n}"))
+    assert d.state is not None
+    restored = DossierState.from_bytes(d.state.to_bytes())
+    # Redelivered ids are duplicates whatever they carry; the fifth-last is forgotten.
+    for n in (2, 3, 4, 5):
+        again = decide(restored, header(10, when=at(9), event_id=f"e{n}"), now=at(9), policy=POLICY)
+        assert again.outcome is Outcome.DUPLICATE, n
+    forgotten = decide(restored, header(10, when=at(9), event_id="e1"), now=at(9), policy=POLICY)
+    assert forgotten.outcome is Outcome.ACCEPTED
+
+
 @pytest.mark.parametrize(
     ("status", "days_since", "expected"),
     [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -47,9 +48,14 @@ def _log_to_file(settings: RunSettings) -> Path:
 
 
 async def _run(local: LocalRun) -> RunReport:
-    stop = asyncio.Event()
+    """The first Ctrl-C stops the traffic and drains the pipeline; a second one (or SIGTERM)
+    stops at once."""
+    stop, finish = asyncio.Event(), asyncio.Event()
     install_stop_handlers(stop)
-    return await local.run(stop)
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGINT, lambda: (stop if finish.is_set() else finish).set()
+    )
+    return await local.run(stop, finish)
 
 
 def main(*, kafka: str | None = None, duration: float | None = None) -> int:
@@ -74,7 +80,11 @@ def main(*, kafka: str | None = None, duration: float | None = None) -> int:
             last_line[0] = now
             console.print(summary_line(state), highlight=False, soft_wrap=True)
 
-    console.print(f"govsync run: logs in {log_path}; Ctrl-C stops", highlight=False, soft_wrap=True)
+    console.print(
+        f"govsync run: logs in {log_path}; Ctrl-C drains and stops, twice stops at once",
+        highlight=False,
+        soft_wrap=True,
+    )
     try:
         if live_view:
             with Live(console=console, auto_refresh=False, transient=True) as live:

@@ -1,8 +1,9 @@
 """The whole pipeline in one process: broker, simulator, ingest, both sync workers, traffic, view.
 
-One `asyncio.TaskGroup`; `stop` (SIGINT/SIGTERM in `services.run`) ends the run at once. With a
-duration the traffic stops first, the pipeline drains (every event decided, every record
-finished by both sync workers), the final numbers are read, and then the services stop.
+One `asyncio.TaskGroup`; `stop` ends the run at once. At the end of `duration`, or when `finish`
+is set (the first Ctrl-C in `services.run`), the traffic stops first, the pipeline drains (every
+event decided, every record finished by both sync workers), the final numbers are read, and
+then the services stop.
 A service that crashes stops everything and its error leaves the TaskGroup.
 """
 
@@ -244,8 +245,9 @@ class LocalRun:
             return f".{self.settings.namespace}" if self.settings.namespace else ""
         return "" if self.kafka is None else f".run-{uuid.uuid4().hex[:8]}"
 
-    async def run(self, stop: asyncio.Event) -> RunReport:
+    async def run(self, stop: asyncio.Event, finish: asyncio.Event | None = None) -> RunReport:
         self._started = time.monotonic()
+        finish = finish or asyncio.Event()
         suffix = self._suffix()
         async with AsyncExitStack() as stack:
             bootstrap = await stack.enter_async_context(broker_for(self.kafka))
@@ -306,6 +308,7 @@ class LocalRun:
                 tasks.create_task(
                     self._control(
                         stop,
+                        finish,
                         services_stop,
                         client,
                         scraper,
@@ -360,6 +363,7 @@ class LocalRun:
     async def _control(
         self,
         stop: asyncio.Event,
+        finish: asyncio.Event,
         services_stop: asyncio.Event,
         client: httpx.AsyncClient,
         scraper: Scraper,
@@ -373,9 +377,12 @@ class LocalRun:
         """Readiness, traffic, the periodic view, and the order of the ending."""
         try:
             either = asyncio.Event()
+            ending = asyncio.Event()  # stop at once, or finish after draining
             watchers = [
                 asyncio.create_task(_relay(stop, either)),
                 asyncio.create_task(_relay(services_stop, either)),
+                asyncio.create_task(_relay(either, ending)),
+                asyncio.create_task(_relay(finish, ending)),
             ]
             try:
                 self._show("starting")
@@ -394,7 +401,7 @@ class LocalRun:
                 )
                 ends_at = None if self.duration is None else time.monotonic() + self.duration
                 try:
-                    while not either.is_set() and not traffic.done():
+                    while not ending.is_set() and not traffic.done():
                         if ends_at is not None and time.monotonic() >= ends_at:
                             break
                         self._show("running", await scraper.snapshot())
@@ -402,7 +409,7 @@ class LocalRun:
                         if ends_at is not None:
                             wait = max(0.0, min(wait, ends_at - time.monotonic()))
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(either.wait(), wait)
+                            await asyncio.wait_for(ending.wait(), wait)
                 finally:
                     traffic_stop.set()
                     await traffic  # a producer failure surfaces here

@@ -196,7 +196,7 @@ def render(state: ViewState) -> RenderableType:
         ("govsync run", "bold"),
         f"  {state.phase}  {state.elapsed:5.0f}s  ",
         verdict,
-        "   Ctrl-C stops",
+        "   Ctrl-C stops at once" if state.phase == "draining" else "   Ctrl-C drains and stops",
     )
     return Group(head, _flow(state), _rates(state), _endpoints(state))
 

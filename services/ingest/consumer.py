@@ -100,6 +100,8 @@ class IngestWorker:
         self._lock = asyncio.Lock()
         self._completing: asyncio.Task[None] | None = None
         """The previous batch's acknowledgements, state writes and commit, still under way."""
+        self._failure: Exception | None = None
+        """A completion that failed where it could not end the loop (a rebalance callback)."""
         self._restored = False
         self._last_eviction = time.monotonic()
 
@@ -198,6 +200,8 @@ class IngestWorker:
         """Consume until `stop` is set; a broker failure escapes and takes the process down."""
         try:
             while not stop.is_set():
+                if self._failure is not None:
+                    raise self._failure
                 batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_batch)
                 if batch:
                     async with self._lock:
@@ -215,7 +219,11 @@ class IngestWorker:
         """Wait for the batch under way to be acknowledged and committed; re-raise its failure."""
         completing, self._completing = self._completing, None
         if completing is not None:
-            await completing
+            try:
+                await completing
+            except Exception as exc:
+                self._failure = self._failure or exc
+                raise
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Decide a batch and queue its outputs; its completion runs while the next is decided."""

@@ -20,7 +20,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,22 +85,26 @@ async def paced_ticks(rate: float, seconds: float, seed: int) -> AsyncIterator[l
 
 
 async def produce_paced(
-    bootstrap: str, topic: str, rate: float, seconds: float, sent: dict[tuple[str, int], float]
+    bootstrap: str,
+    topic: str,
+    rate: float,
+    seconds: float,
+    *,
+    seed: int,
+    stamp: Callable[[list[SourceEvent], float], None],
 ) -> int:
-    """Produce the generator's traffic for `seconds`; note when each accepted event went out."""
+    """Produce the generator's traffic for `seconds`; `stamp` notes each tick's send time first,
+    so a reader never sees a record before its stamp."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await producer.start()
     count = 0
     try:
-        async for events in paced_ticks(rate, seconds, seed=7):
-            stamp = time.time()
+        async for events in paced_ticks(rate, seconds, seed=seed):
+            stamp(events, time.time())
             futures = [
                 await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
                 for e in events
             ]
-            for e in events:
-                if e.expected is Outcome.ACCEPTED and e.dossier is not None:
-                    sent[(e.dossier, e.sequence)] = stamp
             await asyncio.gather(*futures)
             count += len(events)
     finally:
@@ -157,8 +161,14 @@ async def pipeline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
     ):
         for service in (ingest, sync):
             await wait_ready(client, service.base)
+
+        def accepted(events: list[SourceEvent], at: float) -> None:
+            for e in events:
+                if e.expected is Outcome.ACCEPTED and e.dossier is not None:
+                    sent[(e.dossier, e.sequence)] = at
+
         produced = await produce_paced(
-            bootstrap, topics["GOVSYNC_TOPIC_DOSSIER"], rate, seconds, sent
+            bootstrap, topics["GOVSYNC_TOPIC_DOSSIER"], rate, seconds, seed=7, stamp=accepted
         )
         latencies = await collect(client, simulator.base, sent, within=60)
     return {
@@ -220,27 +230,17 @@ async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
                     if stamp is not None:
                         latencies.append(now - stamp)
 
+    def every(events: list[SourceEvent], at: float) -> None:
+        stamps.update((e.value, at) for e in events)
+
     reader = asyncio.create_task(consume())
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    await producer.start()
-    count = 0
     try:
-        async for events in paced_ticks(rate, seconds, seed=8):
-            stamp = time.time()
-            for e in events:
-                stamps[e.value] = stamp
-            futures = [
-                await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
-                for e in events
-            ]
-            await asyncio.gather(*futures)
-            count += len(events)
+        count = await produce_paced(bootstrap, topic, rate, seconds, seed=8, stamp=every)
         await asyncio.sleep(2.0)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        await producer.stop()
         await consumer.stop()
     return {
         "case": "baseline: one bare Kafka hop",

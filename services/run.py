@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -51,10 +50,7 @@ async def _run(local: LocalRun) -> RunReport:
     """The first Ctrl-C stops the traffic and drains the pipeline; a second one (or SIGTERM)
     stops at once."""
     stop, finish = asyncio.Event(), asyncio.Event()
-    install_stop_handlers(stop)
-    asyncio.get_running_loop().add_signal_handler(
-        signal.SIGINT, lambda: (stop if finish.is_set() else finish).set()
-    )
+    install_stop_handlers(stop, on_interrupt=lambda: (stop if finish.is_set() else finish).set())
     return await local.run(stop, finish)
 
 

@@ -10,10 +10,13 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def install_stop_handlers(stop: asyncio.Event) -> None:
+def install_stop_handlers(
+    stop: asyncio.Event, *, on_interrupt: Callable[[], None] | None = None
+) -> None:
+    """SIGTERM sets `stop`; so does SIGINT, unless `on_interrupt` handles Ctrl-C its own way."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, on_interrupt or stop.set)
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -27,7 +30,7 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run` on uvloop where it exists: aiokafka and uvicorn spend less time in the loop."""
-    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    factory: Callable[[], asyncio.AbstractEventLoop] | None
     try:
         import uvloop  # optional: absent on platforms uvloop does not build for
 

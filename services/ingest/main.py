@@ -9,15 +9,17 @@ from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 
 from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.common.auth import FailureLimiter, KeyRing
 from services.common.deadletter import DeadLetterWriter
-from services.common.httpapp import create_base_app, new_registry, serve
+from services.common.httpapp import ReadinessCheck, create_base_app, new_registry, serve
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
-from services.ingest.api import IntakeConfig, KafkaEventSink, add_intake_routes
+from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
 from services.ingest.consumer import IngestWorker, WorkerTopics
 from services.ingest.documents import DocumentPipeline
 from services.ingest.metrics import IngestMetrics
@@ -53,6 +55,41 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
 def build_documents(settings: IngestSettings) -> DocumentPipeline:
     trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
     return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
+
+
+def intake_app(
+    settings: IngestSettings,
+    *,
+    registry: CollectorRegistry,
+    readiness: ReadinessCheck,
+    sink: EventSink,
+    pipeline: DossierPipeline,
+    documents: DocumentPipeline,
+    metrics: IngestMetrics,
+) -> FastAPI:
+    """The HTTP side: health, metrics and the intake routes with their keys and limiter."""
+    app = create_base_app(
+        title="govsync ingest", version=VERSION, registry=registry, readiness=readiness
+    )
+    install_problem_handlers(app)
+    add_intake_routes(
+        app,
+        config=IntakeConfig(
+            dossier_topic=settings.topic_dossier,
+            edocument_topic=settings.topic_edocument,
+            max_request_bytes=settings.max_request_bytes,
+            max_batch_events=settings.max_batch_events,
+        ),
+        keys=KeyRing(settings.api_keys),
+        sink=sink,
+        pipeline=pipeline,
+        documents=documents,
+        metrics=metrics,
+        limiter=FailureLimiter(
+            limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
+        ),
+    )
+    return app
 
 
 def policy(settings: IngestSettings) -> Policy:
@@ -109,26 +146,14 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
         )
         stack.push_async_callback(consumer.stop)
 
-        app = create_base_app(
-            title="govsync ingest", version=VERSION, registry=registry, readiness=worker.readiness
-        )
-        install_problem_handlers(app)
-        add_intake_routes(
-            app,
-            config=IntakeConfig(
-                dossier_topic=settings.topic_dossier,
-                edocument_topic=settings.topic_edocument,
-                max_request_bytes=settings.max_request_bytes,
-                max_batch_events=settings.max_batch_events,
-            ),
-            keys=KeyRing(settings.api_keys),
+        app = intake_app(
+            settings,
+            registry=registry,
+            readiness=worker.readiness,
             sink=KafkaEventSink(producer),
             pipeline=pipeline,
             documents=documents,
             metrics=metrics,
-            limiter=FailureLimiter(
-                limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
-            ),
         )
         log.info(
             "ingest starting",

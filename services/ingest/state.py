@@ -367,8 +367,8 @@ def decide(
 
 
 def _copy(state: DossierState) -> DossierState:
-    copy = DossierState(**{name: getattr(state, name) for name in DossierState.__slots__})
-    return copy
+    # Every field is immutable (`recent` is bytes): a shallow copy is a full one.
+    return DossierState(**{name: getattr(state, name) for name in DossierState.__slots__})
 
 
 def evictable(state: DossierState, *, now: datetime, policy: Policy) -> bool:

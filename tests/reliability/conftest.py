@@ -10,11 +10,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.common.auth import FailureLimiter, KeyRing
-from services.common.httpapp import create_base_app
-from services.common.problem import install_problem_handlers
-from services.ingest.api import BrokerUnavailableError, IntakeConfig, Outgoing, add_intake_routes
-from services.ingest.main import build_documents, build_pipeline
+from services.ingest.api import BrokerUnavailableError, Outgoing
+from services.ingest.main import build_documents, build_pipeline, intake_app
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 
@@ -71,26 +68,14 @@ def build_intake(settings: IngestSettings) -> Intake:
     async def ready() -> dict[str, bool]:
         return {"broker": True}
 
-    app = create_base_app(
-        title="govsync ingest", version="test", registry=registry, readiness=ready
-    )
-    install_problem_handlers(app)
     sink = RecordingSink()
-    add_intake_routes(
-        app,
-        config=IntakeConfig(
-            dossier_topic=settings.topic_dossier,
-            edocument_topic=settings.topic_edocument,
-            max_request_bytes=settings.max_request_bytes,
-            max_batch_events=settings.max_batch_events,
-        ),
-        keys=KeyRing(settings.api_keys),
+    app = intake_app(
+        settings,
+        registry=registry,
+        readiness=ready,
         sink=sink,
         pipeline=build_pipeline(settings),
         documents=build_documents(settings),
         metrics=metrics,
-        limiter=FailureLimiter(
-            limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
-        ),
     )
     return Intake(app, sink, registry)

@@ -1,7 +1,9 @@
-"""Kafka clients built from `KafkaSettings`: security options, producers, consumers and topics."""
+"""Kafka clients built from `KafkaSettings`: security options, producers, consumers and topics,
+and the one broker-reachability check the services' readiness uses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable
@@ -98,6 +100,20 @@ def make_consumer(
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
     }
     return AIOKafkaConsumer(*topics, **(options | overrides))
+
+
+async def broker_reachable(producer: AIOKafkaProducer, *, timeout_seconds: float = 2.0) -> bool:
+    """The cluster answers a metadata request now.
+
+    For readiness: a consumer that stops hearing from the broker sees only empty fetches, which
+    cannot be told from an idle topic; a metadata round trip can.
+    """
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await producer.client.fetch_all_metadata()
+    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Settings pieces shared by every service: Kafka connection and security, logging."""
+"""Settings pieces shared by every service: Kafka connection and security, the topics and consumer
+fields the services have in common, and the one configuration of every settings class."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common import topics
 
 
 class SecurityProtocol(StrEnum):
@@ -58,3 +61,25 @@ def settings_config(secrets_dir: str | None = None) -> SettingsConfigDict:
         extra="ignore",
         secrets_dir=secrets_dir,
     )
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings: the broker, and the dead-letter topic all of them write.
+
+    Fields stay flat (`GOVSYNC_TOPIC_DLQ`), so a subclass adds its own next to these.
+    """
+
+    model_config = settings_config()
+
+    kafka: KafkaSettings = KafkaSettings()
+    topic_dlq: str = topics.DLQ
+
+
+class PipelineSettings(ServiceSettings):
+    """A service on the dossier pipeline (ingest, sync): the normalised topic between them, and
+    how their consumers keep their group membership."""
+
+    topic_dossier_normalized: str = topics.DOSSIER_NORMALIZED
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)

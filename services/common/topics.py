@@ -1,0 +1,26 @@
+"""The default names govsync uses on the broker: its topics and consumer groups, defined once.
+
+Every settings class takes its defaults from here (`GOVSYNC_TOPIC_*` and the group settings
+override them); the local run and the dead-letter command read the same names.
+"""
+
+from __future__ import annotations
+
+DOSSIER = "govsync.dossier.v1"
+"""Dossier and progress events from the case-handling systems (ingest's input)."""
+DOSSIER_NORMALIZED = "govsync.dossier.normalized.v1"
+"""`DossierRecord`s, keyed by dossier code: ingest's output, sync's input."""
+DLQ = "govsync.dlq.v1"
+"""Dead letters of every service."""
+INGEST_STATE = "govsync.ingest.state.v1"
+"""Compacted: ingest's per-dossier state, co-partitioned with `DOSSIER`."""
+EDOCUMENT = "govsync.edocument.v1"
+"""edXML document and status packages."""
+EDOCUMENT_NORMALIZED = "govsync.edocument.normalized.v1"
+"""`EDocumentRecord`s and `EDocumentStatusRecord`s, keyed by document id."""
+SYNC_ACKED_TEMPLATE = "govsync.sync.{target}.acked.v1"
+"""Compacted: the revisions a destination acknowledged, co-partitioned with `DOSSIER_NORMALIZED`."""
+
+INGEST_GROUP = "govsync-ingest"
+SYNC_GROUP_PREFIX = "govsync-sync-"
+"""Followed by the target: `govsync-sync-portal`, `govsync-sync-ndxp`."""

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.ingest.edocument import EdxmlLimits, EventContext, normalize_edocument
-from services.ingest.signature import TrustBundle
+from services.ingest.edocuments.normalise import EventContext, normalise_edocument
+from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import NOW, OWN_AGENCIES, Attachment, build_document
 from tests.support.pki import make_pki, sign_edxml, signed_pdf
 
@@ -72,7 +73,7 @@ def main() -> None:
     for name, raw in variants.items():
 
         def run(raw: bytes = raw) -> object:
-            return normalize_edocument(
+            return normalise_edocument(
                 raw,
                 own_agencies=OWN_AGENCIES,
                 trust=trust,

@@ -38,11 +38,11 @@ from bench.common import (
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
+from services.ingest.dossiers.state import DossierState
 from services.ingest.envelope import decode_record
 from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
 from services.ingest.settings import IngestSettings
-from services.ingest.state import DossierState
 from services.localrun.generator import SourceEvent
 
 TARGET_RATIO = 0.5

@@ -24,15 +24,11 @@ from pydantic import BaseModel, Field
 from schemas.cloudevents import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
 from services.common.auth import FailureLimiter, KeyRing
 from services.common.problem import FieldProblem, problem_response, problem_responses
-from services.ingest.documents import DocumentPipeline
+from services.ingest.dossiers.pipeline import DossierPipeline
+from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import XML_TYPES, from_structured
-from services.ingest.errors import ContractError, IngestError
+from services.ingest.errors import BrokerUnavailableError, ContractError, EventRefusedError
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import DossierPipeline
-
-
-class BrokerUnavailableError(Exception):
-    """The broker did not acknowledge the write in time. Retryable: the caller may resend."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +97,7 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _field_problems(index: int | None, error: IngestError) -> list[FieldProblem]:
+def _field_problems(index: int | None, error: EventRefusedError) -> list[FieldProblem]:
     if isinstance(error, ContractError) and error.errors:
         return [FieldProblem(index=index, field=f, problem=p) for f, p in error.errors]
     return [FieldProblem(index=index, field="data", problem=str(error))]
@@ -253,7 +249,7 @@ def add_intake_routes(
                     accepted.append((envelope.id, outgoing))
                     continue
                 change = pipeline.change(envelope, now=now)
-            except IngestError as exc:
+            except EventRefusedError as exc:
                 problems.extend(_field_problems(index, exc))
                 continue
             key = change.dossier_code.encode()

@@ -1,6 +1,6 @@
 """Reads the CloudEvents envelope of a Kafka record: structured mode, binary mode or a bare item.
 
-Pure: bytes and headers in, an `Envelope` out, or an `IngestError` saying why not.
+Pure: bytes and headers in, an `Envelope` out, or an `EventRefusedError` saying why not.
 """
 
 from __future__ import annotations

@@ -1,41 +1,73 @@
-"""Why an event is refused. Handlers branch on the class, never on the message.
+"""Every error the ingest service raises on purpose; handlers branch on the class, not the message.
 
-    IngestError                     every refusal of one event; none is retryable: the same
-    │                               bytes fail the same way, so they go to the dead-letter topic
-    ├── DecodeError                 not a CloudEvent, not JSON, wrong encoding, too large
-    ├── UnsupportedTypeError        a CloudEvents `type` govsync does not handle
-    ├── ContractError               the data breaks the contract in `schemas/` (field errors)
-    └── NormalisationError          valid shape, impossible content
-        ├── InvalidDateError        a date that does not exist or is in no known format
-        └── InvalidCodeError        a status, channel or agency code that cannot be mapped
+    IngestError                      root; `retryable` says whether trying again can help
+    ├── EventRefusedError            one event can never be accepted as it is; not retryable: the
+    │   │                            same bytes fail the same way, so they go to the dead-letter
+    │   │                            topic (the HTTP intake answers 422); `stage` says where
+    │   ├── DecodeError              decode: not a CloudEvent, not JSON, wrong encoding, too large
+    │   ├── UnsupportedTypeError     decode: a CloudEvents `type` govsync does not handle
+    │   ├── ContractError            validate: breaks the contract in `schemas/` (field errors)
+    │   ├── NormalisationError       normalise: valid shape, impossible content
+    │   │   ├── InvalidDateError         a date that does not exist or is in no known format
+    │   │   └── InvalidCodeError         a status, channel or agency code that cannot be mapped
+    │   └── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
+    ├── EdxmlError                   raised by the edXML reader (`edocuments/edxml.py`); not
+    │   │                            retryable; the e-document pipeline turns each into an
+    │   │                            EdxmlRefusedError, so none reaches a handler itself
+    │   ├── HostileXmlError          DOCTYPE, DTD or entity declarations
+    │   ├── XmlTooLargeError         over `max_bytes`, or a node libxml2 refuses without huge_tree
+    │   ├── XmlTooDeepError          element nesting over `max_depth`
+    │   ├── AttachmentTooLargeError  an attachment over `max_attachment_bytes`, or too many
+    │   ├── MalformedXmlError        not well-formed XML, or an attachment that is not base64
+    │   ├── NotEdxmlError            well-formed, but neither a document nor a status package
+    │   └── EdxmlFieldError          a required field missing or unreadable
+    ├── BrokerUnavailableError       retryable: the broker did not acknowledge an intake write
+    │                                in time (the HTTP intake answers 503; the caller resends)
+    └── TrustBundleError             configuration (also a ValueError): the trust bundle cannot
+                                     be used; fix it and restart
 
-Messages are written for an operator and never contain personal data: they name fields,
-never values taken from the event (a value is quoted only when it is a code).
+A dead letter names its error by class (`govsync-dlq-error`) and its `stage`, so both are part of
+the dead-letter contract. Messages are written for an operator and never contain personal data:
+they name fields, elements and sizes, never values taken from the event (a value is quoted only
+when it is a code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from pydantic import ValidationError
 
 
 class IngestError(Exception):
-    """An event that can never be accepted as it is. Not retryable."""
+    """Base of every error ingest raises on purpose."""
 
     stage = "ingest"
+    retryable: ClassVar[bool] = False
 
 
-class DecodeError(IngestError):
+# --- refusals of one event ----------------------------------------------------------------------
+
+
+class EventRefusedError(IngestError):
+    """An event that can never be accepted as it is. Not retryable: it is dead-lettered."""
+
+
+class DecodeError(EventRefusedError):
+    """Not retryable."""
+
     stage = "decode"
 
 
-class UnsupportedTypeError(IngestError):
+class UnsupportedTypeError(EventRefusedError):
+    """Not retryable."""
+
     stage = "decode"
 
 
-class ContractError(IngestError):
-    """The event breaks the contract; `errors` lists `(field path, problem)` pairs."""
+class ContractError(EventRefusedError):
+    """Breaks the contract; `errors` lists `(field path, problem)` pairs. Not retryable."""
 
     stage = "validate"
 
@@ -55,13 +87,98 @@ class ContractError(IngestError):
         )
 
 
-class NormalisationError(IngestError):
+class NormalisationError(EventRefusedError):
+    """Not retryable."""
+
     stage = "normalise"
 
 
 class InvalidDateError(NormalisationError):
-    pass
+    """Not retryable."""
 
 
 class InvalidCodeError(NormalisationError):
-    pass
+    """Not retryable."""
+
+
+class EdxmlRefusedError(EventRefusedError):
+    """The package is hostile, too large, malformed or not edXML. Not retryable."""
+
+    stage = "parse"
+
+    def __init__(self, error: EdxmlError) -> None:
+        super().__init__(str(error))
+        self.cause = type(error).__name__
+
+
+def describe(error: EventRefusedError) -> str:
+    """The dead letter's reason: the message and, for contract errors, the fields at fault."""
+    if isinstance(error, ContractError) and error.errors:
+        fields = "; ".join(f"{path}: {problem}" for path, problem in error.errors[:10])
+        return f"{error}: {fields}"
+    return str(error)
+
+
+# --- the edXML reader ---------------------------------------------------------------------------
+
+
+class EdxmlError(IngestError):
+    """A package govsync will never accept as it is. Not retryable."""
+
+    stage = "parse"
+    reason: ClassVar[str] = "edxml_error"
+
+
+class HostileXmlError(EdxmlError):
+    """DOCTYPE, DTD or entity declarations (billion laughs, XXE). Not retryable."""
+
+    reason = "hostile_xml"
+
+
+class XmlTooLargeError(EdxmlError):
+    """The package is over the configured size. Not retryable."""
+
+    reason = "too_large"
+
+
+class XmlTooDeepError(EdxmlError):
+    """Elements nest deeper than the configured depth. Not retryable."""
+
+    reason = "too_deep"
+
+
+class AttachmentTooLargeError(EdxmlError):
+    """An attachment is over the configured size, or there are too many. Not retryable."""
+
+    reason = "attachment_too_large"
+
+
+class MalformedXmlError(EdxmlError):
+    """Not well-formed XML, or an attachment that is not base64. Not retryable."""
+
+    reason = "malformed_xml"
+
+
+class NotEdxmlError(EdxmlError):
+    """Well-formed XML with neither a MessageHeader nor a Status. Not retryable."""
+
+    reason = "not_edxml"
+
+
+class EdxmlFieldError(EdxmlError):
+    """A required field is missing or unreadable. Not retryable."""
+
+    reason = "invalid_field"
+
+
+# --- the service, not the event -----------------------------------------------------------------
+
+
+class BrokerUnavailableError(IngestError):
+    """The broker did not acknowledge the write in time. Retryable: the caller may resend."""
+
+    retryable = True
+
+
+class TrustBundleError(IngestError, ValueError):
+    """The configured trust bundle cannot be used. A configuration error: fix it and restart."""

@@ -20,13 +20,13 @@ from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
 from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
-from services.ingest.consumer import IngestWorker, WorkerTopics
-from services.ingest.documents import DocumentPipeline
+from services.ingest.dossiers.decide import Policy
+from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
+from services.ingest.edocuments.pipeline import DocumentPipeline
+from services.ingest.edocuments.signature import load_trust_bundle
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import DossierPipeline, VocabularyBook
 from services.ingest.settings import IngestSettings
-from services.ingest.signature import load_trust_bundle
-from services.ingest.state import Policy
+from services.ingest.worker import IngestWorker, WorkerTopics
 
 log = get_logger(__name__)
 VERSION = "0.1.0"

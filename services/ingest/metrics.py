@@ -9,36 +9,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from schemas.cloudevents import EventType
 from schemas.dossier import Channel, Timeliness
 from schemas.edocument import Direction, EDocumentState, SignatureVerdict
-from services.ingest.documents import Counted
-from services.ingest.state import Indicators, Outcome
+from services.common.indicators import Counted, Indicators
+from services.common.labels import UNKNOWN, AgencyLabels
+from services.ingest.outcome import Outcome
 
 CHANNEL_LABELS = {
     Channel.IN_PERSON: "in_person",
     Channel.ONLINE: "online",
     Channel.POSTAL: "postal",
 }
-UNKNOWN = "unknown"
-OTHER = "other"
-
-
-class AgencyLabels:
-    """Bounds the agency label: the first `limit` agencies keep their code, the rest are `other`."""
-
-    def __init__(self, limit: int, preset: Iterable[str] = ()) -> None:
-        self._limit = limit
-        self._seen: set[str] = set()
-        for agency in preset:
-            self(agency)
-
-    def __call__(self, agency: str | None) -> str:
-        if agency is None:
-            return UNKNOWN
-        if agency in self._seen:
-            return agency
-        if len(self._seen) < self._limit:
-            self._seen.add(agency)
-            return agency
-        return OTHER
 
 
 class IngestMetrics:
@@ -47,7 +26,7 @@ class IngestMetrics:
     def __init__(
         self, registry: CollectorRegistry, *, agency_limit: int, agencies: Iterable[str] = ()
     ) -> None:
-        self.agency = AgencyLabels(agency_limit, agencies)
+        self.agency = AgencyLabels(agency_limit, agencies, missing=UNKNOWN)
         self.received = Counter(
             "govsync_dossiers_received",
             "Dossiers counted once when they first reach a received status (indicator 3.3).",

@@ -1,15 +1,17 @@
-"""Settings of the ingest service, read once from `GOVSYNC_*` environment variables (and files)."""
+"""Settings of the ingest service, read once from `GOVSYNC_*` environment variables (and files),
+and the settings types its parts receive (`EdxmlLimits`, `AgencyList`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic_settings import NoDecode
 
-from services.common.settings import KafkaSettings, settings_config
-from services.ingest.edocument import AgencyList, EdxmlLimits
+from services.common import topics
+from services.common.settings import PipelineSettings
 
 # One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.
 DEFAULT_STATUS_VOCABULARY: dict[str, int] = {
@@ -35,40 +37,67 @@ DEFAULT_CHANNEL_VOCABULARY: dict[str, int] = {
 }
 
 
-class IngestSettings(BaseSettings):
-    """Everything the ingest process needs; built once in `main()` and passed down."""
+class EdxmlLimits(BaseModel):
+    """Bounds on what one edXML package may cost; nests in the ingest settings as `edxml`."""
 
-    model_config = settings_config()
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kafka: KafkaSettings = KafkaSettings()
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_depth: int = Field(default=48, ge=8, le=250)
+    """libxml2 stops at 256 levels on its own; ours is lower and configurable."""
+    max_attachment_bytes: int = Field(default=7 * 1024 * 1024, ge=1)
+    """Decoded size. Without huge_tree libxml2 caps a text node at 10 MB: about 7.1 MiB decoded."""
+    max_attachments: int = Field(default=200, ge=0)
+    max_subject_chars: int = Field(default=2000, ge=1)
+
+
+def parse_agency_list(value: object) -> frozenset[str]:
+    """`GOVSYNC_OWN_AGENCIES`: comma-separated OrganIds (spaces ignored), as a set."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple | set | frozenset):
+        return frozenset(str(part).strip() for part in value if str(part).strip())
+    raise ValueError("expected a comma-separated list of agency codes")
+
+
+AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_list)]
+"""Settings field type for `own_agencies`: `NoDecode` stops pydantic-settings reading it as JSON."""
+
+
+class IngestSettings(PipelineSettings):
+    """Everything the ingest process needs; built once in `main()` and passed down.
+
+    `kafka`, `topic_dlq`, `topic_dossier_normalized` and the consumer's session and heartbeat
+    come from `PipelineSettings`.
+    """
+
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     http_port: int = Field(default=8081, ge=1, le=65535)
     log_level: str = "INFO"
 
-    topic_dossier: str = "govsync.dossier.v1"
-    topic_dossier_normalized: str = "govsync.dossier.normalized.v1"
-    topic_dlq: str = "govsync.dlq.v1"
-    topic_state: str = "govsync.ingest.state.v1"
+    topic_dossier: str = topics.DOSSIER
+    topic_state: str = topics.INGEST_STATE
     """Compacted, keyed by dossier code, same partition count as `topic_dossier`."""
-    topic_edocument: str = "govsync.edocument.v1"
-    topic_edocument_normalized: str = "govsync.edocument.normalized.v1"
-    consumer_group: str = "govsync-ingest"
-    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
-    """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
-    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    topic_edocument: str = topics.EDOCUMENT
+    topic_edocument_normalized: str = topics.EDOCUMENT_NORMALIZED
+    consumer_group: str = topics.INGEST_GROUP
 
     create_topics: bool = True
     """Create missing topics at start (local runs); production clusters usually pre-create them."""
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
 
-    status_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_STATUS_VOCABULARY}
+    # Pydantic copies mutable defaults per instance; RUF012 cannot see that this class is a
+    # pydantic model when its base is imported (astral-sh/ruff#5639).
+    status_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_STATUS_VOCABULARY}  # noqa: RUF012
     """Per CloudEvents source, its words for the status codes; `*` applies to every source."""
-    channel_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_CHANNEL_VOCABULARY}
-    legal_time_limits_days: dict[str, int] = {}
+    channel_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_CHANNEL_VOCABULARY}  # noqa: RUF012
+    legal_time_limits_days: dict[str, int] = {}  # noqa: RUF012
     """Procedure code to its legal time limit, for dossiers that carry no due date."""
 
-    api_keys: dict[str, list[str]] = {}
+    api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
     admin_token: SecretStr | None = None
     auth_failure_limit: int = Field(default=10, ge=1)

@@ -23,13 +23,16 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.edocument import EDocumentStatusRecord
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
+from services.common.kafka import broker_reachable
 from services.common.logging import get_logger
-from services.ingest.documents import DocumentPipeline
+from services.ingest.dossiers.decide import Policy, evictable
+from services.ingest.dossiers.pipeline import UNKNOWN_TYPE, DossierPipeline, Result
+from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import XML_TYPES, Envelope, decode_record
-from services.ingest.errors import IngestError
+from services.ingest.errors import EventRefusedError, describe
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import UNKNOWN_TYPE, DossierPipeline, Result, describe
-from services.ingest.state import DossierState, Outcome, Policy, evictable
+from services.ingest.outcome import Outcome
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -119,17 +122,9 @@ class IngestWorker:
     def states(self) -> StateStore:
         return self._states
 
-    async def broker_reachable(self) -> bool:
-        try:
-            async with asyncio.timeout(2):
-                await self._producer.client.fetch_all_metadata()
-        except Exception:  # noqa: BLE001 - any failure means "not reachable now"
-            return False
-        return True
-
     async def readiness(self) -> dict[str, bool]:
         checks = {
-            "broker": await self.broker_reachable(),
+            "broker": await broker_reachable(self._producer),
             "partitions_assigned": self.assigned,
             "state_restored": self.restored,
         }
@@ -297,7 +292,7 @@ class IngestWorker:
         )
         try:
             envelope = decode_record(record.value, headers, topic=tp.topic, max_bytes=limit)
-        except IngestError as exc:
+        except EventRefusedError as exc:
             result = Result(Outcome.DEAD_LETTERED, UNKNOWN_TYPE, error=exc)
         else:
             if envelope.type in XML_TYPES:
@@ -339,7 +334,7 @@ class IngestWorker:
         """An edXML package: verified off the loop, counted on it."""
         try:
             normalised = await asyncio.to_thread(self._documents.normalise, envelope, now=now)
-        except IngestError as exc:
+        except EventRefusedError as exc:
             self._finish(envelope.type.value, Outcome.DEAD_LETTERED, started)
             failed = Result(
                 Outcome.DEAD_LETTERED, envelope.type.value, error=exc, source=envelope.source

@@ -10,7 +10,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.ingest.api import BrokerUnavailableError, Outgoing
+from services.ingest.api import Outgoing
+from services.ingest.errors import BrokerUnavailableError
 from services.ingest.main import build_documents, build_pipeline, intake_app
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings

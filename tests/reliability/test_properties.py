@@ -24,9 +24,14 @@ from hypothesis import strategies as st
 
 from schemas.cloudevents import EventType
 from schemas.dossier import Channel, DossierEvent, DossierStatus, ProgressEvent
+from services.common.dates import LOCAL_TZ
 from services.common.masking import mask_personal_data
-from services.ingest.documents import DocumentPipeline
-from services.ingest.edocument import EdxmlLimits
+from services.ingest.dossiers.decide import Policy
+from services.ingest.dossiers.decode import canonical_keys
+from services.ingest.dossiers.normalise import clean_text, parse_code, parse_datetime
+from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
+from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import Envelope, decode_record, from_structured
 from services.ingest.errors import (
     ContractError,
@@ -34,16 +39,12 @@ from services.ingest.errors import (
     InvalidCodeError,
     InvalidDateError,
 )
-from services.ingest.normalize import (
-    LOCAL_TZ,
-    canonical_keys,
-    clean_text,
-    parse_code,
-    parse_datetime,
+from services.ingest.outcome import Outcome
+from services.ingest.settings import (
+    DEFAULT_CHANNEL_VOCABULARY,
+    DEFAULT_STATUS_VOCABULARY,
+    EdxmlLimits,
 )
-from services.ingest.pipeline import DossierPipeline, VocabularyBook
-from services.ingest.settings import DEFAULT_CHANNEL_VOCABULARY, DEFAULT_STATUS_VOCABULARY
-from services.ingest.state import DossierState, Outcome, Policy
 from tests.support.edxml_corpus import NOW, OWN_AGENCIES, corpus
 
 pytestmark = pytest.mark.reliability

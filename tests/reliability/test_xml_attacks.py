@@ -20,10 +20,10 @@ import pytest
 
 from schemas.cloudevents import EventType
 from services.common.settings import KafkaSettings
-from services.ingest.documents import DocumentPipeline, EdxmlRefusedError
-from services.ingest.edocument import EdxmlLimits
+from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import Envelope
-from services.ingest.errors import IngestError
+from services.ingest.errors import EdxmlRefusedError, IngestError
+from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import NOW, OWN_AGENCIES, Attachment, build_document
 from tests.support.ingest import ingest_settings, running_ingest
 from tests.support.kafka import Sent, create_topics, produce, read_topic

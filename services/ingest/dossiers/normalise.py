@@ -1,4 +1,5 @@
-"""Pure normalisation of dossier events: field names, dates, codes, Unicode and agency codes.
+"""Normalising a validated dossier event: its values made canonical (dates, codes, Unicode text,
+agency codes) into the header or the step of a `DossierRecord`.
 
 Nothing here does I/O or reads a clock: the caller passes what it needs, so every rule is
 tested with a table of inputs and expected outputs.
@@ -11,12 +12,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
-
-from pydantic import BaseModel, ValidationError
 
 from schemas.dossier import (
     Channel,
@@ -26,9 +23,10 @@ from schemas.dossier import (
     ProgressEvent,
     ProgressStep,
 )
-from services.ingest.errors import ContractError, InvalidCodeError, InvalidDateError
+from services.common import dates
+from services.common.dates import LOCAL_TZ
+from services.ingest.errors import InvalidCodeError, InvalidDateError
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # Plausible bounds: older dates are typos, later ones are misread formats.
 _MIN_YEAR, _MAX_YEAR = 1990, 2100
 
@@ -37,113 +35,6 @@ AGENCY_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 _CODE_LIKE = re.compile(r"^[0-9A-Za-z]+(?:\.[0-9A-Za-z]+){2,}$")
 # C0 and C1 controls except tab and newline, plus the zero-width and bidi marks that hide text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-# Local formats, read by regular expression rather than strptime (ten times slower, and this
-# runs for every date of every event). Named groups: Y m d, then optional H M S.
-_FORMATS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"^(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?:(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2}))?$"),
-    re.compile(
-        r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<Y>\d{4})"
-        r"(?: (?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
-    ),
-    re.compile(
-        r"^(?P<Y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})"
-        r"(?: (?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2}))?$"
-    ),
-)
-_EPOCH_MS = re.compile(r"^-?\d{1,13}$")
-
-T = TypeVar("T", bound=BaseModel)
-
-
-# --- field names ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Fields:
-    by_lower: dict[str, tuple[str, type[BaseModel] | None]]
-    """Lower-case alias to (alias, nested model)."""
-    exact: frozenset[str]
-    nested: tuple[tuple[str, type[BaseModel]], ...]
-
-
-@functools.cache
-def _fields(model: type[BaseModel]) -> _Fields:
-    """A contract's field names, built once per model."""
-    by_lower = {
-        (field.alias or name).lower(): (field.alias or name, _nested_model(field.annotation))
-        for name, field in model.model_fields.items()
-    }
-    return _Fields(
-        by_lower=by_lower,
-        exact=frozenset(alias for alias, _ in by_lower.values()),
-        nested=tuple((alias, nested) for alias, nested in by_lower.values() if nested),
-    )
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-        found = _nested_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _already_canonical(data: Mapping[str, Any], fields: _Fields) -> bool:
-    """Every key is a contract name as spelt, nested items too: most sources, nothing to do."""
-    if not fields.exact.issuperset(data.keys()):
-        return False
-    for alias, nested in fields.nested:
-        items = data.get(alias)
-        if isinstance(items, list):
-            inner = _fields(nested)
-            for item in items:
-                if isinstance(item, Mapping) and not _already_canonical(item, inner):
-                    return False
-    return True
-
-
-def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> Mapping[str, Any]:
-    """Rename keys sent in any case or with stray whitespace to the contract's field names.
-
-    Unknown keys are kept as sent (inbound models tolerate extras). The same field sent twice
-    under different spellings is accepted only when both carry the same value.
-    """
-    fields = _fields(model)
-    if _already_canonical(data, fields):
-        return data
-    result: dict[str, Any] = {}
-    for raw_key, value in data.items():
-        if not isinstance(raw_key, str):
-            raise ContractError("field names must be strings", [(str(raw_key), "not a string")])
-        key = raw_key.strip()
-        canonical, nested = fields.by_lower.get(key.lower(), (key, None))
-        if nested is not None and isinstance(value, list):
-            value = [canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in value]
-        if canonical in result and result[canonical] != value:
-            label = canonical or '""'  # blank names ("", " ") still name a field in the reason
-            raise ContractError(
-                f"field {label} is sent twice with different values",
-                [(label, "sent twice with different values")],
-            )
-        result[canonical] = value
-    return result
-
-
-def validate_data(data: Any, model: type[T]) -> T:
-    """Validate an event's data against an inbound contract after canonicalising its keys."""
-    if not isinstance(data, Mapping):
-        raise ContractError(
-            f"data must be a JSON object ({model.__name__})", [("data", "not an object")]
-        )
-    try:
-        return model.model_validate(canonical_keys(data, model))
-    except ValidationError as exc:
-        raise ContractError.from_validation(
-            f"data breaks the {model.__name__} contract", exc
-        ) from None
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -159,7 +50,8 @@ def parse_datetime(value: str | int, *, field: str) -> datetime:
 
 
 def _parse_datetime(value: str | int, *, field: str) -> datetime:
-    """Read any date format real systems send; local times are Asia/Ho_Chi_Minh.
+    """Read any date format real systems send (`services.common.dates.DOSSIER_DATES`); local
+    times are Asia/Ho_Chi_Minh, the result is too.
 
     Integers and short digit strings are epoch milliseconds; 14 and 8 digits are the portal's
     `yyyyMMddHHmmss` and `yyyyMMdd`. A date that does not exist is an error, never a guess.
@@ -172,28 +64,11 @@ def _parse_datetime(value: str | int, *, field: str) -> datetime:
     text = str(value).strip()
     if not text:
         raise InvalidDateError(f"{field} is empty")
-    parsed: datetime | None = None
     try:
-        if _EPOCH_MS.match(text) and len(text.lstrip("-")) not in (8, 14):
-            parsed = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-        else:
-            for pattern in _FORMATS:
-                match = pattern.match(text)
-                if match:
-                    parts = match.groupdict()
-                    parsed = datetime(
-                        int(parts["Y"]),
-                        int(parts["m"]),
-                        int(parts["d"]),
-                        int(parts["H"] or 0),
-                        int(parts["M"] or 0),
-                        int(parts["S"] or 0),
-                        tzinfo=LOCAL_TZ,
-                    )
-                    break
-            else:
-                iso = datetime.fromisoformat(text)
-                parsed = iso if iso.tzinfo is not None else iso.replace(tzinfo=LOCAL_TZ)
+        # With ISO 8601 among the forms, a text in none of them raises rather than giving None.
+        parsed = dates.parse(text, dates.DOSSIER_DATES)
+        if parsed is None:  # pragma: no cover - see above
+            raise ValueError("in no form")
         # An offset can carry year 1 or 9999 out of datetime's range.
         local = parsed.astimezone(LOCAL_TZ)
     except (ValueError, OverflowError, OSError):
@@ -319,7 +194,7 @@ def _handling_unit(value: str | None, max_chars: int) -> str | None:
     return text
 
 
-def normalize_dossier(
+def normalise_dossier(
     event: DossierEvent, *, vocabularies: Vocabularies, agency_hint: str | None, max_chars: int
 ) -> NormalisedDossier:
     """A DongBoHoSoMC item in any dialect to the canonical header."""
@@ -327,7 +202,7 @@ def normalize_dossier(
     def text(value: str | None, limit: int = max_chars) -> str | None:
         return clean_text(value, max_chars=min(limit, max_chars))
 
-    dates = {
+    moments = {
         name: optional_datetime(getattr(event, name), field=alias)
         for name, alias in (
             ("submitted_at", "NgayNopHoSo"),
@@ -432,10 +307,10 @@ def normalize_dossier(
                 }
                 for r in event.results
             ],
-            **dates,
+            **moments,
         }
     )
-    present = [d for d in dates.values() if d is not None]
+    present = [d for d in moments.values() if d is not None]
     return NormalisedDossier(
         agency=resolve_agency(event.agency, agency_hint),
         status=status,
@@ -444,7 +319,7 @@ def normalize_dossier(
     )
 
 
-def normalize_progress(
+def normalise_progress(
     event: ProgressEvent, *, vocabularies: Vocabularies, agency_hint: str | None, max_chars: int
 ) -> NormalisedProgress:
     """A CapNhatTienDoHoSoMC item to a processing step; the portal requires its date."""

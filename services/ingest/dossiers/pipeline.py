@@ -1,4 +1,5 @@
-"""A decoded dossier event's way through ingest: validate, normalise, decide.
+"""A decoded dossier event's way through ingest: decode, normalise, decide (`DossierPipeline`),
+and each source's vocabulary of status and channel words (`VocabularyBook`).
 
 Pure apart from the clock the caller passes in; the Kafka worker, the HTTP intake and the tests
 drive it the same way.
@@ -14,15 +15,17 @@ from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
 from schemas.dossier import DossierEvent, ProgressEvent
-from services.ingest.envelope import Envelope
-from services.ingest.errors import ContractError, IngestError, UnsupportedTypeError
-from services.ingest.normalize import (
+from services.ingest.dossiers.decide import Change, Decision, Policy, decide
+from services.ingest.dossiers.decode import validate_data
+from services.ingest.dossiers.normalise import (
     Vocabularies,
-    normalize_dossier,
-    normalize_progress,
-    validate_data,
+    normalise_dossier,
+    normalise_progress,
 )
-from services.ingest.state import Change, Decision, DossierState, Outcome, Policy, decide
+from services.ingest.dossiers.state import DossierState
+from services.ingest.envelope import Envelope
+from services.ingest.errors import ContractError, EventRefusedError, UnsupportedTypeError
+from services.ingest.outcome import Outcome
 
 UNKNOWN_TYPE = "unknown"
 
@@ -35,7 +38,7 @@ class Result:
     event_type: str
     key: str | None = None
     decision: Decision | None = None
-    error: IngestError | None = None
+    error: EventRefusedError | None = None
     source: str | None = None
 
 
@@ -78,7 +81,7 @@ class DossierPipeline:
         self._max_text_chars = max_text_chars
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
-        """Validate and normalise an envelope's data; raises `IngestError` with the reason."""
+        """Validate and normalise an envelope's data; raises `EventRefusedError` with the reason."""
         try:
             return self._change(envelope, now=now)
         except ValidationError as exc:
@@ -91,7 +94,7 @@ class DossierPipeline:
         vocabularies = self._vocabularies.for_source(envelope.source)
         if envelope.type == EventType.DOSSIER:
             event = validate_data(envelope.data, DossierEvent)
-            dossier = normalize_dossier(
+            dossier = normalise_dossier(
                 event,
                 vocabularies=vocabularies,
                 agency_hint=envelope.agency,
@@ -106,7 +109,7 @@ class DossierPipeline:
             )
         if envelope.type == EventType.PROGRESS:
             progress_event = validate_data(envelope.data, ProgressEvent)
-            progress = normalize_progress(
+            progress = normalise_progress(
                 progress_event,
                 vocabularies=vocabularies,
                 agency_hint=envelope.agency,
@@ -132,18 +135,10 @@ class DossierPipeline:
         event_type, source = envelope.type.value, envelope.source
         try:
             change = self.change(envelope, now=now)
-        except IngestError as exc:
+        except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
         code = change.dossier_code
         decision = decide(states.get(code), change, now=now, policy=self._policy)
         if decision.state is not None:
             states[code] = decision.state
         return Result(decision.outcome, event_type, key=code, decision=decision, source=source)
-
-
-def describe(error: IngestError) -> str:
-    """The dead letter's reason: the message and, for contract errors, the fields at fault."""
-    if isinstance(error, ContractError) and error.errors:
-        fields = "; ".join(f"{path}: {problem}" for path, problem in error.errors[:10])
-        return f"{error}: {fields}"
-    return str(error)

@@ -1,16 +1,7 @@
 """Hardened edXML reading (QCVN 102:2016): refuses hostile XML, bounds its cost, reads the package.
 
-Exceptions (none is retryable: the same bytes fail the same way every time, so a caller
-dead-letters the package and moves on)::
-
-    EdxmlError
-    ├── HostileXmlError          DOCTYPE, DTD or entity declarations
-    ├── XmlTooLargeError         over `max_bytes`, or a node libxml2 refuses without huge_tree
-    ├── XmlTooDeepError          element nesting over `max_depth`
-    ├── AttachmentTooLargeError  an attachment over `max_attachment_bytes`, or too many
-    ├── MalformedXmlError        not well-formed XML, or an attachment that is not base64
-    ├── NotEdxmlError            well-formed, but neither a document nor a status package
-    └── EdxmlFieldError          a required field missing or unreadable
+It raises the `EdxmlError` subtree of `services/ingest/errors.py` (none is retryable: the same
+bytes fail the same way every time, so a caller dead-letters the package and moves on).
 
 Real packages vary, so elements are found by local name wherever they sit (a missing or wrong
 namespace, a SOAP wrapper, attachments beside the envelope) and the irregularity is recorded as
@@ -25,87 +16,27 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.edocument import Anomaly, BusinessType
+from services.common import dates
+from services.ingest.errors import (
+    AttachmentTooLargeError,
+    HostileXmlError,
+    MalformedXmlError,
+    NotEdxmlError,
+    XmlTooDeepError,
+    XmlTooLargeError,
+)
+from services.ingest.settings import EdxmlLimits
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _FEED_CHUNK = 1 << 16
 # A base64 prefix long enough to sniff `%PDF-` without decoding the whole attachment.
 _SNIFF_CHARS = 12
-
-
-class EdxmlLimits(BaseModel):
-    """Bounds on what one package may cost; nests in the ingest settings as `edxml`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    max_depth: int = Field(default=48, ge=8, le=250)
-    """libxml2 stops at 256 levels on its own; ours is lower and configurable."""
-    max_attachment_bytes: int = Field(default=7 * 1024 * 1024, ge=1)
-    """Decoded size. Without huge_tree libxml2 caps a text node at 10 MB: about 7.1 MiB decoded."""
-    max_attachments: int = Field(default=200, ge=0)
-    max_subject_chars: int = Field(default=2000, ge=1)
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-class EdxmlError(Exception):
-    """A package govsync will never accept as it is. Not retryable."""
-
-    reason: ClassVar[str] = "edxml_error"
-    retryable: ClassVar[bool] = False
-
-
-class HostileXmlError(EdxmlError):
-    """DOCTYPE, DTD or entity declarations (billion laughs, XXE). Not retryable."""
-
-    reason = "hostile_xml"
-
-
-class XmlTooLargeError(EdxmlError):
-    """The package is over the configured size. Not retryable."""
-
-    reason = "too_large"
-
-
-class XmlTooDeepError(EdxmlError):
-    """Elements nest deeper than the configured depth. Not retryable."""
-
-    reason = "too_deep"
-
-
-class AttachmentTooLargeError(EdxmlError):
-    """An attachment is over the configured size, or there are too many. Not retryable."""
-
-    reason = "attachment_too_large"
-
-
-class MalformedXmlError(EdxmlError):
-    """Not well-formed XML, or an attachment that is not base64. Not retryable."""
-
-    reason = "malformed_xml"
-
-
-class NotEdxmlError(EdxmlError):
-    """Well-formed XML with neither a MessageHeader nor a Status. Not retryable."""
-
-    reason = "not_edxml"
-
-
-class EdxmlFieldError(EdxmlError):
-    """A required field is missing or unreadable. Not retryable."""
-
-    reason = "invalid_field"
 
 
 # --- safe parsing ---------------------------------------------------------------------------
@@ -257,44 +188,27 @@ def text_of(element: etree._Element | None, *path: str) -> str | None:
 
 # --- dates ----------------------------------------------------------------------------------
 
-_DATE_FORMATS = ("%Y/%m/%d", "%d/%m/%Y", "%Y-%m-%d")
-_TIMESTAMP_FORMATS = (
-    "%Y/%m/%d %H:%M:%S",
-    "%d/%m/%Y %H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%d/%m/%Y %H:%M",
-)
-
 
 def parse_date(value: str | None) -> datetime | None:
-    """`yyyy/MM/dd` (and the variants real systems send) as midnight in Asia/Ho_Chi_Minh."""
+    """`yyyy/MM/dd` (and the variants real systems send, `dates.EDXML_DATES`) as midnight in
+    Asia/Ho_Chi_Minh; a time after the date is ignored. None when unreadable."""
     if value is None:
         return None
-    text = value.strip().split(" ")[0].split("T")[0]
-    for fmt in _DATE_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=VN_TZ)
-        except ValueError:
-            continue
-    return None
+    try:
+        return dates.parse(value.strip().split(" ")[0].split("T")[0], dates.EDXML_DATES)
+    except ValueError:
+        return None
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
-    """`yyyy/MM/dd HH:mm:ss` local time, its variants, or ISO 8601 with its own offset."""
+    """`yyyy/MM/dd HH:mm:ss` local time, its variants, or ISO 8601 with its own offset
+    (`dates.EDXML_TIMESTAMPS`). None when unreadable."""
     if value is None:
         return None
-    text = value.strip()
-    for fmt in _TIMESTAMP_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=VN_TZ)
-        except ValueError:
-            continue
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return dates.parse(value.strip(), dates.EDXML_TIMESTAMPS)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=VN_TZ)
 
 
 # --- the package ----------------------------------------------------------------------------

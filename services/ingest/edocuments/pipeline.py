@@ -10,40 +10,19 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
-from schemas.edocument import Direction, EDocumentRecord, EDocumentStatusRecord, SignatureVerdict
-from services.ingest.edocument import (
-    CountOutcome,
-    EDocumentLedger,
-    EdxmlError,
-    EdxmlLimits,
+from schemas.edocument import EDocumentRecord, EDocumentStatusRecord
+from services.common.indicators import Counted
+from services.ingest.edocuments.ledger import CountOutcome, EDocumentLedger, StatusOutcome
+from services.ingest.edocuments.normalise import (
     EventContext,
-    StatusOutcome,
-    normalize_edocument,
-    normalize_edocument_status,
+    normalise_edocument,
+    normalise_edocument_status,
 )
+from services.ingest.edocuments.signature import TrustBundle
 from services.ingest.envelope import Envelope
-from services.ingest.errors import ContractError, DecodeError, IngestError
-from services.ingest.signature import TrustBundle
-from services.ingest.state import Outcome
-
-
-class EdxmlRefusedError(IngestError):
-    """The package is hostile, too large, malformed or not edXML. Not retryable."""
-
-    stage = "parse"
-
-    def __init__(self, error: EdxmlError) -> None:
-        super().__init__(str(error))
-        self.cause = type(error).__name__
-
-
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """What one document adds to `govsync_edocuments_total`."""
-
-    agency: str | None
-    direction: Direction
-    signature: SignatureVerdict
+from services.ingest.errors import ContractError, DecodeError, EdxmlError, EdxmlRefusedError
+from services.ingest.outcome import Outcome
+from services.ingest.settings import EdxmlLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +60,16 @@ class DocumentPipeline:
     def normalise(
         self, envelope: Envelope, *, now: datetime
     ) -> EDocumentRecord | EDocumentStatusRecord:
-        """Parse and verify; pure and thread-safe. Raises `IngestError` with the reason."""
+        """Parse and verify; pure and thread-safe. Raises `EventRefusedError` with the reason."""
         if not isinstance(envelope.data, bytes):
             raise DecodeError("an edXML event carries the package as bytes (data_base64 or XML)")
         context = EventContext(envelope.source, envelope.id, envelope.time or now)
         try:
             if envelope.type == EventType.EDOC_STATUS:
-                return normalize_edocument_status(
+                return normalise_edocument_status(
                     envelope.data, now=now, limits=self._limits, context=context
                 )
-            return normalize_edocument(
+            return normalise_edocument(
                 envelope.data,
                 own_agencies=self._own,
                 trust=self._trust,

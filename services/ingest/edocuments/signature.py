@@ -25,7 +25,8 @@ Decisions worth knowing:
   the signer's claim, not a trusted timestamp), never later than the verification clock; else the
   clock. Revocation (CRL, OCSP) is not checked: no network on this path.
 
-Everything here is pure apart from `load_trust_bundle`, which reads the bundle once at startup.
+Everything here is pure apart from `load_trust_bundle`, which reads the bundle once at startup; an
+unusable bundle is a `TrustBundleError` (`services/ingest/errors.py`).
 """
 
 from __future__ import annotations
@@ -65,15 +66,14 @@ from schemas.edocument import (
     UnverifiedReason,
 )
 from services.common.masking import mask_personal_data
-from services.ingest.edxml import DSIG_NS, SignatureElement, child, children, parse_timestamp
-
-__all__ = [
-    "TrustBundle",
-    "TrustBundleError",
-    "load_trust_bundle",
-    "verify_pdf",
-    "verify_xml_signature",
-]
+from services.ingest.edocuments.edxml import (
+    DSIG_NS,
+    SignatureElement,
+    child,
+    children,
+    parse_timestamp,
+)
+from services.ingest.errors import TrustBundleError
 
 _MAX_CHAIN = 8
 _MAX_REFERENCES = 4
@@ -107,10 +107,6 @@ _VERIFY_CONFIG = SignatureConfiguration(
 
 _ACCEPTED_METHODS = frozenset(m.value for m in _VERIFY_CONFIG.signature_methods)
 _ACCEPTED_DIGESTS = frozenset(d.value for d in _VERIFY_CONFIG.digest_algorithms)
-
-
-class TrustBundleError(ValueError):
-    """The configured trust bundle cannot be used. A configuration error: fix it and restart."""
 
 
 class TrustBundle:

@@ -5,13 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from schemas.dossier import Channel, Timeliness
-from services.ingest.metrics import AgencyLabels, IngestMetrics
-from services.ingest.state import Indicators
-
-
-def test_agency_labels_are_bounded() -> None:
-    labels = AgencyLabels(2)
-    assert [labels(a) for a in ("A", "B", "C", "A", None)] == ["A", "B", "other", "A", "unknown"]
+from services.common.indicators import Indicators
+from services.ingest.metrics import IngestMetrics
 
 
 def test_zeros_are_exported_up_front() -> None:

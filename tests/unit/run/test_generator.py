@@ -11,14 +11,13 @@ import orjson
 import pytest
 
 from schemas.edocument import SignatureVerdict
-from services.ingest.documents import DocumentPipeline
-from services.ingest.edocument import EdxmlLimits
+from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.pipeline import DocumentPipeline
+from services.ingest.edocuments.signature import TrustBundle
 from services.ingest.envelope import decode_record
 from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
-from services.ingest.settings import IngestSettings
-from services.ingest.signature import TrustBundle
-from services.ingest.state import DossierState
+from services.ingest.settings import EdxmlLimits, IngestSettings
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.generator import (
     AgencyTally,

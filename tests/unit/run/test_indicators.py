@@ -7,9 +7,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.dossier import Channel, Timeliness
 from schemas.edocument import Direction, SignatureVerdict
-from services.ingest.documents import Counted
+from services.common.indicators import Counted, Indicators
 from services.ingest.metrics import IngestMetrics
-from services.ingest.state import Indicators, Outcome
+from services.ingest.outcome import Outcome
 from services.localrun.generator import AgencyTally, GroundTruth
 from services.localrun.generator import Outcome as Expected
 from services.localrun.indicators import (

@@ -12,14 +12,14 @@ import pytest
 from schemas.cloudevents import EventType
 from schemas.dossier import DossierEvent, ProgressEvent
 from schemas.export import CONTRACTS, JSON_DIR, rendered
+from services.ingest.dossiers.decode import validate_data
+from services.ingest.dossiers.normalise import (
+    Vocabularies,
+    normalise_dossier,
+    normalise_progress,
+)
 from services.ingest.envelope import from_structured
 from services.ingest.errors import IngestError
-from services.ingest.normalize import (
-    Vocabularies,
-    normalize_dossier,
-    normalize_progress,
-    validate_data,
-)
 from services.ingest.settings import DEFAULT_CHANNEL_VOCABULARY, DEFAULT_STATUS_VOCABULARY
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
@@ -48,14 +48,14 @@ def accept(event: dict[str, Any]) -> None:
     """What ingest does with an example, short of the broker."""
     envelope = from_structured(event)
     if envelope.type == EventType.DOSSIER:
-        normalize_dossier(
+        normalise_dossier(
             validate_data(envelope.data, DossierEvent),
             vocabularies=VOCAB,
             agency_hint=envelope.agency,
             max_chars=4000,
         )
     elif envelope.type == EventType.PROGRESS:
-        normalize_progress(
+        normalise_progress(
             validate_data(envelope.data, ProgressEvent),
             vocabularies=VOCAB,
             agency_hint=envelope.agency,

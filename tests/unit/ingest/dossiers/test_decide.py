@@ -15,22 +15,17 @@ from schemas.dossier import (
     RecordKind,
     Timeliness,
 )
-from services.ingest.normalize import (
-    LOCAL_TZ,
+from services.common.dates import LOCAL_TZ
+from services.ingest.dossiers.decide import Change, Policy, decide, evictable
+from services.ingest.dossiers.decode import validate_data
+from services.ingest.dossiers.normalise import (
     Vocabularies,
-    normalize_dossier,
-    normalize_progress,
-    validate_data,
+    normalise_dossier,
+    normalise_progress,
 )
+from services.ingest.dossiers.state import DossierState
+from services.ingest.outcome import Outcome
 from services.ingest.settings import DEFAULT_CHANNEL_VOCABULARY, DEFAULT_STATUS_VOCABULARY
-from services.ingest.state import (
-    Change,
-    DossierState,
-    Outcome,
-    Policy,
-    decide,
-    evictable,
-)
 
 VOCAB = Vocabularies(status=DEFAULT_STATUS_VOCABULARY, channel=DEFAULT_CHANNEL_VOCABULARY)
 DAY0 = datetime(2026, 11, 2, 8, 0, tzinfo=LOCAL_TZ)
@@ -44,7 +39,7 @@ def at(days: float) -> datetime:
 def header(status: int, *, when: datetime, event_id: str | None = None, **fields: Any) -> Change:
     data = {"MaHoSo": "H-1", "MaDonVi": "000.00.00.G22", "TrangThaiHoSo": status, **fields}
     event = validate_data(data, DossierEvent)
-    dossier = normalize_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=500)
+    dossier = normalise_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=500)
     return Change(
         "H-1", "urn:src", event_id or f"h-{status}-{when.isoformat()}", when, dossier=dossier
     )
@@ -56,7 +51,7 @@ def step(
     data: dict[str, Any] = {"MaHoSo": "H-1", "ThoiDiemXuLy": when.isoformat(), "NoiDungXuLy": text}
     if status is not None:
         data["TrangThai"] = status
-    progress = normalize_progress(
+    progress = normalise_progress(
         validate_data(data, ProgressEvent), vocabularies=VOCAB, agency_hint=None, max_chars=500
     )
     return Change(

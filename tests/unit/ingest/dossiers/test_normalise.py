@@ -1,4 +1,4 @@
-"""Normalisation rules, one table per rule."""
+"""Normalisation rules of dossier values, one table per rule."""
 
 from __future__ import annotations
 
@@ -8,20 +8,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.dossier import Channel, DossierEvent, DossierStatus, ProgressEvent
-from services.ingest.errors import ContractError, InvalidCodeError, InvalidDateError
-from services.ingest.normalize import (
-    LOCAL_TZ,
+from services.common.dates import LOCAL_TZ
+from services.ingest.dossiers.decode import validate_data
+from services.ingest.dossiers.normalise import (
     Vocabularies,
-    canonical_keys,
     clean_text,
-    normalize_dossier,
-    normalize_progress,
+    normalise_dossier,
+    normalise_progress,
     parse_code,
     parse_datetime,
     parse_flag,
     validate_agency_code,
-    validate_data,
 )
+from services.ingest.errors import InvalidCodeError, InvalidDateError
 from services.ingest.settings import DEFAULT_CHANNEL_VOCABULARY, DEFAULT_STATUS_VOCABULARY
 
 VOCAB = Vocabularies(status=DEFAULT_STATUS_VOCABULARY, channel=DEFAULT_CHANNEL_VOCABULARY)
@@ -193,65 +192,7 @@ def test_flags(value: int | str | bool | None, expected: bool) -> None:
     assert parse_flag(value) is expected
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param("MaHoSo", id="portal-case"),
-        pytest.param("mahoso", id="lower"),
-        pytest.param("MAHOSO", id="upper"),
-        pytest.param("  MaHoSo \t", id="whitespace"),
-    ],
-)
-def test_field_names_in_any_case(key: str) -> None:
-    event = validate_data({key: "H-1", "trangthaihoso": 2}, DossierEvent)
-    assert event.dossier_code == "H-1"
-
-
-def test_nested_field_names_in_any_case() -> None:
-    event = validate_data(
-        {
-            "MaHoSo": "H-1",
-            "TrangThaiHoSo": 2,
-            "danhsachlephi": [{"GIA": "5000", "tenphilephi": "x"}],
-        },
-        DossierEvent,
-    )
-    assert event.fees[0].amount == 5000
-
-
-def test_same_field_twice_with_different_values_is_refused() -> None:
-    with pytest.raises(ContractError, match="sent twice"):
-        canonical_keys({"MaHoSo": "A", "mahoso": "B"}, DossierEvent)
-
-
-@pytest.mark.parametrize(
-    ("data", "field"),
-    [
-        pytest.param({"TrangThaiHoSo": 2}, "MaHoSo", id="missing-code"),
-        pytest.param({"MaHoSo": ["x"], "TrangThaiHoSo": 2}, "MaHoSo", id="list-as-code"),
-        pytest.param({"MaHoSo": "x" * 101, "TrangThaiHoSo": 2}, "MaHoSo", id="code-too-long"),
-        pytest.param(
-            {"MaHoSo": "H", "TrangThaiHoSo": {"a": 1}}, "TrangThaiHoSo", id="object-status"
-        ),
-        pytest.param(
-            {"MaHoSo": "H", "TrangThaiHoSo": 2, "DanhSachLePhi": "x"},
-            "DanhSachLePhi",
-            id="string-as-list",
-        ),
-    ],
-)
-def test_contract_errors_name_the_field(data: dict[str, object], field: str) -> None:
-    with pytest.raises(ContractError) as info:
-        validate_data(data, DossierEvent)
-    assert any(path.startswith(field) for path, _ in info.value.errors)
-
-
-def test_contract_requires_an_object() -> None:
-    with pytest.raises(ContractError):
-        validate_data(["MaHoSo"], DossierEvent)
-
-
-def test_normalize_dossier_full_item() -> None:
+def test_normalise_dossier_full_item() -> None:
     event = validate_data(
         {
             "MaHoSo": "H-1",
@@ -270,7 +211,7 @@ def test_normalize_dossier_full_item() -> None:
         },
         DossierEvent,
     )
-    result = normalize_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=1000)
+    result = normalise_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=1000)
     assert result.agency == "000.00.20.H57"
     assert result.status == DossierStatus.SUPPLEMENT_REQUESTED
     assert result.header.channel == Channel.ONLINE
@@ -297,7 +238,7 @@ def test_agency_resolution(data_agency: str | None, hint: str | None, expected: 
     if data_agency:
         data["MaDonVi"] = data_agency
     event = validate_data(data, DossierEvent)
-    result = normalize_dossier(event, vocabularies=VOCAB, agency_hint=hint, max_chars=100)
+    result = normalise_dossier(event, vocabularies=VOCAB, agency_hint=hint, max_chars=100)
     assert result.agency == expected
 
 
@@ -306,18 +247,18 @@ def test_handling_unit_that_looks_like_a_code_must_be_one() -> None:
         {"MaHoSo": "H", "TrangThaiHoSo": 2, "DonViXuLy": "000.00.G2"}, DossierEvent
     )
     with pytest.raises(InvalidCodeError, match="DonViXuLy"):
-        normalize_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
+        normalise_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
 
 
 def test_handling_unit_as_a_name_is_kept_as_text() -> None:
     event = validate_data(
         {"MaHoSo": "H", "TrangThaiHoSo": 2, "DonViXuLy": "UBND phường Thuận Hóa"}, DossierEvent
     )
-    result = normalize_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
+    result = normalise_dossier(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
     assert result.header.handling_unit == "UBND phường Thuận Hóa"
 
 
-def test_normalize_progress_bounds_handler_and_parses_dates() -> None:
+def test_normalise_progress_bounds_handler_and_parses_dates() -> None:
     event = validate_data(
         {
             "mahoso": "H",
@@ -327,7 +268,7 @@ def test_normalize_progress_bounds_handler_and_parses_dates() -> None:
         },
         ProgressEvent,
     )
-    result = normalize_progress(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
+    result = normalise_progress(event, vocabularies=VOCAB, agency_hint=None, max_chars=100)
     assert result.step.handled_at == LOCAL_10AM
     assert result.step.handler == "x" * 50
     assert result.step.status == DossierStatus.IN_PROCESS

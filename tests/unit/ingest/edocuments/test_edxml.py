@@ -7,21 +7,23 @@ import time
 import pytest
 
 from schemas.edocument import Anomaly, BusinessType
-from services.ingest.edxml import (
-    AttachmentTooLargeError,
-    EdxmlError,
-    EdxmlLimits,
-    HostileXmlError,
-    MalformedXmlError,
-    NotEdxmlError,
-    XmlTooDeepError,
-    XmlTooLargeError,
+from services.ingest.edocuments.edxml import (
     parse_date,
     parse_document,
     parse_status,
     parse_timestamp,
     parse_xml,
 )
+from services.ingest.errors import (
+    AttachmentTooLargeError,
+    EdxmlError,
+    HostileXmlError,
+    MalformedXmlError,
+    NotEdxmlError,
+    XmlTooDeepError,
+    XmlTooLargeError,
+)
+from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import (
     BILLION_LAUGHS,
     XXE,

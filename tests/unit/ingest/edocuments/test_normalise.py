@@ -1,12 +1,10 @@
-"""E-document normalisation over the shared corpus, status packages, and the counting ledger."""
+"""E-document normalisation over the shared corpus, status packages, the exported schemas."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.edocument import (
     SCHEMA_MODELS,
@@ -17,21 +15,15 @@ from schemas.edocument import (
     EDocumentState,
     SignatureVerdict,
 )
-from services.ingest.edocument import (
-    AgencyList,
-    CountOutcome,
-    EDocumentLedger,
-    EdxmlError,
-    EdxmlFieldError,
-    EdxmlLimits,
+from services.ingest.edocuments.normalise import (
     EventContext,
-    StatusOutcome,
     clean_text,
-    normalize_edocument,
-    normalize_edocument_status,
-    parse_agency_list,
+    normalise_edocument,
+    normalise_edocument_status,
 )
-from services.ingest.signature import TrustBundle
+from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.errors import EdxmlError, EdxmlFieldError
+from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import (
     ISSUER,
     NOW,
@@ -43,22 +35,16 @@ from tests.support.edxml_corpus import (
     build_status,
     corpus,
 )
-from tests.support.pki import make_pki, sign_edxml
 
 LIMITS = EdxmlLimits()
 CONTEXT = EventContext(source="urn:test:edoc", event_id="e-1", event_time=NOW)
 CASES = corpus()
 
 
-@pytest.fixture(scope="module")
-def bundle() -> TrustBundle:
-    return TrustBundle.from_pem(make_pki().bundle_pem)
-
-
-def _normalize(
+def _normalise(
     raw: bytes, trust: TrustBundle | None, own: frozenset[str] = OWN_AGENCIES
 ) -> EDocumentRecord:
-    return normalize_edocument(
+    return normalise_edocument(
         raw, own_agencies=own, trust=trust, now=NOW, limits=LIMITS, context=CONTEXT
     )
 
@@ -68,7 +54,7 @@ def test_corpus(case: Case, bundle: TrustBundle) -> None:
     expected = case.expected
     if expected.kind == "error":
         with pytest.raises(EdxmlError) as caught:
-            normalize_edocument(
+            normalise_edocument(
                 case.raw,
                 own_agencies=OWN_AGENCIES,
                 trust=bundle,
@@ -79,11 +65,11 @@ def test_corpus(case: Case, bundle: TrustBundle) -> None:
         assert caught.value.reason == expected.error
         return
     if expected.kind == "status":
-        status = normalize_edocument_status(case.raw, now=NOW, limits=LIMITS, context=CONTEXT)
+        status = normalise_edocument_status(case.raw, now=NOW, limits=LIMITS, context=CONTEXT)
         assert status.state is expected.state
         assert expected.anomalies <= set(status.anomalies)
         return
-    record = _normalize(case.raw, bundle)
+    record = _normalise(case.raw, bundle)
     assert record.signature.verdict is expected.verdict
     assert record.signature.legacy_algorithm is expected.legacy
     assert record.business_type is (expected.business_type or BusinessType.NEW)
@@ -96,7 +82,7 @@ def test_corpus(case: Case, bundle: TrustBundle) -> None:
 
 
 def test_record_fields() -> None:
-    record = _normalize(
+    record = _normalise(
         build_document(
             subject="  Về việc\x9f thi\u0301 điểm\n liên thông  ",
             attachments=(Attachment("qd.txt", b"abc", "text/plain"),),
@@ -134,11 +120,11 @@ def test_record_fields() -> None:
     ],
 )
 def test_direction(own: frozenset[str], direction: Direction) -> None:
-    assert _normalize(build_document(), None, own).direction is direction
+    assert _normalise(build_document(), None, own).direction is direction
 
 
 def test_irregular_organ_id_is_kept_and_flagged() -> None:
-    record = _normalize(
+    record = _normalise(
         build_document(organ_id="H29.12", recipients=("000.00.10.H29", "xyz")), None
     )
     assert record.issuer.organ_id == "H29.12"
@@ -149,18 +135,18 @@ def test_irregular_organ_id_is_kept_and_flagged() -> None:
 
 
 def test_document_id_is_derived_when_missing() -> None:
-    record = _normalize(build_document(document_id=None), None)
+    record = _normalise(build_document(document_id=None), None)
     assert record.document_id == f"{ISSUER},2026/02/27,123/QĐ-UBND"
     assert Anomaly.DOCUMENT_ID_DERIVED in record.anomalies
 
 
 def test_no_document_id_and_nothing_to_derive_it_from() -> None:
     with pytest.raises(EdxmlFieldError):
-        _normalize(build_document(document_id=None, date="someday"), None)
+        _normalise(build_document(document_id=None, date="someday"), None)
 
 
 def test_subject_is_bounded() -> None:
-    record = normalize_edocument(
+    record = normalise_edocument(
         build_document(subject="x" * 50),
         own_agencies=OWN_AGENCIES,
         trust=None,
@@ -173,7 +159,7 @@ def test_subject_is_bounded() -> None:
 
 
 def test_status_record() -> None:
-    status = normalize_edocument_status(build_status("6"), now=NOW, limits=LIMITS, context=CONTEXT)
+    status = normalise_edocument_status(build_status("6"), now=NOW, limits=LIMITS, context=CONTEXT)
     assert (status.status_code, status.state) == ("06", EDocumentState.FINISHED)
     assert status.document_id == f"{ISSUER},2026/02/27,123/QĐ-UBND"
     assert status.timestamp.isoformat() == "2026-02-28T09:30:00+07:00"
@@ -191,124 +177,10 @@ def test_status_record() -> None:
 )
 def test_bad_status_packages(raw: bytes) -> None:
     with pytest.raises(EdxmlFieldError):
-        normalize_edocument_status(raw, now=NOW, limits=LIMITS, context=CONTEXT)
+        normalise_edocument_status(raw, now=NOW, limits=LIMITS, context=CONTEXT)
 
 
-# --- the ledger -----------------------------------------------------------------------------
-
-ORIGINAL = f"{ISSUER},2026/02/27,123/QĐ-UBND"
-
-
-def _record(**kwargs: object) -> EDocumentRecord:
-    return _normalize(build_document(**kwargs), None)  # type: ignore[arg-type]
-
-
-def test_counting_sequence(bundle: TrustBundle) -> None:
-    ledger = EDocumentLedger()
-    signed = _normalize(sign_edxml(build_document(), make_pki().signer), bundle)
-    steps = [
-        ("original", signed, CountOutcome.COUNTED, True),
-        ("redelivery", signed, CountOutcome.DUPLICATE, False),
-        ("resent-new", _record(), CountOutcome.DUPLICATE, False),
-        ("update-same-id", _record(business_type=2, subject="sửa"), CountOutcome.UPDATED, False),
-        (
-            "replacement-new-id",
-            _record(number="200", business_type=3, replaces=(ORIGINAL,)),
-            CountOutcome.REPLACED,
-            False,
-        ),
-        (
-            "update-of-replacement",
-            _record(number="200", business_type=2, subject="sửa lần 2"),
-            CountOutcome.UPDATED,
-            False,
-        ),
-        (
-            "revocation",
-            _record(
-                number="123", business_type=1, business_document_id=ORIGINAL, subject="thu hồi"
-            ),
-            CountOutcome.REVOKED,
-            False,
-        ),
-        ("another-document", _record(number="300"), CountOutcome.COUNTED, False),
-    ]
-    for name, record, outcome, signed_flag in steps:
-        decision = ledger.record(record)
-        assert (name, decision.outcome, decision.signed) == (name, outcome, signed_flag)
-        assert decision.counted is (outcome is CountOutcome.COUNTED)
-    assert ledger.is_revoked(ORIGINAL)
-
-
-def test_replacement_of_an_unknown_document_is_counted_once() -> None:
-    ledger = EDocumentLedger()
-    replacement = _record(number="400", business_type=3, replaces=("elsewhere,2020/01/01,1/X",))
-    assert ledger.record(replacement).outcome is CountOutcome.COUNTED
-    assert ledger.record(replacement).outcome is CountOutcome.DUPLICATE
-
-
-def test_revocation_first_then_original_counts_the_original() -> None:
-    ledger = EDocumentLedger()
-    assert (
-        ledger.record(_record(business_type=1, subject="thu hồi")).outcome is CountOutcome.REVOKED
-    )
-    assert ledger.record(_record()).outcome is CountOutcome.COUNTED
-
-
-def test_ledger_memory_is_bounded() -> None:
-    ledger = EDocumentLedger(max_documents=2)
-    for number in ("1", "2", "3"):
-        ledger.record(_record(number=number))
-    assert len(ledger) == 2
-    # The oldest was evicted, so it counts again: the documented price of the bound.
-    assert ledger.record(_record(number="1")).outcome is CountOutcome.COUNTED
-
-
-def test_status_tracking() -> None:
-    ledger = EDocumentLedger()
-    base = datetime(2026, 2, 28, 2, 30, tzinfo=UTC)
-
-    def status(code: str, minutes: int) -> object:
-        stamp = (base + timedelta(minutes=minutes)).astimezone(UTC)
-        return normalize_edocument_status(
-            build_status(code, timestamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ")),
-            now=NOW,
-            limits=LIMITS,
-            context=CONTEXT,
-        )
-
-    assert ledger.apply_status(status("01", 0)) is StatusOutcome.APPLIED  # type: ignore[arg-type]
-    assert ledger.apply_status(status("03", 10)) is StatusOutcome.APPLIED  # type: ignore[arg-type]
-    assert ledger.apply_status(status("03", 10)) is StatusOutcome.DUPLICATE  # type: ignore[arg-type]
-    assert ledger.apply_status(status("01", 5)) is StatusOutcome.STALE  # type: ignore[arg-type]
-    assert ledger.state_of(ORIGINAL) is EDocumentState.REGISTERED
-
-
-# --- settings helpers and schema export -----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        pytest.param(
-            "000.00.00.G22, 000.00.10.H29,", {"000.00.00.G22", "000.00.10.H29"}, id="commas"
-        ),
-        pytest.param("", set(), id="empty"),
-        pytest.param(None, set(), id="unset"),
-        pytest.param(["a", " b "], {"a", "b"}, id="list"),
-    ],
-)
-def test_parse_agency_list(value: object, expected: set[str]) -> None:
-    assert parse_agency_list(value) == expected
-
-
-def test_agency_list_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Settings(BaseSettings):
-        model_config = SettingsConfigDict(env_prefix="GOVSYNC_")
-        own_agencies: AgencyList = frozenset()
-
-    monkeypatch.setenv("GOVSYNC_OWN_AGENCIES", "000.00.00.G22,000.00.10.H29")
-    assert Settings().own_agencies == {"000.00.00.G22", "000.00.10.H29"}
+# --- schema export -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMA_MODELS))

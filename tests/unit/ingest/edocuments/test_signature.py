@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from schemas.edocument import SignatureAlgorithm, SignatureVerdict, UnverifiedReason
-from services.ingest.edxml import EdxmlLimits, parse_document
-from services.ingest.signature import (
+from services.ingest.edocuments.edxml import parse_document
+from services.ingest.edocuments.signature import (
     TrustBundle,
-    TrustBundleError,
     load_trust_bundle,
     verify_pdf,
     verify_xml_signature,
 )
+from services.ingest.errors import TrustBundleError
+from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import (
     NOW,
     build_document,

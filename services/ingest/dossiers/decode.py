@@ -1,0 +1,105 @@
+"""Decoding a dossier event's data: its keys made canonical, then validated into the inbound models.
+
+Sources spell the portal's field names in any case and with stray whitespace; the contracts in
+`schemas/dossier.py` name them once. Pure.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from services.ingest.errors import ContractError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    by_lower: dict[str, tuple[str, type[BaseModel] | None]]
+    """Lower-case alias to (alias, nested model)."""
+    exact: frozenset[str]
+    nested: tuple[tuple[str, type[BaseModel]], ...]
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> _Fields:
+    """A contract's field names, built once per model."""
+    by_lower = {
+        (field.alias or name).lower(): (field.alias or name, _nested_model(field.annotation))
+        for name, field in model.model_fields.items()
+    }
+    return _Fields(
+        by_lower=by_lower,
+        exact=frozenset(alias for alias, _ in by_lower.values()),
+        nested=tuple((alias, nested) for alias, nested in by_lower.values() if nested),
+    )
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _already_canonical(data: Mapping[str, Any], fields: _Fields) -> bool:
+    """Every key is a contract name as spelt, nested items too: most sources, nothing to do."""
+    if not fields.exact.issuperset(data.keys()):
+        return False
+    for alias, nested in fields.nested:
+        items = data.get(alias)
+        if isinstance(items, list):
+            inner = _fields(nested)
+            for item in items:
+                if isinstance(item, Mapping) and not _already_canonical(item, inner):
+                    return False
+    return True
+
+
+def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> Mapping[str, Any]:
+    """Rename keys sent in any case or with stray whitespace to the contract's field names.
+
+    Unknown keys are kept as sent (inbound models tolerate extras). The same field sent twice
+    under different spellings is accepted only when both carry the same value.
+    """
+    fields = _fields(model)
+    if _already_canonical(data, fields):
+        return data
+    result: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        if not isinstance(raw_key, str):
+            raise ContractError("field names must be strings", [(str(raw_key), "not a string")])
+        key = raw_key.strip()
+        canonical, nested = fields.by_lower.get(key.lower(), (key, None))
+        if nested is not None and isinstance(value, list):
+            value = [canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in value]
+        if canonical in result and result[canonical] != value:
+            label = canonical or '""'  # blank names ("", " ") still name a field in the reason
+            raise ContractError(
+                f"field {label} is sent twice with different values",
+                [(label, "sent twice with different values")],
+            )
+        result[canonical] = value
+    return result
+
+
+def validate_data(data: Any, model: type[T]) -> T:
+    """Validate an event's data against an inbound contract after canonicalising its keys."""
+    if not isinstance(data, Mapping):
+        raise ContractError(
+            f"data must be a JSON object ({model.__name__})", [("data", "not an object")]
+        )
+    try:
+        return model.model_validate(canonical_keys(data, model))
+    except ValidationError as exc:
+        raise ContractError.from_validation(
+            f"data breaks the {model.__name__} contract", exc
+        ) from None

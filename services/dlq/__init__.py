@@ -12,6 +12,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer
 from pydantic_settings import BaseSettings
 
+from services.common import topics
 from services.common.kafka import make_consumer, make_producer
 from services.common.logging import configure_logging
 from services.common.settings import KafkaSettings, settings_config
@@ -24,7 +25,7 @@ class DlqSettings(BaseSettings):
     model_config = settings_config()
 
     kafka: KafkaSettings = KafkaSettings()
-    topic_dlq: str = "govsync.dlq.v1"
+    topic_dlq: str = topics.DLQ
     log_level: str = "WARNING"
 
 

@@ -24,8 +24,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 
-from schemas.dossier import RECEIVED_STATUSES, DossierRecord
+from schemas.dossier import DossierRecord
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
+from services.common.indicators import is_received
 from services.common.logging import get_logger
 from services.sync.delivery import (
     AckLedger,
@@ -180,7 +181,7 @@ class SyncWorker:
         # first acknowledgement of it in a received status (a dossier only submitted, or
         # rejected at intake, is not in the indicator's denominator either).
         known = self._received.setdefault(work.partition, set())
-        newly_received = record.status in RECEIVED_STATUSES and record.dossier_code not in known
+        newly_received = is_received(record.status) and record.dossier_code not in known
         await self._acks.write(
             work.partition,
             record.dossier_code,

@@ -1,4 +1,5 @@
-"""Errors of the sync service: what a destination answered, sorted by what the worker does next.
+"""Errors of the sync service: what a destination answered, sorted by what the worker does next,
+and the few that stop the process.
 
 ```
 SyncError
@@ -7,15 +8,27 @@ SyncError
 │   │   └── RateLimitedError          429; carries the destination's Retry-After
 │   └── AuthenticationError           login or token refused (credentials, IP allow-list):
 │                                     not the record's fault, so the backlog waits for an operator
-└── PermanentError                not retryable: dead-lettered, and the partition moves on
-    ├── RejectedError                 the destination validated the record and refused it
-    └── UndecodableRecordError        the normalised record is not a valid `DossierRecord`
+├── PermanentError                not retryable: dead-lettered, and the partition moves on
+│   ├── RejectedError                 the destination validated the record and refused it
+│   └── UndecodableRecordError        the normalised record is not a valid `DossierRecord`
+├── SessionExpiredError           handled in the portal client (below)
+├── DossierExistsError            handled in the portal client (below)
+├── DossierMissingError           handled in the portal client (below)
+├── UnmappableRecordError         not retryable (also a ValueError): a valid record the mapping
+│                                 cannot translate (kind dossier without a header, progress
+│                                 without a step); it escapes the delivery
+├── TopicLayoutError              configuration (also a RuntimeError): the acknowledged-revisions
+│                                 topic is not co-partitioned with the normalised topic; at start
+└── ShutdownTimeoutError          (also a RuntimeError) the worker did not stop within the budget
 ```
 
-Two answers are part of the protocol rather than failures and are handled inside the portal client:
-`DossierExistsError` ("đã tồn tại" on a create: send it again as an update) and
-`DossierMissingError` (an update of a dossier the portal does not have: send it as a create).
-`SessionExpiredError` makes the client log in again once.
+Three answers are part of the protocol rather than failures and are handled inside the portal
+client: `DossierExistsError` ("đã tồn tại" on a create: send it again as an update),
+`DossierMissingError` (an update of a dossier the portal does not have: send it as a create) and
+`SessionExpiredError` (log in again once).
+
+Programming errors stay Python's own (`ValueError` for an impossible constructor argument,
+`AssertionError` for an unreachable branch) and are not part of the tree.
 """
 
 from __future__ import annotations
@@ -81,3 +94,15 @@ class RejectedError(PermanentError):
 
 class UndecodableRecordError(PermanentError):
     """Not retryable: the normalised topic held something that is not a `DossierRecord`."""
+
+
+class UnmappableRecordError(SyncError, ValueError):
+    """Not retryable: a record the portal mapping cannot translate (`mapping.py`)."""
+
+
+class TopicLayoutError(SyncError, RuntimeError):
+    """Not retryable, a configuration error: topics that must be co-partitioned are not."""
+
+
+class ShutdownTimeoutError(SyncError, RuntimeError):
+    """The worker did not finish and commit within the shutdown budget; the process exits 1."""

@@ -9,12 +9,13 @@ import os
 from collections.abc import AsyncIterator
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from services.common.httpapp import new_registry, serve
 from services.common.kafka import (
     TopicSpec,
+    broker_reachable,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -25,6 +26,7 @@ from services.common.logging import configure_logging, get_logger
 from services.sync.api import create_app
 from services.sync.consumer import SyncWorker
 from services.sync.delivery import Destination
+from services.sync.errors import ShutdownTimeoutError, TopicLayoutError
 from services.sync.metrics import SyncMetrics
 from services.sync.ndxp import NdxpClient
 from services.sync.portal import PortalClient
@@ -52,7 +54,7 @@ async def prepare_topics(settings: SyncSettings, target: Target) -> None:
     await ensure_topics(settings.kafka, [TopicSpec.compacted(acked, partitions, rf)])
     existing = await partition_count(settings.kafka, acked)
     if existing != partitions:
-        raise RuntimeError(
+        raise TopicLayoutError(
             f"{acked} has {existing} partitions but {settings.topic_dossier_normalized} has"
             f" {partitions}: they must be co-partitioned"
         )
@@ -80,17 +82,6 @@ async def _destination(
             yield client, client
         finally:
             await client.aclose()
-
-
-async def _broker_reachable(producer: AIOKafkaProducer) -> bool:
-    """The cluster answers a metadata request now: once fetching, a silent broker shows only
-    as empty fetches, which readiness cannot tell from an idle topic."""
-    try:
-        async with asyncio.timeout(BROKER_CHECK_SECONDS):
-            await producer.client.fetch_all_metadata()
-    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
-        return False
-    return True
 
 
 async def _obtain_credentials(client: PortalClient | NdxpClient, stop: asyncio.Event) -> None:
@@ -161,7 +152,8 @@ async def run(
                 client.logged_in if isinstance(client, PortalClient) else client.token_obtained
             )
             return {
-                "broker": worker.fetching and await _broker_reachable(producer),
+                "broker": worker.fetching
+                and await broker_reachable(producer, timeout_seconds=BROKER_CHECK_SECONDS),
                 "credentials": obtained,
                 "partitions": bool(worker.assigned),
             }
@@ -210,7 +202,7 @@ async def _run_worker(worker: SyncWorker, stop: asyncio.Event, budget: float) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            raise RuntimeError(f"the worker did not stop within {budget} s")
+            raise ShutdownTimeoutError(f"the worker did not stop within {budget} s")
         await task
     except BaseException:
         stop.set()  # take the HTTP server down with the worker: no half-alive process

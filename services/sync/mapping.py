@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from schemas.dossier import DossierHeader, DossierRecord, ProgressStep, RecordKind
+from services.common.dates import LOCAL_TZ
+from services.sync.errors import UnmappableRecordError
 
-PORTAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 PORTAL_DATE_FORMAT = "%Y%m%d%H%M%S"
 
 SERVICE_DOSSIER = "DongBoHoSoMC"
@@ -29,7 +29,7 @@ def portal_date(value: datetime | None) -> str | None:
     """`yyyyMMddHHmmss` in Vietnam's time zone, whatever zone the record carried."""
     if value is None:
         return None
-    return value.astimezone(PORTAL_ZONE).strftime(PORTAL_DATE_FORMAT)
+    return value.astimezone(LOCAL_TZ).strftime(PORTAL_DATE_FORMAT)
 
 
 def _flag(value: bool) -> int:
@@ -49,7 +49,7 @@ def dossier_item(record: DossierRecord) -> Item:
     """The DongBoHoSoMC item for a `kind=dossier` record."""
     header = record.header
     if header is None:
-        raise ValueError("a dossier record without a header cannot be mapped")
+        raise UnmappableRecordError("a dossier record without a header cannot be mapped")
     return _header_item(record.dossier_code, int(record.status), header)
 
 
@@ -138,7 +138,7 @@ def progress_item(record: DossierRecord) -> Item:
     """The CapNhatTienDoHoSoMC item for a `kind=progress` record."""
     step = record.step
     if step is None:
-        raise ValueError("a progress record without a step cannot be mapped")
+        raise UnmappableRecordError("a progress record without a step cannot be mapped")
     return _step_item(record.dossier_code, step)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.common.labels import OTHER, AgencyLabels
+
 RECORD_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")
 REQUEST_OUTCOMES = ("ok", "rejected", "unavailable", "rate_limited", "auth_failed", "protocol")
 SERVICES = {
     "portal": ("login", "DongBoHoSoMC", "CapNhatTienDoHoSoMC", "TraCuuHoSo"),
     "ndxp": ("token", "status"),
 }
-OTHER_AGENCY = "other"
 
 
 class SyncMetrics:
@@ -20,8 +21,7 @@ class SyncMetrics:
         self, registry: CollectorRegistry, target: str, *, agency_limit: int = 100
     ) -> None:
         self.target = target
-        self._agency_limit = agency_limit
-        self._agencies: set[str] = set()
+        self._agency = AgencyLabels(agency_limit, missing=OTHER)
         self.records = Counter(
             "govsync_sync_records",
             "Records finished, by outcome.",
@@ -104,15 +104,8 @@ class SyncMetrics:
         self.request_seconds.labels(self.target, service).observe(seconds)
 
     def agency_label(self, agency: str | None) -> str:
-        """The agency itself while fewer than the limit were seen, else `other`."""
-        if not agency:
-            return OTHER_AGENCY
-        if agency in self._agencies:
-            return agency
-        if len(self._agencies) < self._agency_limit:
-            self._agencies.add(agency)
-            return agency
-        return OTHER_AGENCY
+        """The agency itself while fewer than the limit were seen, else `other` (missing too)."""
+        return self._agency(agency)
 
     def first_synced(self, agency: str | None) -> None:
         self.portal_synced.labels(self.agency_label(agency)).inc()

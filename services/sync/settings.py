@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings
 
-from services.common.settings import KafkaSettings, settings_config
+from services.common import topics
+from services.common.settings import PipelineSettings
 
 
 class Target(StrEnum):
@@ -78,25 +78,21 @@ class DeliverySettings(BaseModel):
     """On a rebalance, how long requests in flight may finish before they are abandoned."""
 
 
-class SyncSettings(BaseSettings):
-    """Everything one `govsync sync --target ...` process needs."""
+class SyncSettings(PipelineSettings):
+    """Everything one `govsync sync --target ...` process needs.
 
-    model_config = settings_config()
+    `kafka`, `topic_dlq`, `topic_dossier_normalized` and the consumer's session and heartbeat
+    come from `PipelineSettings`.
+    """
 
-    kafka: KafkaSettings = KafkaSettings()
     portal: PortalSettings = PortalSettings()
     ndxp: NdxpSettings = NdxpSettings()
     delivery: DeliverySettings = DeliverySettings()
 
-    topic_dossier_normalized: str = "govsync.dossier.normalized.v1"
-    topic_dlq: str = "govsync.dlq.v1"
-    acked_topic_template: str = "govsync.sync.{target}.acked.v1"
+    acked_topic_template: str = topics.SYNC_ACKED_TEMPLATE
     """Compacted topic of acknowledged revisions per destination, keyed by dossier code."""
-    group_prefix: str = "govsync-sync-"
+    group_prefix: str = topics.SYNC_GROUP_PREFIX
     replication_factor: int = Field(default=1, ge=1)
-    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
-    """How soon the group notices a dead worker (after `kill -9`) and hands its partitions on."""
-    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     consumer_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     """How long the broker may hold a fetch that found nothing new. Kafka answers as soon as a
     record arrives; the embedded Tansu broker was seen holding a fetch of several partitions until

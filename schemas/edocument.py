@@ -1,9 +1,9 @@
 """E-document contracts: the normalised records ingest publishes for edXML packages (QCVN 102:2016).
 
-The inbound side is XML, not JSON, so there is no `...Event` model here:
-`services/ingest/edocuments/edxml.py` reads the package and `services/ingest/edocuments/normalise.py`
-builds these strict records from it. The records never carry attachment content or the signer's
-personal data (DOMAIN.md §5).
+The inbound side is XML, not JSON, so there is no `...Event` model here: in
+`services/ingest/edocuments/`, `edxml.py` reads the package and `normalise.py` builds these strict
+records from it. The records never carry attachment content or the signer's personal data
+(DOMAIN.md §5).
 """
 
 from __future__ import annotations

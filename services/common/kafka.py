@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
+from services.common import topics
 from services.common.settings import KafkaSettings, SecurityProtocol
 
 
@@ -119,7 +120,7 @@ async def broker_reachable(producer: AIOKafkaProducer, *, timeout_seconds: float
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
-    partitions: int = 6
+    partitions: int = topics.DEFAULT_PARTITIONS
     replication_factor: int = 1
     config: dict[str, str] = field(default_factory=dict)
 

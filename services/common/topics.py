@@ -21,6 +21,9 @@ EDOCUMENT_NORMALIZED = "govsync.edocument.normalized.v1"
 SYNC_ACKED_TEMPLATE = "govsync.sync.{target}.acked.v1"
 """Compacted: the revisions a destination acknowledged, co-partitioned with `DOSSIER_NORMALIZED`."""
 
+DEFAULT_PARTITIONS = 6
+"""Partitions of a topic a service creates (the local run, a cluster that lets it create them)."""
+
 INGEST_GROUP = "govsync-ingest"
 SYNC_GROUP_PREFIX = "govsync-sync-"
 """Followed by the target: `govsync-sync-portal`, `govsync-sync-ndxp`."""

@@ -86,7 +86,7 @@ class IngestSettings(PipelineSettings):
 
     create_topics: bool = True
     """Create missing topics at start (local runs); production clusters usually pre-create them."""
-    topic_partitions: int = Field(default=6, ge=1)
+    topic_partitions: int = Field(default=topics.DEFAULT_PARTITIONS, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
 
     # Pydantic copies mutable defaults per instance; RUF012 cannot see that this class is a

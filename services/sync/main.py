@@ -12,6 +12,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
+from services.common import topics
 from services.common.httpapp import new_registry, serve
 from services.common.kafka import (
     TopicSpec,
@@ -35,7 +36,6 @@ from services.sync.transport import make_client
 
 log = get_logger(__name__)
 
-DEFAULT_PARTITIONS = 6
 BROKER_CHECK_SECONDS = 2.0
 
 
@@ -45,8 +45,8 @@ async def prepare_topics(settings: SyncSettings, target: Target) -> None:
     await ensure_topics(
         settings.kafka,
         [
-            TopicSpec(settings.topic_dossier_normalized, DEFAULT_PARTITIONS, rf),
-            TopicSpec(settings.topic_dlq, DEFAULT_PARTITIONS, rf),
+            TopicSpec(settings.topic_dossier_normalized, topics.DEFAULT_PARTITIONS, rf),
+            TopicSpec(settings.topic_dlq, topics.DEFAULT_PARTITIONS, rf),
         ],
     )
     partitions = await partition_count(settings.kafka, settings.topic_dossier_normalized)

@@ -16,7 +16,6 @@ from schemas.dossier import (
     DossierStatus,
     ProgressStep,
     RecordKind,
-    Timeliness,
 )
 from services.common import indicators
 from services.common.dates import to_ms
@@ -50,13 +49,6 @@ class Change:
 class Policy:
     legal_time_limits_days: dict[str, int] = field(default_factory=dict)
     finished_retention: timedelta = timedelta(days=30)
-
-
-def timeliness(state: DossierState, *, now: datetime, policy: Policy) -> Timeliness:
-    """Indicator 2.1 for the dossier as it stands (the rule is `indicators.timeliness`)."""
-    return indicators.timeliness(
-        state, now=now, legal_time_limits_days=policy.legal_time_limits_days
-    )
 
 
 def _set_status(state: DossierState, status: DossierStatus, at_ms: int) -> None:
@@ -148,7 +140,9 @@ def decide(
     if state.status == 0:
         # A progress step for a dossier whose header has not arrived yet.
         _set_status(state, DossierStatus.SUBMITTED, 0)
-    judged = timeliness(state, now=now, policy=policy)
+    judged = indicators.timeliness(
+        state, now=now, legal_time_limits_days=policy.legal_time_limits_days
+    )
     state.counted, added = indicators.count_dossier(
         state.counted,
         DossierFacts(

@@ -1,4 +1,4 @@
-"""Metric labels stay bounded and the scored counters count what they are given."""
+"""Ingest's metrics: zeros exported up front, the scored counters count what they are given."""
 
 from __future__ import annotations
 

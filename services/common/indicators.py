@@ -46,10 +46,11 @@ dossier counts at most once per counter; "period" is what puts a count in a wind
 
 Where this differs from the portal's definitions, knowingly: the period is decided by when govsync
 counts a dossier, not by its reception date `NgayTiepNhan`; 2.1 counts dossiers as they finish,
-not those received or handled in the period with open ones judged at its end, and a dossier that
-ends stopped or refused (8, 3) is never counted, while one withdrawn (7) is counted received or
-not; 3.3 is not multiplied by the 1.4 rate, and a dossier with no channel is `unknown`, not in
-person; 1.4's denominator is govsync's own received count (the rules cap the rate at 1).
+not those received or handled in the period with open ones judged at its end; a dossier that
+ends stopped or refused (8, 3) is not counted unless a later change finishes it, while one
+withdrawn (7) is counted whether it was received or not; 3.3 is not multiplied by the 1.4 rate,
+and a dossier with no channel is `unknown`, not in person; 1.4's denominator is govsync's own
+received count (the rules cap the rate at 1).
 
 Not counted yet: 2.2 (mean processing days), 4.1 (electronic results), 4.2 (digitised
 components), 4.4 (reuse from the national repository), 4.5b (VNeID-verified applicants), the

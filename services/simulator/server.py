@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from services.simulator.app import Simulator, create_app
+from services.simulator.simulator import Simulator, create_app
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common.settings import KafkaSettings
-from services.simulator.app import PORTAL, Simulator
 from services.simulator.faults import Faults
 from services.simulator.server import running_simulator
+from services.simulator.simulator import PORTAL, Simulator
 from services.sync.main import run
 from services.sync.settings import Target
 from tests.integration.sync.records import dossier_stream

@@ -37,8 +37,8 @@ from schemas.dossier import DossierStatus, RecordKind
 from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
 from services.embedded import free_port
-from services.simulator.app import PORTAL, Simulator
 from services.simulator.server import RunningSimulator
+from services.simulator.simulator import PORTAL, Simulator
 from tests.integration.sync.records import record
 from tests.support.ingest import metric_value
 from tests.support.kafka import Received, topic_partitions

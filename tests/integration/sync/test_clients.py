@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind
-from services.simulator.app import Simulator
 from services.simulator.server import RunningSimulator, running_simulator
+from services.simulator.simulator import Simulator
 from services.sync.errors import (
     AuthenticationError,
     DestinationUnavailableError,

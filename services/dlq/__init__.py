@@ -1,0 +1,1 @@
+"""Dead letters: reading them without personal data and re-publishing them (`govsync dlq`)."""

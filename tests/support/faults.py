@@ -39,9 +39,9 @@ from services.common.settings import KafkaSettings
 from services.embedded import free_port
 from services.simulator.server import RunningSimulator
 from services.simulator.simulator import PORTAL, Simulator
-from tests.integration.sync.records import record
 from tests.support.ingest import metric_value
 from tests.support.kafka import Received, topic_partitions
+from tests.support.records import record
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "urn:vn:gov:dvc:faults"

@@ -33,7 +33,7 @@ from services.sync.settings import (
     Target,
 )
 from tests.integration.sync.helpers import wait_until
-from tests.integration.sync.records import dossier_stream, final_records, last_headers
+from tests.support.records import dossier_stream, final_records, last_headers
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

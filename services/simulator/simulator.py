@@ -1,12 +1,9 @@
-"""The simulator's HTTP app: the portal under `/portal`, NDXP under `/ndxp`, control under `/_sim`.
+"""The simulated portal and NDXP themselves: credentials, sessions, tokens, faults and their rules.
 
-Portal (DOMAIN.md §1): `POST /portal/api/auth/login`, `/portal/api/integration` and
-`/portal/api/share` with the session envelope. A batch is applied all or nothing; the answer names
-the first item it refused. NDXP (§4): `POST /ndxp/token` (client credentials) and
-`POST /ndxp/dossier/v1/status` with a bearer token.
-
-Revisions are not part of the portal's items, so the simulator learns them from the
-`Govsync-Revisions` header (one per item, in order) to notice a dossier going backwards.
+Portal (DOMAIN.md §1): login, then `DongBoHoSoMC` / `CapNhatTienDoHoSoMC` batches applied all or
+nothing (the answer names the first item refused) and `TraCuuHoSo` lookups. NDXP (§4): client
+credentials tokens and one status per dossier. Every call, refused or not, is recorded in the
+state. The HTTP routes are in `portal.py`, `ndxp.py` and `control.py`; nothing here speaks HTTP.
 """
 
 from __future__ import annotations
@@ -15,18 +12,14 @@ import asyncio
 import random
 import secrets
 import time
-import urllib.parse
+from dataclasses import dataclass, field
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from services.simulator.faults import Faults
 from services.simulator.state import Call, PortalDossier, SimulatorState
 
 PORTAL = "portal"
 NDXP = "ndxp"
-REVISIONS_HEADER = "Govsync-Revisions"
 
 ERR_OK = 0
 ERR_EXISTS = -3
@@ -35,10 +28,22 @@ ERR_MISSING = 4
 ERR_SESSION = -2
 ERR_RETRY = -1
 SESSION_REJECTED = "Phiên làm việc không hợp lệ hoặc đã hết hạn"
+SUCCESS = "Thành công"
 
 NDXP_AUTH = 100
 NDXP_NOT_FOUND = 201
 NDXP_INCORRECT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAnswer:
+    """The answer an injected fault gives instead of handling the call."""
+
+    fault: str
+    """`outage`, `rate_limited` or `error`: the `fault` of the recorded call."""
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Simulator:
@@ -82,47 +87,77 @@ class Simulator:
         self.tokens.clear()
         self.outage_until = 0.0
 
+    # --- calls -----------------------------------------------------------------------------
+
+    def record(
+        self,
+        destination: str,
+        service: str,
+        http_status: int,
+        error_code: object,
+        dossiers: list[str] | None = None,
+        revisions: list[int | None] | None = None,
+        idempotency_key: str | None = None,
+        *,
+        replayed: bool = False,
+        fault: str | None = None,
+    ) -> None:
+        """Record one call in the current state (`reset` replaces it)."""
+        state = self.state
+        state.record_call(
+            Call(
+                state.next_seq(),
+                time.time(),
+                destination,
+                service,
+                http_status,
+                error_code if isinstance(error_code, int) else None,
+                [] if dossiers is None else dossiers,
+                [] if revisions is None else revisions,
+                idempotency_key,
+                replayed=replayed,
+                fault=fault,
+            )
+        )
+
+    def replayed_status(self, key: str | None) -> int | None:
+        """The HTTP status of the first successful call with idempotency key `key`, if any."""
+        if key is None or key not in self.state.idempotent:
+            return None
+        return self.state.idempotent[key][0]
+
+    def remember(self, key: str | None, status: int, body: dict[str, Any]) -> None:
+        """Keep a successful answer under its idempotency key, so a repeat is not applied twice."""
+        if key is not None:
+            self.state.idempotent[key] = (status, body)
+
     # --- faults ----------------------------------------------------------------------------
 
-    async def fault(self, destination: str, service: str) -> JSONResponse | None:
+    async def fault(self, destination: str, service: str) -> FaultAnswer | None:
         """The failure to answer instead of handling the call, if any; records it as a call."""
         if self.faults.latency_seconds:
             await asyncio.sleep(self.faults.latency_seconds)
-        answer: JSONResponse | None = None
-        name = None
+        answer: FaultAnswer | None = None
         if time.monotonic() < self.outage_until:
-            name = "outage"
-            answer = JSONResponse({"message": "Service Unavailable"}, status_code=503)
+            answer = FaultAnswer("outage", 503, {"message": "Service Unavailable"})
         elif self.faults.rate_limit_rate and self.random.random() < self.faults.rate_limit_rate:
-            name = "rate_limited"
-            answer = JSONResponse(
+            answer = FaultAnswer(
+                "rate_limited",
+                429,
                 {"message": "Too Many Requests"},
-                status_code=429,
-                headers={"Retry-After": f"{self.faults.retry_after_seconds:g}"},
+                {"Retry-After": f"{self.faults.retry_after_seconds:g}"},
             )
         elif self.faults.error_rate and self.random.random() < self.faults.error_rate:
-            name = "error"
             if destination == PORTAL and self.random.random() < 0.5:
                 # Portals also report overload inside a 200 answer.
-                answer = JSONResponse({"error_code": ERR_RETRY, "message": "Hệ thống đang bận"})
+                answer = FaultAnswer(
+                    "error", 200, {"error_code": ERR_RETRY, "message": "Hệ thống đang bận"}
+                )
             else:
                 status = self.random.choice((500, 502, 503, 504))
-                answer = JSONResponse({"message": "upstream error"}, status_code=status)
+                answer = FaultAnswer("error", status, {"message": "upstream error"})
         if answer is not None:
-            self.state.record_call(
-                Call(
-                    self.state.next_seq(),
-                    time.time(),
-                    destination,
-                    service,
-                    answer.status_code,
-                    None,
-                    [],
-                    [],
-                    None,
-                    fault=name,
-                )
-            )
+            self.record(destination, service, answer.status, None, fault=answer.fault)
         return answer
 
     # --- portal ----------------------------------------------------------------------------
@@ -151,10 +186,7 @@ class Simulator:
         self, envelope: dict[str, Any], revisions: list[int | None]
     ) -> dict[str, Any]:
         if not self._session_ok(envelope.get("session")):
-            return {
-                "error_code": ERR_SESSION,
-                "message": "Phiên làm việc không hợp lệ hoặc đã hết hạn",
-            }
+            return {"error_code": ERR_SESSION, "message": SESSION_REJECTED}
         service = envelope.get("service")
         data = envelope.get("data")
         if not isinstance(data, list) or not data:
@@ -166,6 +198,14 @@ class Simulator:
         if service == "CapNhatTienDoHoSoMC":
             return self._add_steps(data, revisions)
         return {"error_code": ERR_INVALID, "message": f"Dịch vụ không hỗ trợ: {service}"}
+
+    def _rejected(self, code: str, item: dict[str, Any]) -> dict[str, Any]:
+        """The refusal of a dossier in `faults.reject_dossiers`."""
+        message = f"Dữ liệu không hợp lệ: hồ sơ {code}"
+        if self.faults.echo_personal_data:
+            phone, number = item.get("SoDienThoai"), item.get("SoGiayToChuHoSo")
+            message += f"; số điện thoại {phone}, số giấy tờ {number} không khớp"
+        return {"error_code": ERR_INVALID, "message": message}
 
     def _sync_dossiers(
         self, data: list[Any], revisions: list[int | None], madonvi: str, *, updating: bool
@@ -179,11 +219,7 @@ class Simulator:
             if not isinstance(status, int) or not 1 <= status <= 10:
                 return {"error_code": ERR_INVALID, "message": f"TrangThaiHoSo không hợp lệ: {code}"}
             if code in self.faults.reject_dossiers:
-                message = f"Dữ liệu không hợp lệ: hồ sơ {code}"
-                if self.faults.echo_personal_data:
-                    phone, number = item.get("SoDienThoai"), item.get("SoGiayToChuHoSo")
-                    message += f"; số điện thoại {phone}, số giấy tờ {number} không khớp"
-                return {"error_code": ERR_INVALID, "message": message}
+                return self._rejected(code, item)
             exists = code in portal or code in self.faults.existing_dossiers
             if not updating and exists:
                 return {"error_code": ERR_EXISTS, "message": f"Hồ sơ {code} đã tồn tại"}
@@ -191,7 +227,7 @@ class Simulator:
                 return {"error_code": ERR_MISSING, "message": f"Hồ sơ {code} không tồn tại"}
         for index, item in enumerate(data):
             code = item["MaHoSo"]
-            revision = revisions[index] if index < len(revisions) else None
+            revision = _revision_of(revisions, index)
             known = portal.get(code)
             if known is None:
                 portal[code] = PortalDossier(code, madonvi, item, item["TrangThaiHoSo"], revision)
@@ -202,7 +238,7 @@ class Simulator:
             known.revision = revision
             known.madonvi = madonvi
             known.updates += 1
-        return {"error_code": ERR_OK, "message": "Thành công"}
+        return {"error_code": ERR_OK, "message": SUCCESS}
 
     def _add_steps(self, data: list[Any], revisions: list[int | None]) -> dict[str, Any]:
         portal = self.state.portal
@@ -213,27 +249,20 @@ class Simulator:
             if not item.get("ThoiDiemXuLy"):
                 return {"error_code": ERR_INVALID, "message": f"Thiếu ThoiDiemXuLy: {code}"}
             if code in self.faults.reject_dossiers:
-                message = f"Dữ liệu không hợp lệ: hồ sơ {code}"
-                if self.faults.echo_personal_data:
-                    phone, number = item.get("SoDienThoai"), item.get("SoGiayToChuHoSo")
-                    message += f"; số điện thoại {phone}, số giấy tờ {number} không khớp"
-                return {"error_code": ERR_INVALID, "message": message}
+                return self._rejected(code, item)
         for index, item in enumerate(data):
             dossier = portal[item["MaHoSo"]]
-            revision = revisions[index] if index < len(revisions) else None
+            revision = _revision_of(revisions, index)
             self.state.check_revision(PORTAL, dossier.code, dossier.revision, revision)
             dossier.steps.append(item)
             if isinstance(item.get("TrangThai"), int):
                 dossier.status = item["TrangThai"]
             dossier.revision = revision
-        return {"error_code": ERR_OK, "message": "Thành công"}
+        return {"error_code": ERR_OK, "message": SUCCESS}
 
     def portal_share(self, envelope: dict[str, Any]) -> dict[str, Any]:
         if not self._session_ok(envelope.get("session")):
-            return {
-                "error_code": ERR_SESSION,
-                "message": "Phiên làm việc không hợp lệ hoặc đã hết hạn",
-            }
+            return {"error_code": ERR_SESSION, "message": SESSION_REJECTED}
         if envelope.get("service") != "TraCuuHoSo":
             return {"error_code": ERR_INVALID, "message": "Dịch vụ không hỗ trợ"}
         code = envelope.get("mahoso")
@@ -246,7 +275,15 @@ class Simulator:
             rows = [{"MaHoSo": code}]
         else:
             rows = []
-        return {"error_code": ERR_OK, "message": "Thành công", "result": rows}
+        return {"error_code": ERR_OK, "message": SUCCESS, "result": rows}
+
+    def portal_replayed(self, dossiers: list[str], revisions: list[int | None]) -> dict[str, Any]:
+        """A repeated batch: applied once already, so only a revision going backwards is noted."""
+        for code, revision in zip(dossiers, revisions, strict=False):
+            known = self.state.portal.get(code)
+            if known is not None:
+                self.state.check_revision(PORTAL, code, known.revision, revision)
+        return {"error_code": ERR_OK, "message": SUCCESS}
 
     # --- NDXP ------------------------------------------------------------------------------
 
@@ -264,14 +301,15 @@ class Simulator:
         self.state.tokens_issued += 1
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
-    def _token_ok(self, authorization: str | None) -> bool:
+    def token_ok(self, authorization: str | None) -> bool:
+        """Whether `authorization` carries a bearer token this NDXP issued and still honours."""
         if not authorization or not authorization.startswith("Bearer "):
             return False
         expiry = self.tokens.get(authorization.removeprefix("Bearer "))
         return expiry is not None and time.monotonic() < expiry
 
     def ndxp_status(self, authorization: str | None, body: Any) -> tuple[int, dict[str, Any]]:
-        if not self._token_ok(authorization):
+        if not self.token_ok(authorization):
             return 401, {"errorCode": NDXP_AUTH, "message": "Xác thực không thành công"}
         if not isinstance(body, dict):
             return 400, {"errorCode": NDXP_INCORRECT, "message": "Dữ liệu không chính xác"}
@@ -285,279 +323,16 @@ class Simulator:
         if known is not None:
             self.state.check_revision(NDXP, code, known["revision"], revision)
         self.state.ndxp[code] = body
-        return 200, {"errorCode": 0, "message": "Thành công"}
+        return 200, {"errorCode": 0, "message": SUCCESS}
+
+    def ndxp_replayed(self, code: str, revision: object) -> dict[str, Any]:
+        """A repeated status: applied once already, so only a revision going backwards is noted."""
+        known = self.state.ndxp.get(code)
+        if known is not None and isinstance(revision, int):
+            self.state.check_revision(NDXP, code, known["revision"], revision)
+        return {"errorCode": 0, "message": SUCCESS}
 
 
-def _revisions(request: Request) -> list[int | None]:
-    raw = request.headers.get(REVISIONS_HEADER, "")
-    values: list[int | None] = []
-    for part in raw.split(","):
-        part = part.strip()
-        values.append(int(part) if part.isdigit() else None)
-    return values if raw else []
-
-
-def _dossiers(data: object) -> list[str]:
-    if not isinstance(data, list):
-        return []
-    return [str(item.get("MaHoSo")) for item in data if isinstance(item, dict)]
-
-
-def create_app(sim: Simulator) -> FastAPI:
-    """The HTTP face of `sim`; everything it answers comes from `sim`'s state and faults."""
-    app = FastAPI(title="govsync simulator", version="1")
-
-    def state_of() -> SimulatorState:
-        return sim.state  # `reset` replaces the state object
-
-    def log_call(destination: str, service: str, status: int, code: object) -> None:
-        state_of().record_call(
-            Call(
-                state_of().next_seq(),
-                time.time(),
-                destination,
-                service,
-                status,
-                code if isinstance(code, int) else None,
-                [],
-                [],
-                None,
-            )
-        )
-
-    def _replay(key: str | None) -> JSONResponse | None:
-        if key is None or key not in state_of().idempotent:
-            return None
-        status, body = state_of().idempotent[key]
-        return JSONResponse(body, status_code=status)
-
-    def _remember(key: str | None, status: int, body: dict[str, Any], ok: bool) -> None:
-        if key is not None and ok:
-            state_of().idempotent[key] = (status, body)
-
-    @app.post("/portal/api/auth/login")
-    async def portal_login(request: Request) -> JSONResponse:
-        if (failed := await sim.fault(PORTAL, "login")) is not None:
-            return failed
-        body = await request.json()
-        answer = sim.portal_login(
-            body if isinstance(body, dict) else {}, request.headers.get("dstcode")
-        )
-        state_of().record_call(
-            Call(
-                state_of().next_seq(),
-                time.time(),
-                PORTAL,
-                "login",
-                200,
-                answer["error_code"],
-                [],
-                [],
-                None,
-            )
-        )
-        return JSONResponse(answer)
-
-    @app.post("/portal/api/integration")
-    async def portal_integration(request: Request) -> JSONResponse:
-        envelope = await request.json()
-        service = str(envelope.get("service")) if isinstance(envelope, dict) else "?"
-        if (failed := await sim.fault(PORTAL, service)) is not None:
-            return failed
-        key = request.headers.get("Idempotency-Key")
-        revisions = _revisions(request)
-        dossiers = _dossiers(envelope.get("data") if isinstance(envelope, dict) else None)
-        replayed = _replay(key)
-        if replayed is not None:
-            for code, revision in zip(dossiers, revisions, strict=False):
-                known = state_of().portal.get(code)
-                if known is not None:
-                    state_of().check_revision(PORTAL, code, known.revision, revision)
-            answer: dict[str, Any] = {"error_code": ERR_OK, "message": "Thành công"}
-        else:
-            answer = sim.portal_integration(
-                envelope if isinstance(envelope, dict) else {}, revisions
-            )
-            _remember(key, 200, answer, answer["error_code"] == ERR_OK)
-        state_of().record_call(
-            Call(
-                state_of().next_seq(),
-                time.time(),
-                PORTAL,
-                service,
-                200,
-                answer["error_code"],
-                dossiers,
-                revisions,
-                key,
-                replayed=replayed is not None,
-            )
-        )
-        return JSONResponse(answer)
-
-    @app.post("/portal/api/share")
-    async def portal_share(request: Request) -> JSONResponse:
-        if (failed := await sim.fault(PORTAL, "TraCuuHoSo")) is not None:
-            return failed
-        envelope = await request.json()
-        answer = sim.portal_share(envelope if isinstance(envelope, dict) else {})
-        state_of().record_call(
-            Call(
-                state_of().next_seq(),
-                time.time(),
-                PORTAL,
-                "TraCuuHoSo",
-                200,
-                answer["error_code"],
-                [],
-                [],
-                None,
-            )
-        )
-        return JSONResponse(answer)
-
-    @app.post("/ndxp/token")
-    async def ndxp_token(request: Request) -> JSONResponse:
-        if (failed := await sim.fault(NDXP, "token")) is not None:
-            return failed
-        # application/x-www-form-urlencoded, parsed here to need no multipart library.
-        parsed = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-        fields = {k: v[0] for k, v in parsed.items() if v}
-        status, body = sim.ndxp_token(fields)
-        state_of().record_call(
-            Call(
-                state_of().next_seq(),
-                time.time(),
-                NDXP,
-                "token",
-                status,
-                body.get("errorCode"),
-                [],
-                [],
-                None,
-            )
-        )
-        return JSONResponse(body, status_code=status)
-
-    @app.post("/ndxp/dossier/v1/status")
-    async def ndxp_status(request: Request) -> JSONResponse:
-        if (failed := await sim.fault(NDXP, "status")) is not None:
-            return failed
-        body = await request.json()
-        key = request.headers.get("Idempotency-Key")
-        code = str(body.get("dossier_code")) if isinstance(body, dict) else "?"
-        revision = body.get("revision") if isinstance(body, dict) else None
-        replayed = _replay(key)
-        if replayed is not None and sim._token_ok(request.headers.get("Authorization")):
-            known = state_of().ndxp.get(code)
-            if known is not None and isinstance(revision, int):
-                state_of().check_revision(NDXP, code, known["revision"], revision)
-            status, answer = replayed.status_code, {"errorCode": 0, "message": "Thành công"}
-        else:
-            replayed = None
-            status, answer = sim.ndxp_status(request.headers.get("Authorization"), body)
-            _remember(key, status, answer, status == 200)
-        error_code = answer.get("errorCode")
-        state_of().record_call(
-            Call(
-                state_of().next_seq(),
-                time.time(),
-                NDXP,
-                "status",
-                status,
-                error_code if isinstance(error_code, int) else None,
-                [code],
-                [revision if isinstance(revision, int) else None],
-                key,
-                replayed=replayed is not None,
-            )
-        )
-        return JSONResponse(answer, status_code=status)
-
-    # --- inspection and control ------------------------------------------------------------
-
-    @app.get("/_sim/portal/dossiers")
-    async def portal_dossiers() -> dict[str, Any]:
-        return {code: d.view() for code, d in state_of().portal.items()}
-
-    @app.get("/_sim/portal/dossiers/{code}")
-    async def portal_dossier(code: str) -> JSONResponse:
-        found = state_of().portal.get(code)
-        if found is None:
-            return JSONResponse({"detail": "not found"}, status_code=404)
-        return JSONResponse(found.view())
-
-    @app.get("/_sim/ndxp/dossiers")
-    async def ndxp_dossiers() -> dict[str, Any]:
-        return dict(state_of().ndxp)
-
-    @app.get("/_sim/ndxp/dossiers/{code}")
-    async def ndxp_dossier(code: str) -> JSONResponse:
-        found = state_of().ndxp.get(code)
-        if found is None:
-            return JSONResponse({"detail": "not found"}, status_code=404)
-        return JSONResponse(found)
-
-    @app.get("/_sim/calls")
-    async def calls(destination: str | None = None, since: int = 0) -> list[dict[str, Any]]:
-        return [
-            c.view()
-            for c in state_of().calls
-            if c.seq > since and (destination is None or c.destination == destination)
-        ]
-
-    @app.get("/_sim/revisions")
-    async def revisions() -> dict[str, dict[str, int | None]]:
-        """The latest revision of every dossier at each destination (cheap to poll)."""
-        state = state_of()
-        return {
-            "portal": {code: d.revision for code, d in state.portal.items()},
-            "ndxp": {code: body.get("revision") for code, body in state.ndxp.items()},
-        }
-
-    @app.get("/_sim/regressions")
-    async def regressions() -> list[dict[str, Any]]:
-        return [r.view() for r in state_of().regressions]
-
-    @app.get("/_sim/stats")
-    async def stats() -> dict[str, Any]:
-        state = state_of()
-        return {
-            "portal_dossiers": len(state.portal),
-            "ndxp_dossiers": len(state.ndxp),
-            "calls": len(state.calls),
-            "regressions": len(state.regressions),
-            "logins": state.logins,
-            "tokens_issued": state.tokens_issued,
-        }
-
-    @app.get("/_sim/faults")
-    async def get_faults() -> Faults:
-        return sim.faults
-
-    @app.post("/_sim/faults")
-    async def set_faults(request: Request) -> Faults:
-        changes = await request.json()
-        sim.faults = sim.faults.model_copy(
-            update=Faults.model_validate(sim.faults.model_dump() | changes).model_dump()
-        )
-        if "outage_seconds" in changes:
-            sim.start_outage(sim.faults.outage_seconds)
-        return sim.faults
-
-    @app.post("/_sim/sessions/expire")
-    async def expire_sessions() -> dict[str, str]:
-        sim.expire_sessions()
-        return {"status": "ok"}
-
-    @app.post("/_sim/tokens/expire")
-    async def expire_tokens() -> dict[str, str]:
-        sim.expire_tokens()
-        return {"status": "ok"}
-
-    @app.post("/_sim/reset")
-    async def reset() -> dict[str, str]:
-        sim.reset()
-        return {"status": "ok"}
-
-    return app
+def _revision_of(revisions: list[int | None], index: int) -> int | None:
+    """The revision the `Govsync-Revisions` header gave item `index` of a batch, if any."""
+    return revisions[index] if index < len(revisions) else None

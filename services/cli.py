@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.run import main as run_main
 
         return run_main(kafka=args.kafka, duration=args.duration)
-    from services.dlq import main as dlq_main
+    from services.dlq.command import main as dlq_main
 
     return dlq_main(args)
 

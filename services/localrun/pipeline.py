@@ -46,8 +46,8 @@ from services.localrun.indicators import TARGETS, Difference, Snapshot, differen
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
 from services.localrun.view import Endpoints, ViewState
-from services.simulator.app import Simulator
 from services.simulator.server import running_simulator
+from services.simulator.simulator import Simulator
 from services.sync.main import prepare_topics
 from services.sync.main import run as run_sync
 from services.sync.settings import NdxpSettings, PortalSettings, SyncSettings, Target

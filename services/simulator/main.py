@@ -8,7 +8,8 @@ import os
 from services.common.httpapp import serve
 from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
-from services.simulator.app import Simulator, create_app
+from services.simulator.app import create_app
+from services.simulator.simulator import Simulator
 
 log = get_logger(__name__)
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from services.simulator.app import Simulator, create_app
+from services.simulator.app import create_app
+from services.simulator.simulator import Simulator
 
 
 @dataclass(frozen=True, slots=True)

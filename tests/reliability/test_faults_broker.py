@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from services.common.settings import KafkaSettings
-from services.simulator.app import PORTAL, Simulator
 from services.simulator.server import running_simulator
+from services.simulator.simulator import PORTAL, Simulator
 from tests.support.faults import (
     Figures,
     KafkaProxy,

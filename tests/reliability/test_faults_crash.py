@@ -26,8 +26,8 @@ import orjson
 import pytest
 
 from services.common.settings import KafkaSettings
-from services.simulator.app import NDXP, PORTAL, Simulator
 from services.simulator.server import running_simulator
+from services.simulator.simulator import NDXP, PORTAL, Simulator
 from services.simulator.state import Call
 from tests.support.faults import (
     Figures,

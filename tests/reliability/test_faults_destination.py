@@ -32,12 +32,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common.settings import KafkaSettings
-from services.simulator.app import PORTAL, Simulator
 from services.simulator.faults import Faults
 from services.simulator.server import running_simulator
+from services.simulator.simulator import PORTAL, Simulator
 from services.sync.main import run
 from services.sync.settings import Target
-from tests.integration.sync.records import dossier_stream
 from tests.integration.sync.test_acceptance import produce, sync_settings
 from tests.support.faults import (
     Figures,
@@ -56,6 +55,7 @@ from tests.support.faults import (
 )
 from tests.support.ingest import metric_value
 from tests.support.kafka import create_topics
+from tests.support.records import dossier_stream
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.slow]
 

@@ -17,9 +17,9 @@ import pytest
 
 from services.common import deadletter
 from services.common.settings import KafkaSettings
-from services.simulator.app import Simulator
 from services.simulator.faults import Faults
 from services.simulator.server import running_simulator
+from services.simulator.simulator import Simulator
 from tests.support.faults import ServiceProcess, Topics, ingest_env, service_processes, sync_env
 from tests.support.kafka import Sent, create_topics, produce, read_topic
 

@@ -37,11 +37,11 @@ from schemas.dossier import DossierStatus, RecordKind
 from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
 from services.embedded import free_port
-from services.simulator.app import PORTAL, Simulator
 from services.simulator.server import RunningSimulator
-from tests.integration.sync.records import record
+from services.simulator.simulator import PORTAL, Simulator
 from tests.support.ingest import metric_value
 from tests.support.kafka import Received, topic_partitions
+from tests.support.records import record
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "urn:vn:gov:dvc:faults"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.simulator.app import Simulator
 from services.simulator.faults import Faults
 from services.simulator.server import RunningSimulator, running_simulator
+from services.simulator.simulator import Simulator
 from tests.integration.sync.helpers import wait_until
 
 

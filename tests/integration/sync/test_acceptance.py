@@ -20,9 +20,9 @@ from schemas.dossier import DossierRecord
 from services.common import deadletter
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from services.common.settings import KafkaSettings
-from services.simulator.app import Simulator
 from services.simulator.faults import Faults
 from services.simulator.server import RunningSimulator, running_simulator
+from services.simulator.simulator import Simulator
 from services.sync.main import run
 from services.sync.mapping import dossier_item
 from services.sync.settings import (
@@ -33,7 +33,7 @@ from services.sync.settings import (
     Target,
 )
 from tests.integration.sync.helpers import wait_until
-from tests.integration.sync.records import dossier_stream, final_records, last_headers
+from tests.support.records import dossier_stream, final_records, last_headers
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

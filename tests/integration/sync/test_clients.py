@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind
-from services.simulator.app import Simulator
 from services.simulator.server import RunningSimulator, running_simulator
+from services.simulator.simulator import Simulator
 from services.sync.errors import (
     AuthenticationError,
     DestinationUnavailableError,
@@ -24,7 +24,7 @@ from services.sync.ndxp import NdxpClient
 from services.sync.portal import PortalClient
 from services.sync.settings import NdxpSettings, PortalSettings
 from services.sync.transport import make_client
-from tests.integration.sync.records import record
+from tests.support.records import record
 
 AGENCY = "000.00.10.H29"
 

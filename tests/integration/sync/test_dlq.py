@@ -14,7 +14,7 @@ from services.common import deadletter
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from services.common.settings import KafkaSettings
-from services.dlq import DlqSettings, run
+from services.dlq.command import DlqSettings, run
 from services.dlq.store import Selection
 
 pytestmark = pytest.mark.kafka

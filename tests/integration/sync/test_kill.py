@@ -18,12 +18,12 @@ import pytest
 from services.common.kafka import TopicSpec, ensure_topics
 from services.common.settings import KafkaSettings
 from services.embedded import free_port
-from services.simulator.app import Simulator
 from services.simulator.faults import Faults
 from services.simulator.server import RunningSimulator, running_simulator
+from services.simulator.simulator import Simulator
 from tests.integration.sync.helpers import wait_until
-from tests.integration.sync.records import dossier_stream, final_records
 from tests.integration.sync.test_acceptance import produce
+from tests.support.records import dossier_stream, final_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

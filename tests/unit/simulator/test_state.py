@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.simulator.app import Simulator
 from services.simulator.faults import Faults
+from services.simulator.simulator import Simulator
 from services.simulator.state import SimulatorState
 
 

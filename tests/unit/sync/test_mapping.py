@@ -19,7 +19,6 @@ from schemas.dossier import (
     IdentityDoc,
     ProgressStep,
     RecordKind,
-    Timeliness,
 )
 from services.sync.mapping import (
     dossier_item,
@@ -30,28 +29,25 @@ from services.sync.mapping import (
     portal_service,
     progress_item,
 )
+from tests.support.records import dossier_record
 
 AT = datetime(2025, 7, 1, 1, 2, 3, tzinfo=UTC)
 
 
 def _record(kind: RecordKind = RecordKind.DOSSIER, **header: Any) -> DossierRecord:
-    return DossierRecord(
-        dossier_code="HS-1",
+    return dossier_record(
+        "HS-1",
+        2,
+        kind,
+        DossierStatus.IN_PROCESS,
         agency="000.00.10.H29",
-        revision=2,
-        kind=kind,
-        status=DossierStatus.IN_PROCESS,
-        timeliness=Timeliness.IN_PROGRESS,
-        source="src",
-        event_id="e1",
-        event_time=AT,
-        ingested_at=AT,
-        header=DossierHeader(**header) if kind is RecordKind.DOSSIER else None,
+        header=DossierHeader(**header),
         step=ProgressStep(
             handler="Cán bộ", handled_at=AT, status=DossierStatus.IN_PROCESS, due_at=AT
-        )
-        if kind is RecordKind.PROGRESS
-        else None,
+        ),
+        source="src",
+        event_id="e1",
+        at=AT,
     )
 
 

@@ -1,4 +1,4 @@
-"""Streams of valid `DossierRecord`s for the sync tests: many dossiers, a few revisions each."""
+"""Valid `DossierRecord`s for the tests: one builder, and streams of many dossiers, revised."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ PATH = (
 )
 
 
-def header(status: DossierStatus, at: datetime, n: int) -> DossierHeader:
+def stream_header(status: DossierStatus, at: datetime, n: int) -> DossierHeader:
     return DossierHeader(
         procedure_code="1.001234",
         procedure_name="Cấp giấy phép xây dựng",
@@ -59,10 +59,24 @@ def header(status: DossierStatus, at: datetime, n: int) -> DossierHeader:
     )
 
 
-def record(
-    code: str, revision: int, kind: RecordKind, status: DossierStatus, *, n: int, agency: str
+def dossier_record(
+    code: str,
+    revision: int,
+    kind: RecordKind,
+    status: DossierStatus,
+    *,
+    agency: str,
+    header: DossierHeader,
+    step: ProgressStep,
+    source: str = "test-source",
+    event_id: str | None = None,
+    at: datetime | None = None,
 ) -> DossierRecord:
-    at = datetime(2025, 7, 1, 1, 0, tzinfo=UTC) + timedelta(hours=revision)
+    """A record of `kind`: it carries `header` if it is a dossier, `step` if it is progress.
+
+    `event_id` defaults to `code-revision`; `at` (event and ingestion time) to now.
+    """
+    seen = datetime.now(UTC) if at is None else at
     return DossierRecord(
         dossier_code=code,
         agency=agency,
@@ -70,14 +84,28 @@ def record(
         kind=kind,
         status=status,
         timeliness=Timeliness.IN_PROGRESS,
-        source="test-source",
-        event_id=f"{code}-{revision}",
-        event_time=datetime.now(UTC),
-        ingested_at=datetime.now(UTC),
-        header=header(status, at, n) if kind is RecordKind.DOSSIER else None,
-        step=ProgressStep(handler="Cán bộ một cửa", handled_at=at, status=status, content="Xử lý")
-        if kind is RecordKind.PROGRESS
-        else None,
+        source=source,
+        event_id=f"{code}-{revision}" if event_id is None else event_id,
+        event_time=seen,
+        ingested_at=seen,
+        header=header if kind is RecordKind.DOSSIER else None,
+        step=step if kind is RecordKind.PROGRESS else None,
+    )
+
+
+def record(
+    code: str, revision: int, kind: RecordKind, status: DossierStatus, *, n: int, agency: str
+) -> DossierRecord:
+    """Revision `revision` of the `n`-th dossier of a stream, an hour after the one before."""
+    at = datetime(2025, 7, 1, 1, 0, tzinfo=UTC) + timedelta(hours=revision)
+    return dossier_record(
+        code,
+        revision,
+        kind,
+        status,
+        agency=agency,
+        header=stream_header(status, at, n),
+        step=ProgressStep(handler="Cán bộ một cửa", handled_at=at, status=status, content="Xử lý"),
     )
 
 

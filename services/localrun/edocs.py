@@ -1,6 +1,6 @@
 """E-document packages for local runs: a throwaway PKI and edXML packages, made at run time.
 
-The generator (`services.localrun.generator`) decides what to send (`DocumentSpec`: issuer,
+The generator (`services.localrun.traffic.generator`) decides what to send (`DocumentSpec`: issuer,
 recipient, number, the verdict ingest must reach); `Packager.render` writes the QCVN 102:2016
 package and signs it. Keys live in memory for one run; only the CA certificate is written, as
 the trust bundle ingest is given. EC P-256 keys keep the start fast (a few ms for all three).
@@ -21,7 +21,7 @@ from lxml import etree
 from signxml.signer import XMLSigner
 
 from schemas.edocument import SignatureVerdict
-from services.localrun.generator import LOCAL_TZ, DocumentSpec
+from services.localrun.traffic.generator import LOCAL_TZ, DocumentSpec
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"

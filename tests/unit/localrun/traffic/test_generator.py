@@ -20,14 +20,14 @@ from services.ingest.settings import IngestSettings
 from services.ingest.signature import TrustBundle
 from services.ingest.state import DossierState
 from services.localrun.edocs import Packager, make_pki
-from services.localrun.generator import (
+from services.localrun.pipeline import DocumentOutput
+from services.localrun.traffic.generator import (
     AgencyTally,
     Outcome,
     SourceEvent,
     TrafficGenerator,
     TrafficOptions,
 )
-from services.localrun.pipeline import DocumentOutput
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 TOPIC = "govsync.dossier.v1"

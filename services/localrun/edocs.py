@@ -21,7 +21,7 @@ from lxml import etree
 from signxml.signer import XMLSigner
 
 from schemas.edocument import SignatureVerdict
-from services.localrun.traffic.generator import LOCAL_TZ, DocumentSpec
+from services.localrun.traffic.plans import LOCAL_TZ, DocumentSpec
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"

@@ -38,13 +38,9 @@ from services.localrun.edocs import Packager, make_pki
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
-from services.localrun.traffic.generator import (
-    DocumentSpec,
-    GroundTruth,
-    Outcome,
-    SourceEvent,
-    TrafficGenerator,
-)
+from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.plans import DocumentSpec
+from services.localrun.traffic.truth import GroundTruth, Outcome
 from services.localrun.view import Endpoints, ViewState
 from services.simulator.app import Simulator
 from services.simulator.server import running_simulator

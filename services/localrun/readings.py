@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
-from services.localrun.traffic.generator import AgencyTally, GroundTruth, Outcome
+from services.localrun.traffic.truth import AgencyTally, GroundTruth, Outcome
 
 TARGETS = ("portal", "ndxp")
 SYNC_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")

@@ -19,7 +19,7 @@ from services.localrun.readings import (
     rates,
     total,
 )
-from services.localrun.traffic.generator import AgencyTally, GroundTruth, Outcome
+from services.localrun.traffic.truth import AgencyTally, GroundTruth, Outcome
 
 
 @dataclass(frozen=True, slots=True)

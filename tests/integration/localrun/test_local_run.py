@@ -17,7 +17,7 @@ import pytest
 from services.localrun.pipeline import LocalRun
 from services.localrun.readings import rates, total
 from services.localrun.settings import RunSettings
-from services.localrun.traffic.generator import Outcome
+from services.localrun.traffic.truth import Outcome
 from services.localrun.view import ViewState
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,8 @@ from services.localrun.readings import (
     read_sync,
 )
 from services.localrun.scrape import parse
-from services.localrun.traffic.generator import AgencyTally, GroundTruth
-from services.localrun.traffic.generator import Outcome as Expected
+from services.localrun.traffic.truth import AgencyTally, GroundTruth
+from services.localrun.traffic.truth import Outcome as Expected
 from services.localrun.view import Endpoints, ViewState, shown_agencies
 from services.sync.metrics import SyncMetrics
 

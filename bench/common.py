@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.embedded import EmbeddedBroker, free_port
-from services.localrun.generator import SourceEvent, TrafficGenerator, TrafficOptions
-from services.localrun.indicators import Sample
+from services.localrun.broker import EmbeddedBroker, free_port
+from services.localrun.readings import Sample
 from services.localrun.scrape import parse
+from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.options import TrafficOptions
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]

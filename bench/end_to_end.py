@@ -39,7 +39,9 @@ from bench.common import (
 from services.common.kafka import TopicSpec, ensure_topics
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
-from services.localrun.generator import Outcome, SourceEvent, TrafficGenerator, TrafficOptions
+from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.options import TrafficOptions
+from services.localrun.traffic.truth import Outcome
 
 TARGET_P99_SECONDS = 1.0
 SECRET = "bench-secret"  # noqa: S105 - the benchmark simulator's own credential

@@ -38,7 +38,8 @@ from bench.common import (
 from services.common.kafka import TopicSpec, ensure_topics
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
-from services.localrun.generator import SourceEvent, TrafficOptions
+from services.localrun.traffic.generator import SourceEvent
+from services.localrun.traffic.options import TrafficOptions
 
 TARGET_MB = 300.0
 EVICTION_INTERVAL_SECONDS = 60.0  # IngestWorker's default; main.run does not expose it

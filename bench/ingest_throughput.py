@@ -43,7 +43,7 @@ from services.ingest.envelope import decode_record
 from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
 from services.ingest.settings import IngestSettings
-from services.localrun.generator import SourceEvent
+from services.localrun.traffic.generator import SourceEvent
 
 TARGET_RATIO = 0.5
 

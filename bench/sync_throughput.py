@@ -41,7 +41,7 @@ from schemas.dossier import (
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
-from services.embedded import EmbeddedBroker, free_port
+from services.localrun.broker import EmbeddedBroker, free_port
 from services.sync.main import run
 from services.sync.mapping import ndxp_status
 from services.sync.settings import (

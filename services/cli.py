@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulate_main(host=args.host, port=args.port)
     if args.command == "run":
-        from services.run import main as run_main
+        from services.localrun.command import main as run_main
 
         return run_main(kafka=args.kafka, duration=args.duration)
     from services.dlq.command import main as dlq_main

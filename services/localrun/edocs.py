@@ -1,8 +1,9 @@
-"""E-document packages for local runs: a throwaway PKI and edXML packages, made at run time.
+"""E-document packages for local runs: the run's throwaway PKI and its edXML packages.
 
-The generator (`services.localrun.generator`) decides what to send (`DocumentSpec`: issuer,
-recipient, number, the verdict ingest must reach); `Packager.render` writes the QCVN 102:2016
-package and signs it. Keys live in memory for one run; only the CA certificate is written, as
+The traffic plans (`services.localrun.traffic.plans.draw_document`) decide what to send
+(`DocumentSpec`: issuer, recipient, number, the verdict ingest must reach); `Packager.render`
+writes the QCVN 102:2016 package and signs it, with certificates and signatures from
+`services.localrun.pki`. Keys live in memory for one run; only the CA certificate is written, as
 the trust bundle ingest is given. EC P-256 keys keep the start fast (a few ms for all three).
 """
 
@@ -13,34 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from lxml import etree
-from signxml.signer import XMLSigner
+from cryptography.hazmat.primitives import serialization
 
 from schemas.edocument import SignatureVerdict
-from services.localrun.generator import LOCAL_TZ, DocumentSpec
+from services.localrun.pki import Identity, KeyKind, issue, sign_enveloped, to_bytes
+from services.localrun.traffic.plans import LOCAL_TZ, DocumentSpec
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
-DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 SUBJECT = "Về việc triển khai liên thông văn bản điện tử"
 TAMPERED_SUBJECT = "Về việc khác"
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...] = ()
-
-    @property
-    def pem_chain(self) -> list[str]:
-        return [
-            c.public_bytes(serialization.Encoding.PEM).decode()
-            for c in (self.certificate, *self.chain)
-        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,56 +43,16 @@ class RunPki:
         return path
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "govsync local run"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _certificate(
-    name: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: Identity | None,
-    *,
-    ca: bool,
-    now: datetime,
-) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.certificate.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=not ca,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    return builder.sign(issuer.key if issuer else key, hashes.SHA256())
-
-
 def _identity(common_name: str, issuer: Identity | None, *, ca: bool, now: datetime) -> Identity:
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = _certificate(_name(common_name), key, issuer, ca=ca, now=now)
-    chain = (issuer.certificate,) if issuer else ()
-    return Identity(key, certificate, chain)
+    return issue(
+        common_name,
+        issuer,
+        ca=ca,
+        key=KeyKind.EC_P256,
+        organisation="govsync local run",
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=30),
+    )
 
 
 def make_pki(now: datetime | None = None) -> RunPki:
@@ -155,16 +97,7 @@ def build_package(spec: DocumentSpec, subject: str = SUBJECT) -> bytes:
 
 def sign(xml: bytes, identity: Identity) -> bytes:
     """Enveloped XML-DSig over the whole package, placed at the end of `edXMLHeader`."""
-    root = etree.fromstring(xml)
-    header = next(root.iter("{*}edXMLHeader"), root)
-    etree.SubElement(header, f"{{{DSIG_NS}}}Signature", Id="placeholder")
-    signer = XMLSigner(
-        signature_algorithm="ecdsa-sha256",
-        digest_algorithm="sha256",
-        c14n_algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
-    )
-    signed = signer.sign(root, key=identity.key, cert=identity.pem_chain)
-    return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+    return to_bytes(sign_enveloped(xml, identity, algorithm="ecdsa-sha256", digest="sha256"))
 
 
 class Packager:

@@ -1,9 +1,9 @@
 """The whole pipeline in one process: broker, simulator, ingest, both sync workers, traffic, view.
 
 One `asyncio.TaskGroup`; `stop` ends the run at once. At the end of `duration`, or when `finish`
-is set (the first Ctrl-C in `services.run`), the traffic stops first, the pipeline drains (every
-event decided, every record finished by both sync workers), the final numbers are read, and
-then the services stop.
+is set (the first Ctrl-C in `services.localrun.command`), the traffic stops first, the pipeline
+drains (every event decided, every record finished by both sync workers), the final numbers are
+read, and then the services stop.
 A service that crashes stops everything and its error leaves the TaskGroup.
 """
 
@@ -30,21 +30,17 @@ from pydantic import SecretStr
 from services.common.kafka import ensure_topics, make_producer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
-from services.embedded import EmbeddedBroker, free_port
 from services.ingest.main import run as run_ingest
 from services.ingest.main import topics as ingest_topics
 from services.ingest.settings import IngestSettings
+from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
-from services.localrun.generator import (
-    DocumentSpec,
-    GroundTruth,
-    Outcome,
-    SourceEvent,
-    TrafficGenerator,
-)
-from services.localrun.indicators import TARGETS, Difference, Snapshot, differences, drained
+from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
+from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.plans import DocumentSpec
+from services.localrun.traffic.truth import GroundTruth, Outcome
 from services.localrun.view import Endpoints, ViewState
 from services.simulator.server import running_simulator
 from services.simulator.simulator import Simulator

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.localrun.indicators import Sample, Snapshot, read_ingest, read_sync
+from services.localrun.readings import Sample, Snapshot, read_ingest, read_sync
 
 
 def parse(text: str) -> list[Sample]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.localrun.generator import DEFAULT_AGENCIES, TrafficOptions
+from services.localrun.traffic.options import DEFAULT_AGENCIES, TrafficOptions
 
 
 class RunSettings(BaseSettings):

@@ -10,8 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from services.localrun.generator import AgencyTally, GroundTruth, Outcome
-from services.localrun.indicators import (
+from services.localrun.readings import (
     INDICATORS,
     TARGETS,
     Rate,
@@ -20,6 +19,7 @@ from services.localrun.indicators import (
     rates,
     total,
 )
+from services.localrun.traffic.truth import AgencyTally, GroundTruth, Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from services.common import auth
 from services.common.auth import KeyRing
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings, SaslMechanism, SecurityProtocol
-from services.embedded import free_port
 from services.ingest.settings import IngestSettings
+from services.localrun.broker import free_port
 from services.sync import api as sync_api
 from services.sync.api import create_app as create_sync_app
 from services.sync.settings import NdxpSettings, PortalSettings, SyncSettings

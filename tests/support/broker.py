@@ -1,7 +1,7 @@
 """Decides which Kafka-protocol broker the tests use and starts it once per session.
 
 Order: `GOVSYNC_TEST_KAFKA` (an address to use as it is), then testcontainers' Kafka where a
-Docker engine answers, then the embedded Tansu broker that `services.embedded` also runs.
+Docker engine answers, then the embedded Tansu broker that `services.localrun.broker` also runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services.embedded import EmbeddedBroker
+from services.localrun.broker import EmbeddedBroker
 
 
 def _docker_available() -> bool:

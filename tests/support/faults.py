@@ -36,7 +36,7 @@ import orjson
 from schemas.dossier import DossierStatus, RecordKind
 from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
-from services.embedded import free_port
+from services.localrun.broker import free_port
 from services.simulator.server import RunningSimulator
 from services.simulator.simulator import PORTAL, Simulator
 from tests.support.ingest import metric_value

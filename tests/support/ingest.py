@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from services.common.settings import KafkaSettings
-from services.embedded import free_port
 from services.ingest.main import run
 from services.ingest.settings import IngestSettings
+from services.localrun.broker import free_port
 
 API_KEY = "test-key-0123456789"
 API_SOURCES = ["urn:vn:gov:dvc:test"]

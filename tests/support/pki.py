@@ -1,6 +1,8 @@
 """A throwaway PKI made at test time: CAs, signers, signed edXML packages and signed PDFs.
 
-No private key is ever written to disk or checked in; everything lives for one test session.
+Certificates and enveloped signatures come from the one builder, `services.localrun.pki`
+(RSA keys with key identifiers here). No private key is ever written to disk or checked in;
+everything lives for one test session.
 `Pki.trusted` chains root -> intermediate -> signer; `Pki.stranger` is a self-contained CA outside
 any bundle the tests configure.
 """
@@ -14,35 +16,18 @@ from functools import cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml.signer import XMLSigner
 
-DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
+from services.localrun.pki import DSIG_NS, Identity, KeyKind, issue, sign_enveloped, to_bytes
+
 # The XML-DSig schema admits only foreign-namespace content in a SignatureProperty.
 _SIGNING_TIME_NS = "http://uri.etsi.org/01903/v1.3.2#"
 
 NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2035, 1, 1, tzinfo=UTC)
 EXPIRED_NOT_AFTER = datetime(2021, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A key and its certificate, with the chain above it (issuers, leaf excluded)."""
-
-    key: rsa.RSAPrivateKey
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...] = ()
-
-    @property
-    def pem_chain(self) -> list[str]:
-        return [
-            c.public_bytes(serialization.Encoding.PEM).decode()
-            for c in (self.certificate, *self.chain)
-        ]
 
 
 @dataclass(frozen=True)
@@ -60,77 +45,30 @@ class Pki:
         return self.root.certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _name(common_name: str, organisation: str = "govsync test PKI") -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _certificate(
-    subject: x509.Name,
-    key: rsa.RSAPrivateKey,
-    issuer: Identity | None,
-    *,
-    ca: bool,
-    not_before: datetime = NOT_BEFORE,
-    not_after: datetime = NOT_AFTER,
-) -> x509.Certificate:
-    issuer_name = issuer.certificate.subject if issuer else subject
-    signing_key = issuer.key if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=not ca,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    return builder.sign(signing_key, hashes.SHA256())
-
-
 def _ca(common_name: str, issuer: Identity | None = None) -> Identity:
-    key = _key()
-    certificate = _certificate(_name(common_name), key, issuer, ca=True)
-    chain = (issuer.certificate, *issuer.chain) if issuer else ()
-    return Identity(key=key, certificate=certificate, chain=chain)
-
-
-def _leaf(common_name: str, issuer: Identity, **kwargs: Any) -> Identity:
-    key = _key()
-    certificate = _certificate(
-        _name(common_name, "UBND tỉnh Thử Nghiệm"), key, issuer, ca=False, **kwargs
+    return issue(
+        common_name,
+        issuer,
+        ca=True,
+        key=KeyKind.RSA_2048,
+        organisation="govsync test PKI",
+        not_before=NOT_BEFORE,
+        not_after=NOT_AFTER,
+        key_identifiers=True,
     )
-    return Identity(key=key, certificate=certificate, chain=(issuer.certificate, *issuer.chain))
+
+
+def _leaf(common_name: str, issuer: Identity, *, not_after: datetime = NOT_AFTER) -> Identity:
+    return issue(
+        common_name,
+        issuer,
+        ca=False,
+        key=KeyKind.RSA_2048,
+        organisation="UBND tỉnh Thử Nghiệm",
+        not_before=NOT_BEFORE,
+        not_after=not_after,
+        key_identifiers=True,
+    )
 
 
 @cache
@@ -174,17 +112,14 @@ def sign_edxml(
     `embed` puts another identity's certificate in KeyInfo (a key/certificate mismatch);
     `signing_time` adds a `SigningTime` property, as some Vietnamese signing tools do.
     """
-    root = etree.fromstring(xml)
-    header = next(root.iter("{*}edXMLHeader"), root)
-    placeholder = etree.SubElement(header, f"{{{DSIG_NS}}}Signature", Id="placeholder")
-    del placeholder  # signxml finds it by its Id
-    signer = _LegacyXMLSigner(
-        signature_algorithm=algorithm,
-        digest_algorithm=digest,
-        c14n_algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+    signed = sign_enveloped(
+        xml,
+        identity,
+        algorithm=algorithm,
+        digest=digest,
+        certificates=(embed or identity).pem_chain,
+        signer_class=_LegacyXMLSigner,
     )
-    certificates = (embed or identity).pem_chain
-    signed = signer.sign(root, key=identity.key, cert=certificates)
     if signing_time is not None:
         # As Vietnamese signing tools write it: a SignatureProperty in a ds:Object. signxml adds
         # properties only to detached signatures, and this one is outside the signed data, which
@@ -196,7 +131,7 @@ def sign_edxml(
         etree.SubElement(prop, f"{{{_SIGNING_TIME_NS}}}SigningTime").text = signing_time.astimezone(
             UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    return to_bytes(signed)
 
 
 # --- signed PDFs ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from services.embedded import free_port
+from services.localrun.broker import free_port
 
 
 @dataclass
@@ -147,8 +147,9 @@ async def tls_proxy(context: ssl.SSLContext) -> AsyncIterator[TlsProxy]:
 class AdvertisingBroker:
     """A Tansu broker of the test's own: listens on `port`, advertises `advertised` instead.
 
-    `services.embedded.EmbeddedBroker` advertises the address it listens on; behind a proxy the
-    broker must advertise the proxy. `authentication` starts Tansu with `--authentication`.
+    `services.localrun.broker.EmbeddedBroker` advertises the address it listens on; behind a
+    proxy the broker must advertise the proxy. `authentication` starts Tansu with
+    `--authentication`.
     """
 
     def __init__(

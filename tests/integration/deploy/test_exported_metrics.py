@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from services.common.settings import KafkaSettings
-from services.embedded import free_port
+from services.localrun.broker import free_port
 from services.simulator.server import RunningSimulator, running_simulator
 from services.sync.main import run as run_sync
 from services.sync.settings import NdxpSettings, PortalSettings, SyncSettings, Target

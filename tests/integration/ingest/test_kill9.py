@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.common.settings import KafkaSettings
-from services.embedded import free_port
+from services.localrun.broker import free_port
 from tests.support.kafka import Sent, create_topics, produce, read_topic, topic_partitions
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

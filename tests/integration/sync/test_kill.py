@@ -17,7 +17,7 @@ import pytest
 
 from services.common.kafka import TopicSpec, ensure_topics
 from services.common.settings import KafkaSettings
-from services.embedded import free_port
+from services.localrun.broker import free_port
 from services.simulator.faults import Faults
 from services.simulator.server import RunningSimulator, running_simulator
 from services.simulator.simulator import Simulator

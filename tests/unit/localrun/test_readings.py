@@ -10,9 +10,7 @@ from schemas.edocument import Direction, SignatureVerdict
 from services.common.indicators import Counted, Indicators
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outcome import Outcome
-from services.localrun.generator import AgencyTally, GroundTruth
-from services.localrun.generator import Outcome as Expected
-from services.localrun.indicators import (
+from services.localrun.readings import (
     Rate,
     Snapshot,
     differences,
@@ -23,6 +21,8 @@ from services.localrun.indicators import (
     read_sync,
 )
 from services.localrun.scrape import parse
+from services.localrun.traffic.truth import AgencyTally, GroundTruth
+from services.localrun.traffic.truth import Outcome as Expected
 from services.localrun.view import Endpoints, ViewState, shown_agencies
 from services.sync.metrics import SyncMetrics
 

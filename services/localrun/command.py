@@ -1,6 +1,6 @@
 """`govsync run`: the whole pipeline locally in one process, with traffic and a live view.
 
-The parts live in `services.localrun` (generator, metrics reading, view, orchestration); this
+The parts live beside it in `services.localrun` (traffic, readings, view, pipeline); this
 module is the command's edge: settings, logging, signals, the console and the exit code.
 Options beyond `--kafka` and `--duration` are `GOVSYNC_RUN_*` variables (`RunSettings`).
 """

@@ -1,8 +1,10 @@
 """Pure reading of the services' metric samples: flow counts, per-agency tallies, scored rates.
 
 Samples come in already parsed (`Sample`), so this module imports no HTTP or Prometheus library;
-`services.localrun.scrape` fetches and parses `/metrics`. The same `AgencyTally` holds what the
-metrics say and what the generator sent, so the two are compared field by field.
+`services.localrun.scrape` fetches and parses `/metrics`. The same `AgencyTally`
+(`services.localrun.traffic.truth`) holds what the metrics say and what the plans meant, so the
+two are compared field by field. `rates` turns either side's counts into the scored rates: the
+formulas are shared by both sides of the comparison, the counts are not.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
-from services.localrun.generator import AgencyTally, GroundTruth, Outcome
+from services.localrun.traffic.truth import AgencyTally, GroundTruth, Outcome
 
 TARGETS = ("portal", "ndxp")
 SYNC_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")

@@ -19,14 +19,10 @@ from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
 from services.ingest.settings import EdxmlLimits, IngestSettings
 from services.localrun.edocs import Packager, make_pki
-from services.localrun.generator import (
-    AgencyTally,
-    Outcome,
-    SourceEvent,
-    TrafficGenerator,
-    TrafficOptions,
-)
 from services.localrun.pipeline import DocumentOutput
+from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.options import TrafficOptions
+from services.localrun.traffic.truth import AgencyTally, Outcome
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 TOPIC = "govsync.dossier.v1"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from services.localrun.generator import Outcome
-from services.localrun.indicators import rates, total
 from services.localrun.pipeline import LocalRun
+from services.localrun.readings import rates, total
 from services.localrun.settings import RunSettings
+from services.localrun.traffic.truth import Outcome
 from services.localrun.view import ViewState
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,8 @@
-"""Shared pieces of the ingest and end-to-end benchmarks: broker, processes, traffic, reports."""
+"""What every benchmark shares: command line, broker, topics, processes, traffic, reports."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -24,6 +25,7 @@ from services.localrun.readings import Sample
 from services.localrun.scrape import parse
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import TrafficOptions
+from tests.support.kafka import Topics
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +38,33 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu_model": model}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "arch": platform.machine(),
+    }
+
+
+def arguments(doc: str | None, **defaults: float) -> argparse.Namespace:
+    """The benchmark's command line: `--<name> N` for each keyword, typed as its default."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    for name, default in defaults.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"(default {default})",
+        )
+    return parser.parse_args()
 
 
 def write_report(name: str, report: dict[str, Any]) -> Path:
+    """Write the report, with the machine it ran on, to bench/results/, and say where."""
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"machine": machine(), **report}, indent=2, default=str))
+    print(f"written {out}")
     return out
 
 
@@ -77,6 +99,16 @@ def broker() -> Iterator[str]:
         return
     with EmbeddedBroker() as embedded:
         yield embedded.bootstrap
+
+
+def ingest_env(bootstrap: str, topics: Topics, *, partitions: int, **extra: str) -> dict[str, str]:
+    """The environment of a `govsync ingest` process on `topics`, with the service's defaults."""
+    return (
+        {"GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        | topics.ingest_env()
+        | {"GOVSYNC_TOPIC_PARTITIONS": str(partitions)}
+        | extra
+    )
 
 
 def generate_events(
@@ -148,6 +180,13 @@ class ServiceProcess:
         self._env = env
         self.process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def simulator(cls, env: dict[str, str] | None = None) -> ServiceProcess:
+        """`govsync simulate`, whose port is an argument (it has no `/readyz`: wait for
+        `/_sim/stats`)."""
+        port = free_port()
+        return cls(["simulate", "--port", str(port)], env or {}, port=port)
+
     def start(self, log: Path | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSYNC_")}
         env |= {"GOVSYNC_HTTP_HOST": "127.0.0.1", "GOVSYNC_HTTP_PORT": str(self.port)}
@@ -208,11 +247,14 @@ def total(found: Sequence[Sample], name: str, **labels: str) -> float:
     )
 
 
-async def wait_ready(client: httpx.AsyncClient, base: str, within: float = 60.0) -> None:
+async def wait_ready(
+    client: httpx.AsyncClient, base: str, within: float = 60.0, *, path: str = "/readyz"
+) -> None:
+    """Until `path` answers 200."""
     async with asyncio.timeout(within):
         while True:
             with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"{base}/readyz")).status_code == 200:
+                if (await client.get(f"{base}{path}")).status_code == 200:
                     return
             await asyncio.sleep(0.1)
 
@@ -224,3 +266,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def latencies(values: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99 and the maximum of a latency sample, in seconds."""
+    return {
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values, default=float("nan")),
+    }

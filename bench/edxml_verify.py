@@ -1,29 +1,27 @@
 """Benchmark: edXML packages parsed and normalised per second, unsigned and signed (XML-DSig).
 
-Run `uv run python -m bench.edxml_verify [--seconds 2] [--attachment-kib 0]`. Every variant runs
-in the same process and the same run as the unsigned baseline, so the ratio column compares like
-with like. Results go to `bench/results/edxml_verify-<timestamp>.json` (git-ignored).
+    uv run python -m bench.edxml_verify [--seconds 2] [--attachment-kib 0]
+
+`--seconds` is the time per variant, `--attachment-kib` the size of a plain attachment in each
+package. Every variant runs in the same process and the same run as the unsigned baseline, so
+the ratio column compares like with like. Writes a JSON report to bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 
+from bench.common import arguments, table, write_report
 from services.ingest.edocuments.normalise import EventContext, normalise_edocument
 from services.ingest.edocuments.signature import TrustBundle
 from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import NOW, OWN_AGENCIES, Attachment, build_document
 from tests.support.pki import make_pki, sign_edxml, signed_pdf
 
-RESULTS = Path(__file__).parent / "results"
 CONTEXT = EventContext(source="urn:bench", event_id="bench", event_time=NOW)
 
 
@@ -38,13 +36,7 @@ def _rate(run: Callable[[], object], seconds: float) -> tuple[float, int]:
     return count / (time.perf_counter() - started), count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=2.0, help="time per variant")
-    parser.add_argument(
-        "--attachment-kib", type=int, default=0, help="size of a plain attachment in each package"
-    )
-    args = parser.parse_args()
+def main(args: argparse.Namespace) -> None:
     # pyHanko logs path-building failures with tracebacks; they are not what is measured.
     logging.disable(logging.WARNING)
 
@@ -97,35 +89,24 @@ def main() -> None:
             }
         )
 
-    header = f"{'variant':<26}{'bytes':>9}{'verdict':>10}{'pkg/s':>10}{'ms/pkg':>9}{'ratio':>8}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['variant']:<26}{row['bytes']:>9}{row['verdict']:>10}"
-            f"{row['packages_per_s']:>10}{row['ms_per_package']:>9}{row['vs_unsigned']:>8}"
-        )
-
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"edxml_verify-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "benchmark": "edxml_verify",
-                "at": stamp,
-                "seconds_per_variant": args.seconds,
-                "attachment_kib": args.attachment_kib,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "cpus": os.cpu_count(),
-                "rows": rows,
-            },
-            indent=2,
+    columns = ("variant", "bytes", "verdict", "packages_per_s", "ms_per_package", "vs_unsigned")
+    print(
+        table(
+            ["variant", "bytes", "verdict", "pkg/s", "ms/pkg", "ratio"],
+            [[row[c] for c in columns] for row in rows],
         )
     )
-    print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    report = {
+        "seconds_per_variant": args.seconds,
+        "attachment_kib": args.attachment_kib,
+        "rows": rows,
+    }
+    write_report("edxml_verify", report)
+
+
+def cli() -> None:
+    main(arguments(__doc__, seconds=2.0, attachment_kib=0))
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -29,8 +29,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import (
     ServiceProcess,
+    arguments,
     broker,
-    percentile,
+    ingest_env,
+    latencies,
     running,
     table,
     wait_ready,
@@ -42,6 +44,7 @@ from services.common.settings import KafkaSettings
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import TrafficOptions
 from services.localrun.traffic.truth import Outcome
+from tests.support.kafka import Topics
 
 TARGET_P99_SECONDS = 1.0
 SECRET = "bench-secret"  # noqa: S105 - the benchmark simulator's own credential
@@ -115,44 +118,24 @@ async def produce_paced(
 
 
 async def pipeline_case(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:8]
-    topics = {
-        "GOVSYNC_TOPIC_DOSSIER": f"e2e.dossier.{run}",
-        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": f"e2e.normalized.{run}",
-        "GOVSYNC_TOPIC_DLQ": f"e2e.dlq.{run}",
-    }
-    common = {"GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap, **topics}
-    simulator = ServiceProcess([], {})
-    simulator._args = ["simulate", "--port", str(simulator.port)]  # its port is an argument
-    simulator._env = {
-        "GOVSYNC_SIMULATOR_PASSWORD": SECRET,
-        "GOVSYNC_SIMULATOR_CLIENT_SECRET": SECRET,
-    }
-    ingest = ServiceProcess(
-        ["ingest"],
-        common
-        | {
-            "GOVSYNC_TOPIC_STATE": f"e2e.state.{run}",
-            "GOVSYNC_TOPIC_EDOCUMENT": f"e2e.edoc.{run}",
-            "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": f"e2e.edoc-normalized.{run}",
-            "GOVSYNC_CONSUMER_GROUP": f"e2e-ingest-{run}",
-            "GOVSYNC_TOPIC_PARTITIONS": "6",
-        },
+    topics = Topics.unique("e2e", uuid.uuid4().hex[:8])
+    simulator = ServiceProcess.simulator(
+        {"GOVSYNC_SIMULATOR_PASSWORD": SECRET, "GOVSYNC_SIMULATOR_CLIENT_SECRET": SECRET}
     )
+    ingest = ServiceProcess(["ingest"], ingest_env(bootstrap, topics, partitions=6))
     sync = ServiceProcess(
         ["sync", "--target", "portal"],
-        common
+        {"GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        | topics.sync_env()
         | {
             "GOVSYNC_PORTAL_URL": f"{simulator.base}/portal",
             "GOVSYNC_PORTAL_PASSWORD": SECRET,
             "GOVSYNC_PORTAL_DSTCODE": "000.00.00.G22",
-            "GOVSYNC_GROUP_PREFIX": f"e2e-sync-{run}-",
-            "GOVSYNC_ACKED_TOPIC_TEMPLATE": f"e2e.{{target}}.acked.{run}",
         },
     )
     await ensure_topics(
         KafkaSettings(bootstrap_servers=bootstrap),
-        [TopicSpec(t, 6) for t in topics.values()],
+        [TopicSpec(t, 6) for t in (topics.dossier, topics.normalized, topics.dlq)],
     )
     sent: dict[tuple[str, int], float] = {}
     async with (
@@ -170,19 +153,16 @@ async def pipeline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
                     sent[(e.dossier, e.sequence)] = at
 
         produced = await produce_paced(
-            bootstrap, topics["GOVSYNC_TOPIC_DOSSIER"], rate, seconds, seed=7, stamp=accepted
+            bootstrap, topics.dossier, rate, seconds, seed=7, stamp=accepted
         )
-        latencies = await collect(client, simulator.base, sent, within=60)
+        measured = await collect(client, simulator.base, sent, within=60)
     return {
         "case": "source event -> portal acknowledged",
         "events": produced,
         "accepted_events": len(sent),
-        "measured": len(latencies),
+        "measured": len(measured),
         "seconds": seconds,
-        "p50": percentile(latencies, 50),
-        "p90": percentile(latencies, 90),
-        "p99": percentile(latencies, 99),
-        "max": max(latencies, default=float("nan")),
+        **latencies(measured),
     }
 
 
@@ -219,7 +199,7 @@ async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
     )
     await consumer.start()
     await asyncio.sleep(1.0)  # position at the end before producing
-    latencies: list[float] = []
+    measured: list[float] = []
     stamps: dict[bytes, float] = {}
 
     async def consume() -> None:
@@ -230,7 +210,7 @@ async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
                 for r in records:
                     stamp = stamps.pop(r.value, None) if r.value is not None else None
                     if stamp is not None:
-                        latencies.append(now - stamp)
+                        measured.append(now - stamp)
 
     def every(events: list[SourceEvent], at: float) -> None:
         stamps.update((e.value, at) for e in events)
@@ -247,12 +227,9 @@ async def baseline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
     return {
         "case": "baseline: one bare Kafka hop",
         "events": count,
-        "measured": len(latencies),
+        "measured": len(measured),
         "seconds": seconds,
-        "p50": percentile(latencies, 50),
-        "p90": percentile(latencies, 90),
-        "p99": percentile(latencies, 99),
-        "max": max(latencies, default=float("nan")),
+        **latencies(measured),
     }
 
 
@@ -279,15 +256,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "pipeline": e2e,
         "target_p99_seconds": TARGET_P99_SECONDS,
     }
-    print(f"written {write_report('end_to_end', report)}")
+    write_report("end_to_end", report)
     return report
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    run_async(main(parser.parse_args()))
+    run_async(main(arguments(__doc__, rate=1000.0, seconds=30.0)))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ import httpx
 
 from bench.common import (
     ServiceProcess,
+    arguments,
     broker,
     generate_events,
+    ingest_env,
     produce_all,
     running,
     samples,
@@ -40,30 +42,20 @@ from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 from services.localrun.traffic.generator import SourceEvent
 from services.localrun.traffic.options import TrafficOptions
+from tests.support.kafka import Topics
 
 TARGET_MB = 300.0
 EVICTION_INTERVAL_SECONDS = 60.0  # IngestWorker's default; main.run does not expose it
 
 
-def _env(bootstrap: str, run: str, retention: str | None) -> dict[str, str]:
-    env = {
-        "GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "GOVSYNC_TOPIC_DOSSIER": f"mem.dossier.{run}",
-        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": f"mem.normalized.{run}",
-        "GOVSYNC_TOPIC_DLQ": f"mem.dlq.{run}",
-        "GOVSYNC_TOPIC_STATE": f"mem.state.{run}",
-        "GOVSYNC_TOPIC_EDOCUMENT": f"mem.edoc.{run}",
-        "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": f"mem.edoc-normalized.{run}",
-        "GOVSYNC_CONSUMER_GROUP": f"mem-{run}",
-        "GOVSYNC_TOPIC_PARTITIONS": "3",
-    }
-    if retention:
-        env["GOVSYNC_FINISHED_RETENTION"] = retention
-    return env
+def _env(bootstrap: str, retention: str | None) -> dict[str, str]:
+    topics = Topics.unique("mem", uuid.uuid4().hex[:8])
+    retained = {"GOVSYNC_FINISHED_RETENTION": retention} if retention else {}
+    return ingest_env(bootstrap, topics, partitions=3, **retained)
 
 
 async def idle(bootstrap: str) -> dict[str, Any]:
-    service = ServiceProcess(["ingest"], _env(bootstrap, uuid.uuid4().hex[:8], None))
+    service = ServiceProcess(["ingest"], _env(bootstrap, None))
     async with running(service), httpx.AsyncClient(timeout=5) as client:
         await wait_ready(client, service.base)
         await asyncio.sleep(2.0)
@@ -74,8 +66,7 @@ async def idle(bootstrap: str) -> dict[str, Any]:
 async def loaded(
     bootstrap: str, events: list[SourceEvent], *, retention: str | None, case: str
 ) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:8]
-    env = _env(bootstrap, run, retention)
+    env = _env(bootstrap, retention)
     await ensure_topics(
         KafkaSettings(bootstrap_servers=bootstrap), [TopicSpec(env["GOVSYNC_TOPIC_DOSSIER"], 3)]
     )
@@ -167,15 +158,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "target_mb": TARGET_MB,
         "mb_per_thousand_finished_kept": round(per_thousand * 1000, 3),
     }
-    print(f"written {write_report('ingest_memory', report)}")
+    write_report("ingest_memory", report)
     return report
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--dossiers", type=int, default=200_000)
-    run_async(main(parser.parse_args()))
+    run_async(main(arguments(__doc__, events=1_000_000, dossiers=200_000)))
 
 
 if __name__ == "__main__":

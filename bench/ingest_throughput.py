@@ -25,8 +25,10 @@ import httpx
 
 from bench.common import (
     ServiceProcess,
+    arguments,
     broker,
     generate_events,
+    ingest_env,
     produce_all,
     running,
     samples,
@@ -44,6 +46,7 @@ from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
 from services.ingest.settings import IngestSettings
 from services.localrun.traffic.generator import SourceEvent
+from tests.support.kafka import Topics
 
 TARGET_RATIO = 0.5
 
@@ -128,19 +131,8 @@ def pure_path(events: list[SourceEvent]) -> dict[str, Any]:
     }
 
 
-async def ingest(bootstrap: str, topic: str, events: int, partitions: int) -> dict[str, Any]:
-    suffix = topic.rsplit(".", 1)[-1]
-    env = {
-        "GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "GOVSYNC_TOPIC_DOSSIER": topic,
-        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": f"normalized.{suffix}",
-        "GOVSYNC_TOPIC_DLQ": f"dlq.{suffix}",
-        "GOVSYNC_TOPIC_STATE": f"state.{suffix}",
-        "GOVSYNC_TOPIC_EDOCUMENT": f"edoc.{suffix}",
-        "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": f"edoc-normalized.{suffix}",
-        "GOVSYNC_CONSUMER_GROUP": f"ingest-{suffix}",
-        "GOVSYNC_TOPIC_PARTITIONS": str(partitions),
-    }
+async def ingest(bootstrap: str, topics: Topics, events: int, partitions: int) -> dict[str, Any]:
+    env = ingest_env(bootstrap, topics, partitions=partitions)
     service = ServiceProcess(["ingest"], env)
     async with running(service), httpx.AsyncClient(timeout=5) as client:
         await wait_ready(client, service.base)
@@ -169,7 +161,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with broker() as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap)
         run = uuid.uuid4().hex[:8]
-        base_topic, ingest_topic = f"bench.base.{run}", f"bench.ingest.{run}"
+        topics = Topics.unique("bench", run)
+        base_topic, ingest_topic = f"bench.base.{run}", topics.dossier
         await ensure_topics(
             kafka,
             [TopicSpec(base_topic, args.partitions), TopicSpec(ingest_topic, args.partitions)],
@@ -181,7 +174,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         runs = [await baseline(bootstrap, base_topic, len(events)) for _ in range(3)]
         bare = sorted(runs, key=lambda r: r["events"] / r["seconds"])[1]
         bare["runs_events_per_second"] = [round(r["events"] / r["seconds"]) for r in runs]
-        service = await ingest(bootstrap, ingest_topic, len(events), args.partitions)
+        service = await ingest(bootstrap, topics, len(events), args.partitions)
     pure = pure_path(events)
     for row in (bare, service, pure):
         row["events_per_second"] = round(row["events"] / row["seconds"], 1)
@@ -211,15 +204,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "pure_path_ratio": ceiling,
         "target_ratio": TARGET_RATIO,
     }
-    print(f"written {write_report('ingest_throughput', report)}")
+    write_report("ingest_throughput", report)
     return report
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=60_000)
-    parser.add_argument("--partitions", type=int, default=3)
-    run_async(main(parser.parse_args()))
+    run_async(main(arguments(__doc__, events=60_000, partitions=3)))
 
 
 if __name__ == "__main__":

@@ -16,20 +16,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
+from bench.common import (
+    ServiceProcess,
+    arguments,
+    broker,
+    running,
+    table,
+    wait_ready,
+    write_report,
+)
 from schemas.dossier import (
     DossierHeader,
     DossierRecord,
@@ -41,7 +45,6 @@ from schemas.dossier import (
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
-from services.localrun.broker import EmbeddedBroker, free_port
 from services.sync.main import run
 from services.sync.mapping import ndxp_status
 from services.sync.settings import (
@@ -51,8 +54,7 @@ from services.sync.settings import (
     SyncSettings,
     Target,
 )
-
-RESULTS = Path(__file__).parent / "results"
+from tests.support.kafka import Topics
 
 
 def make_stream(prefix: str, records: int, revisions: int = 3) -> list[DossierRecord]:
@@ -98,35 +100,6 @@ def make_stream(prefix: str, records: int, revisions: int = 3) -> list[DossierRe
     return stream
 
 
-class SimulatorProcess:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> SimulatorProcess:
-        env = os.environ | {"GOVSYNC_LOG_LEVEL": "WARNING"}
-        self._process = subprocess.Popen(  # noqa: S603 - our own command
-            [sys.executable, "-m", "services", "simulate", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.base}/_sim/stats", timeout=1)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("simulator did not start")
-
-    def __exit__(self, *_: object) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-
-
 async def wait_delivered(
     client: httpx.AsyncClient, destination: str, finals: dict[str, int], within: float
 ) -> None:
@@ -140,13 +113,14 @@ async def wait_delivered(
 
 async def sync_case(
     kafka: KafkaSettings,
-    sim: SimulatorProcess,
+    sim: ServiceProcess,
     target: Target,
     stream: list[DossierRecord],
     in_flight: int,
 ) -> dict[str, Any]:
     """Records/s from the first produced record to the last acknowledgement, worker warmed up."""
     unique = uuid.uuid4().hex[:8]
+    topics = Topics.unique("bench", unique)
     settings = SyncSettings(
         kafka=kafka,
         portal=PortalSettings(
@@ -154,10 +128,10 @@ async def sync_case(
         ),
         ndxp=NdxpSettings(url=f"{sim.base}/ndxp", client_secret=SecretStr("secret")),
         delivery=DeliverySettings(max_in_flight=in_flight, max_buffered=5000),
-        topic_dossier_normalized=f"bench.normalized.{unique}",
-        topic_dlq=f"bench.dlq.{unique}",
-        acked_topic_template=f"bench.{{target}}.acked.{unique}",
-        group_prefix=f"bench-{unique}-",
+        topic_dossier_normalized=topics.normalized,
+        topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template,
+        group_prefix=topics.sync_group_prefix,
     )
     topic = settings.topic_dossier_normalized
     await ensure_topics(kafka, [TopicSpec(topic, 6)])
@@ -193,7 +167,7 @@ async def sync_case(
 
 
 async def baseline_case(
-    sim: SimulatorProcess, stream: list[DossierRecord], in_flight: int
+    sim: ServiceProcess, stream: list[DossierRecord], in_flight: int
 ) -> dict[str, Any]:
     """The same NDXP bodies posted with bare httpx, `in_flight` at a time, no ordering."""
     bodies = [json.dumps(ndxp_status(r), ensure_ascii=False).encode() for r in stream]
@@ -229,30 +203,17 @@ async def baseline_case(
     }
 
 
-async def set_latency(sim: SimulatorProcess, seconds: float) -> None:
+async def set_latency(sim: ServiceProcess, seconds: float) -> None:
     async with httpx.AsyncClient(base_url=sim.base) as client:
         await client.post("/_sim/faults", json={"latency_seconds": seconds})
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'case':<40} {'records':>8} {'seconds':>8} {'rec/s':>9} {'regress':>8}"]
-    for row in rows:
-        regress = "-" if row["regressions"] is None else str(row["regressions"])
-        lines.append(
-            f"{row['case']:<40} {row['records']:>8} {row['seconds']:>8.2f}"
-            f" {row['records_per_second']:>9.1f} {regress:>8}"
-        )
-    return "\n".join(lines)
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    external = os.environ.get("GOVSYNC_BENCH_KAFKA")
-    broker = None if external else EmbeddedBroker()
-    if broker is not None:
-        broker.start()
-    try:
-        kafka = KafkaSettings(bootstrap_servers=external or broker.bootstrap)  # type: ignore[union-attr]
-        with SimulatorProcess() as sim:
+    with broker() as bootstrap:
+        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        async with running(ServiceProcess.simulator()) as sim:
+            async with httpx.AsyncClient(timeout=1) as client:
+                await wait_ready(client, sim.base, 20, path="/_sim/stats")
             zero = make_stream("z", args.records)
             baseline = await baseline_case(sim, make_stream("b", args.records), args.in_flight)
             ndxp = await sync_case(kafka, sim, Target.NDXP, zero, args.in_flight)
@@ -265,13 +226,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 kafka, sim, Target.NDXP, make_stream("l", slow_records), args.in_flight
             )
             slow["case"] += f" @{args.latency_ms:g} ms"
-    finally:
-        if broker is not None:
-            broker.stop()
     bound = 0.8 * args.in_flight / (args.latency_ms / 1000)
     report = {
         "at": datetime.now(UTC).isoformat(),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "in_flight": args.in_flight,
         "zero_latency": {
             "baseline": baseline,
@@ -288,24 +245,37 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_to_bound": round(slow["records_per_second"] / bound, 3),
         },
     }
-    print(table([baseline, ndxp, portal, slow]))
+    rows = [baseline, ndxp, portal, slow]
+    print(
+        table(
+            ["case", "records", "seconds", "rec/s", "regressions"],
+            [
+                [
+                    r["case"],
+                    r["records"],
+                    r["seconds"],
+                    r["records_per_second"],
+                    "-" if r["regressions"] is None else r["regressions"],
+                ]
+                for r in rows
+            ],
+        )
+    )
     print(f"ndxp / baseline at zero latency: {report['zero_latency']['ndxp_vs_baseline']}")
     print(
         f"at {args.latency_ms:g} ms: {slow['records_per_second']} rec/s vs bound"
         f" 0.8 x {args.in_flight} / {args.latency_ms / 1000:g} s = {bound:.0f} rec/s"
         f" (ratio {report['latency']['ratio_to_bound']}), regressions {slow['regressions']}"
     )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sync_throughput-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"written {out}")
+    write_report("sync_throughput", report)
     return report
 
 
+def cli() -> None:
+    run_async(
+        main(arguments(__doc__, records=4000, latency_records=3000, in_flight=32, latency_ms=50.0))
+    )
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=4000)
-    parser.add_argument("--latency-records", type=int, default=3000)
-    parser.add_argument("--in-flight", type=int, default=32)
-    parser.add_argument("--latency-ms", type=float, default=50.0)
-    run_async(main(parser.parse_args()))
+    cli()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,34 +25,21 @@ import orjson
 import pytest
 
 from services.common.settings import KafkaSettings
-from services.simulator.server import running_simulator
 from services.simulator.simulator import NDXP, PORTAL, Simulator
 from services.simulator.state import Call
 from tests.support.faults import (
-    Figures,
     SentEvent,
     ServiceProcess,
-    SteadyProducer,
-    Topics,
     check_ingest,
-    collect,
-    destination_revisions,
-    drain,
-    ingest_env,
-    regressions,
     repeated_deliveries,
-    sampling_rss,
-    service_processes,
-    sync_env,
     wait_for,
 )
-from tests.support.kafka import Received, create_topics
+from tests.support.kafka import Received
+from tests.support.scenario import fault_scenario
 
 pytestmark = [pytest.mark.reliability]
 
 CRASHES = int(os.environ.get("GOVSYNC_FAULT_CRASHES", "5"))
-RATE = 40.0
-DOSSIERS = 150
 
 
 async def crash_loop(
@@ -74,71 +60,35 @@ async def crash_loop(
     await service.wait_ready(within=60)
 
 
-def acknowledged(sim: Simulator, destination: str) -> Callable[[], int]:
-    """Revisions the destination holds in total: grows with every delivery it accepts."""
-    return lambda: sum(revision for revision, _ in destination_revisions(sim, destination).values())
-
-
 @pytest.mark.kafka
 @pytest.mark.slow
 async def test_kill_9_of_every_service_loses_nothing(
     kafka_settings: KafkaSettings, unique: str, tmp_path: Path, figures: Callable[[str], None]
 ) -> None:
-    topics = Topics.unique("crash", unique)
-    await create_topics(
-        kafka_settings, topics.dossier, topics.normalized, topics.dlq, topics.state, partitions=3
-    )
     sim = Simulator(seed=1)
     rng = random.Random(unique)
-    bootstrap = kafka_settings.bootstrap_servers
-    async with running_simulator(sim) as running:
-        ingest = ServiceProcess.ingest(ingest_env(bootstrap, topics), tmp_path)
-        portal = ServiceProcess.sync("portal", sync_env(bootstrap, topics, running), tmp_path)
-        ndxp = ServiceProcess.sync("ndxp", sync_env(bootstrap, topics, running), tmp_path)
+    async with fault_scenario("crash", kafka_settings, unique, tmp_path, sim) as scenario:
+        ingest, portal, ndxp = scenario.ingest(), scenario.sync("portal"), scenario.sync("ndxp")
         services = (ingest, portal, ndxp)
-        async with service_processes(*services), sampling_rss(*services):
-            for service in services:
-                await service.start()
-            await asyncio.gather(*(s.wait_ready(within=90) for s in services))
-            stream = SteadyProducer(
-                kafka_settings, topics.dossier, prefix=f"C{unique}", dossiers=DOSSIERS, rate=RATE
+        await scenario.start(*services)
+        stream = scenario.stream(f"C{unique}")
+        async with stream:
+            await asyncio.gather(
+                crash_loop(ingest, lambda: stream.count, rng, low=20, high=150),
+                crash_loop(portal, lambda: scenario.acknowledged(PORTAL), rng, low=10, high=120),
+                crash_loop(ndxp, lambda: scenario.acknowledged(NDXP), rng, low=10, high=120),
             )
-            async with stream:
-                await asyncio.gather(
-                    crash_loop(ingest, lambda: stream.count, rng, low=20, high=150),
-                    crash_loop(portal, acknowledged(sim, PORTAL), rng, low=10, high=120),
-                    crash_loop(ndxp, acknowledged(sim, NDXP), rng, low=10, high=120),
-                )
-            stopped = time.monotonic()
-            sent = stream.sent
-            assert stream.failed == 0, "the broker refused some of the stream"
+        delivery = await scenario.drain(
+            stream, [PORTAL, NDXP], services, what="both destinations up to date"
+        )
+        codes = {s.name: await s.stop() for s in services}
 
-            records = await collect(
-                kafka_settings, topics.normalized, {e.event_id for e in sent}, within=90
-            )
-            check = check_ingest(sent, records)
-            settled = await drain(
-                sim, check.finals, [PORTAL, NDXP], services, since=stopped, within=90,
-                what="both destinations up to date",
-            )  # fmt: skip
-            codes = {s.name: await s.stop() for s in services}
-
-    result = Figures(
-        "crash",
-        events=len(sent),
-        crashes=sum(s.kills for s in services),
-        lost=len(check.lost) + settled.lost(),
-        regressions=regressions(sim),
-        repeated={
-            "ingest records": check.repeats,
-            PORTAL: repeated_deliveries(sim, PORTAL),
-            NDXP: repeated_deliveries(sim, NDXP),
-        },
-        max_rss_mb={s.name: s.max_rss_kb / 1024 for s in services},
-        drain_seconds=settled.seconds,
+    check, settled = delivery.ingest, delivery.settled
+    result = scenario.report(
+        delivery,
+        figures,
         extra={"dossiers": len(check.finals), "kills": {s.name: s.kills for s in services}},
     )
-    result.report(figures)
     assert result.crashes == 3 * CRASHES
     assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"

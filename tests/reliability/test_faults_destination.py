@@ -38,24 +38,11 @@ from services.simulator.simulator import PORTAL, Simulator
 from services.sync.main import run
 from services.sync.settings import Target
 from tests.integration.sync.test_acceptance import produce, sync_settings
-from tests.support.faults import (
-    Figures,
-    ServiceProcess,
-    SteadyProducer,
-    Topics,
-    count_records,
-    destination_revisions,
-    drain,
-    normalized_record,
-    regressions,
-    repeated_deliveries,
-    service_processes,
-    sync_env,
-    wait_for,
-)
+from tests.support.faults import ServiceProcess, count_records, wait_for
 from tests.support.ingest import metric_value
 from tests.support.kafka import create_topics
 from tests.support.records import dossier_stream
+from tests.support.scenario import fault_scenario
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.slow]
 
@@ -120,90 +107,67 @@ async def sample_phase(
 async def test_portal_outage_then_slow_then_rate_limited(
     kafka_settings: KafkaSettings, unique: str, tmp_path: Path, figures: Callable[[str], None]
 ) -> None:
-    topics = Topics.unique("dest", unique)
-    await create_topics(kafka_settings, topics.normalized, topics.dlq, partitions=3)
     sim = Simulator(seed=3)
     samples = Samples()
     async with (
-        running_simulator(sim) as running,
-        httpx.AsyncClient(base_url=running.base_url, timeout=5) as control,
+        fault_scenario(
+            "destination", kafka_settings, unique, tmp_path, sim, source=False, sample_rss=False
+        ) as scenario,
+        httpx.AsyncClient(base_url=scenario.running.base_url, timeout=5) as control,
     ):
-        env = sync_env(
-            kafka_settings.bootstrap_servers,
-            topics,
-            running,
+        sync = scenario.sync(
+            "portal",
             GOVSYNC_DELIVERY_MAX_BUFFERED=str(MAX_BUFFERED),
             GOVSYNC_DELIVERY_BREAKER_RESET_SECONDS="2",
         )
-        sync = ServiceProcess.sync("portal", env, tmp_path)
-
-        def portal_total() -> int:
-            return sum(revision for revision, _ in destination_revisions(sim, PORTAL).values())
+        portal_total = scenario.acknowledged
 
         async def faults(**changes: object) -> None:
             (await control.post("/_sim/faults", json=changes)).raise_for_status()
 
-        async with service_processes(sync):
-            await sync.start()
-            await sync.wait_ready(90)
-            stream = SteadyProducer(
-                kafka_settings,
-                topics.normalized,
-                prefix=f"D{unique}",
-                dossiers=DOSSIERS,
-                rate=RATE,
-                encode=normalized_record,
+        await scenario.start(sync)
+        stream = scenario.stream(f"D{unique}", dossiers=DOSSIERS, rate=RATE)
+        async with stream:
+            await wait_for(lambda: portal_total() >= 100, within=60, what="first deliveries")
+            await faults(outage_seconds=OUTAGE_SECONDS)
+            await sample_phase(sync, samples, "outage", OUTAGE_SECONDS)
+            during_outage = stream.count
+            await faults(latency_seconds=SLOW_CALL_SECONDS)
+            before_slow = portal_total()
+            # The circuit breaker's probe interval doubled through the outage (up to 60 s):
+            # the slow phase lasts until the probe got through and deliveries resumed.
+            await sample_phase(
+                sync,
+                samples,
+                "slow",
+                0,
+                until=lambda: portal_total() > before_slow,
+                within=BREAKER_MAX_RESET_SECONDS + 10,
             )
-            async with stream:
-                await wait_for(lambda: portal_total() >= 100, within=60, what="first deliveries")
-                await faults(outage_seconds=OUTAGE_SECONDS)
-                await sample_phase(sync, samples, "outage", OUTAGE_SECONDS)
-                during_outage = stream.count
-                await faults(latency_seconds=SLOW_CALL_SECONDS)
-                before_slow = portal_total()
-                # The circuit breaker's probe interval doubled through the outage (up to 60 s):
-                # the slow phase lasts until the probe got through and deliveries resumed.
-                await sample_phase(
-                    sync,
-                    samples,
-                    "slow",
-                    0,
-                    until=lambda: portal_total() > before_slow,
-                    within=BREAKER_MAX_RESET_SECONDS + 10,
-                )
-                await sample_phase(sync, samples, "slow", SLOW_PHASE_SECONDS)
-                slow_progress = portal_total() - before_slow
-                await faults(
-                    latency_seconds=0,
-                    rate_limit_rate=1.0,
-                    retry_after_seconds=RETRY_AFTER_SECONDS,
-                )
-                await sample_phase(sync, samples, "rate-limited", RATE_LIMITED_SECONDS)
-                await faults(rate_limit_rate=0.0)
-            recovered = time.monotonic()
-            sent = stream.sent
-            assert stream.failed == 0, "the broker refused some of the stream"
-            finals = {e.dossier: (e.change, e.status) for e in stream.finals().values()}
-            settled = await drain(
-                sim, finals, [PORTAL], [sync], since=recovered, within=120,
-                what="the backlog drained",
-            )  # fmt: skip
-            dead_letter_metric = await sync.metric(
-                "govsync_sync_records_total", target=PORTAL, outcome="dead_lettered"
+            await sample_phase(sync, samples, "slow", SLOW_PHASE_SECONDS)
+            slow_progress = portal_total() - before_slow
+            await faults(
+                latency_seconds=0,
+                rate_limit_rate=1.0,
+                retry_after_seconds=RETRY_AFTER_SECONDS,
             )
-            code = await sync.stop()
-        dead_letters = await count_records(kafka_settings, topics.dlq)
+            await sample_phase(sync, samples, "rate-limited", RATE_LIMITED_SECONDS)
+            await faults(rate_limit_rate=0.0)
+        delivery = await scenario.drain(
+            stream, [PORTAL], [sync], within=120, what="the backlog drained"
+        )
+        dead_letter_metric = await sync.metric(
+            "govsync_sync_records_total", target=PORTAL, outcome="dead_lettered"
+        )
+        code = await sync.stop()
+        dead_letters = await count_records(kafka_settings, scenario.topics.dlq)
 
+    settled = delivery.settled
     outage_calls = sum(1 for c in sim.state.calls if c.fault == "outage")
     limited_calls = sum(1 for c in sim.state.calls if c.fault == "rate_limited")
-    result = Figures(
-        "destination",
-        events=len(sent),
-        lost=settled.lost(),
-        regressions=regressions(sim),
-        repeated={PORTAL: repeated_deliveries(sim, PORTAL)},
-        max_rss_mb={sync.name: sync.max_rss_kb / 1024},
-        drain_seconds=settled.seconds,
+    scenario.report(
+        delivery,
+        figures,
         extra={
             "outage s": OUTAGE_SECONDS,
             "sent during outage": during_outage,
@@ -215,7 +179,6 @@ async def test_portal_outage_then_slow_then_rate_limited(
             "dead letters": dead_letters,
         },
     )
-    result.report(figures)
     assert max(samples.paused["outage"]) == 1, "fetching was never paused during the outage"
     assert max(samples.backlog) <= MAX_BUFFERED, f"backlog reached {max(samples.backlog)}"
     assert samples.growth_mib("outage") < RSS_GROWTH_BOUND_MIB

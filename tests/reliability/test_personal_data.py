@@ -20,8 +20,8 @@ from services.common.settings import KafkaSettings
 from services.simulator.faults import Faults
 from services.simulator.server import running_simulator
 from services.simulator.simulator import Simulator
-from tests.support.faults import ServiceProcess, Topics, ingest_env, service_processes, sync_env
-from tests.support.kafka import Sent, create_topics, produce, read_topic
+from tests.support.faults import ServiceProcess, ingest_env, service_processes, sync_env
+from tests.support.kafka import Sent, Topics, create_topics, produce, read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
 

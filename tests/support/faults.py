@@ -24,7 +24,7 @@ import struct
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +40,7 @@ from services.localrun.broker import free_port
 from services.simulator.server import RunningSimulator
 from services.simulator.simulator import PORTAL, Simulator
 from tests.support.ingest import metric_value
-from tests.support.kafka import Received, topic_partitions
+from tests.support.kafka import Received, Topics, topic_partitions
 from tests.support.records import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,48 +58,14 @@ STATUS_CYCLE = (
 # --- service processes ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Topics:
-    """Every topic and group name of one test, unique to it."""
-
-    dossier: str
-    normalized: str
-    dlq: str
-    state: str
-    edocument: str
-    edocument_normalized: str
-    acked_template: str
-    ingest_group: str
-    sync_group_prefix: str
-
-    @classmethod
-    def unique(cls, prefix: str, unique: str) -> Topics:
-        return cls(
-            dossier=f"{prefix}.dossier.{unique}",
-            normalized=f"{prefix}.normalized.{unique}",
-            dlq=f"{prefix}.dlq.{unique}",
-            state=f"{prefix}.state.{unique}",
-            edocument=f"{prefix}.edoc.{unique}",
-            edocument_normalized=f"{prefix}.edoc-normalized.{unique}",
-            acked_template=f"{prefix}.sync.{{target}}.acked.{unique}",
-            ingest_group=f"{prefix}-ingest-{unique}",
-            sync_group_prefix=f"{prefix}-sync-{unique}-",
-        )
-
-    def acked(self, target: str) -> str:
-        return self.acked_template.format(target=target)
-
-
 SESSION_TIMEOUT_MS = 4000
 HEARTBEAT_MS = 500
 
 
-def _common_env(bootstrap: str, topics: Topics) -> dict[str, str]:
+def _common_env(bootstrap: str) -> dict[str, str]:
     return os.environ | {
         "GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "GOVSYNC_KAFKA_REQUEST_TIMEOUT_MS": "30000",
-        "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": topics.normalized,
-        "GOVSYNC_TOPIC_DLQ": topics.dlq,
         "GOVSYNC_HTTP_HOST": "127.0.0.1",
         "GOVSYNC_LOG_LEVEL": "WARNING",
         "GOVSYNC_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
@@ -110,16 +76,9 @@ def _common_env(bootstrap: str, topics: Topics) -> dict[str, str]:
 def ingest_env(bootstrap: str, topics: Topics, **extra: str) -> dict[str, str]:
     """Environment of `govsync ingest` on the test's topics (the HTTP port is set per process)."""
     return (
-        _common_env(bootstrap, topics)
-        | {
-            "GOVSYNC_TOPIC_DOSSIER": topics.dossier,
-            "GOVSYNC_TOPIC_STATE": topics.state,
-            "GOVSYNC_TOPIC_EDOCUMENT": topics.edocument,
-            "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": topics.edocument_normalized,
-            "GOVSYNC_CONSUMER_GROUP": topics.ingest_group,
-            "GOVSYNC_TOPIC_PARTITIONS": "3",
-            "GOVSYNC_MAX_BATCH_EVENTS": "100",
-        }
+        _common_env(bootstrap)
+        | topics.ingest_env()
+        | {"GOVSYNC_TOPIC_PARTITIONS": "3", "GOVSYNC_MAX_BATCH_EVENTS": "100"}
         | extra
     )
 
@@ -129,10 +88,9 @@ def sync_env(
 ) -> dict[str, str]:
     """Environment of `govsync sync --target ...` against the in-process simulator."""
     return (
-        _common_env(bootstrap, topics)
+        _common_env(bootstrap)
+        | topics.sync_env()
         | {
-            "GOVSYNC_ACKED_TOPIC_TEMPLATE": topics.acked_template,
-            "GOVSYNC_GROUP_PREFIX": topics.sync_group_prefix,
             "GOVSYNC_PORTAL_URL": simulator.portal_url,
             "GOVSYNC_PORTAL_PASSWORD": simulator.simulator.password,
             "GOVSYNC_PORTAL_DSTCODE": "DVCQG",
@@ -444,10 +402,24 @@ class KafkaProxy:
             await self._open.wait()
             server_reader, server_writer = await asyncio.open_connection(*upstream)
             self._writers.add(server_writer)
+            # The requests whose answers name brokers, by correlation id: those answers are
+            # rewritten on their way back.
             pending: dict[int, tuple[int, int]] = {}
+
+            async def request(body: bytes) -> bytes:
+                api_key, api_version, correlation = struct.unpack_from(">hhi", body)
+                if api_key in _FLEXIBLE_FROM:
+                    pending[correlation] = (api_key, api_version)
+                return body
+
+            async def response(body: bytes) -> bytes:
+                (correlation,) = struct.unpack_from(">i", body)
+                asked = pending.pop(correlation, None)
+                return body if asked is None else await self._rewrite(body, *asked)
+
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._requests(client_reader, server_writer, pending))
-                group.create_task(self._responses(server_reader, client_writer, pending))
+                group.create_task(self._forward(client_reader, server_writer, request))
+                group.create_task(self._forward(server_reader, client_writer, response))
         except* (OSError, asyncio.IncompleteReadError, EOFError):
             pass
         finally:
@@ -465,32 +437,15 @@ class KafkaProxy:
         await self._open.wait()
         return body
 
-    async def _requests(
+    async def _forward(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        pending: dict[int, tuple[int, int]],
+        through: Callable[[bytes], Awaitable[bytes]],
     ) -> None:
+        """Pass every frame from `reader` to `writer`, each as `through` makes it."""
         while True:
-            body = await self._frame(reader)
-            api_key, api_version, correlation = struct.unpack_from(">hhi", body)
-            if api_key in _FLEXIBLE_FROM:
-                pending[correlation] = (api_key, api_version)
-            writer.write(struct.pack(">i", len(body)) + body)
-            await writer.drain()
-
-    async def _responses(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        pending: dict[int, tuple[int, int]],
-    ) -> None:
-        while True:
-            body = await self._frame(reader)
-            (correlation,) = struct.unpack_from(">i", body)
-            request = pending.pop(correlation, None)
-            if request is not None:
-                body = await self._rewrite(body, *request)
+            body = await through(await self._frame(reader))
             writer.write(struct.pack(">i", len(body)) + body)
             await writer.drain()
 
@@ -746,8 +701,11 @@ async def count_records(kafka: KafkaSettings, topic: str, *, idle: float = 1.0) 
 
 
 @contextlib.asynccontextmanager
-async def sampling_rss(*services: ServiceProcess, interval: float = 0.5) -> AsyncIterator[None]:
-    """Sample the VmRSS of `services` every `interval` seconds while the block runs."""
+async def sampling_rss(
+    services: Sequence[ServiceProcess], interval: float = 0.5
+) -> AsyncIterator[None]:
+    """Sample the VmRSS of `services` every `interval` seconds while the block runs (a list
+    that grows meanwhile is sampled as it is at each turn)."""
 
     async def sample() -> None:
         while True:

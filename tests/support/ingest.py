@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.settings import KafkaSettings
 from services.ingest.main import run
@@ -72,18 +73,12 @@ async def running_ingest(settings: IngestSettings) -> AsyncIterator[str]:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text format (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head == name and not labels:
-            return float(value)
-        exact = head.count("=") == len(labels)
-        if (
-            head.startswith(name + "{")
-            and exact
-            and all(f'{k}="{v}"' in head for k, v in labels.items())
-        ):
-            return float(value)
+    """The value of the sample `name` with exactly `labels` in Prometheus text (0 when absent).
+
+    Read with prometheus_client's own parser, as the local run's and the benchmarks' scrapes are.
+    """
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
     return 0.0

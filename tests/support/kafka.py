@@ -1,4 +1,4 @@
-"""Small helpers for tests that produce to and read from the real broker."""
+"""Small helpers for tests (and benchmarks) on a real broker: unique names, produce, read."""
 
 from __future__ import annotations
 
@@ -28,6 +28,59 @@ class Received:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic and group name of one test or benchmark run, unique to it."""
+
+    dossier: str
+    normalized: str
+    dlq: str
+    state: str
+    edocument: str
+    edocument_normalized: str
+    acked_template: str
+    ingest_group: str
+    sync_group_prefix: str
+
+    @classmethod
+    def unique(cls, prefix: str, unique: str) -> Topics:
+        return cls(
+            dossier=f"{prefix}.dossier.{unique}",
+            normalized=f"{prefix}.normalized.{unique}",
+            dlq=f"{prefix}.dlq.{unique}",
+            state=f"{prefix}.state.{unique}",
+            edocument=f"{prefix}.edoc.{unique}",
+            edocument_normalized=f"{prefix}.edoc-normalized.{unique}",
+            acked_template=f"{prefix}.sync.{{target}}.acked.{unique}",
+            ingest_group=f"{prefix}-ingest-{unique}",
+            sync_group_prefix=f"{prefix}-sync-{unique}-",
+        )
+
+    def acked(self, target: str) -> str:
+        return self.acked_template.format(target=target)
+
+    def ingest_env(self) -> dict[str, str]:
+        """The environment that puts `govsync ingest` on these topics and its group."""
+        return {
+            "GOVSYNC_TOPIC_DOSSIER": self.dossier,
+            "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": self.normalized,
+            "GOVSYNC_TOPIC_DLQ": self.dlq,
+            "GOVSYNC_TOPIC_STATE": self.state,
+            "GOVSYNC_TOPIC_EDOCUMENT": self.edocument,
+            "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": self.edocument_normalized,
+            "GOVSYNC_CONSUMER_GROUP": self.ingest_group,
+        }
+
+    def sync_env(self) -> dict[str, str]:
+        """The environment that puts `govsync sync` on these topics and its groups."""
+        return {
+            "GOVSYNC_TOPIC_DOSSIER_NORMALIZED": self.normalized,
+            "GOVSYNC_TOPIC_DLQ": self.dlq,
+            "GOVSYNC_ACKED_TOPIC_TEMPLATE": self.acked_template,
+            "GOVSYNC_GROUP_PREFIX": self.sync_group_prefix,
+        }
 
 
 async def create_topics(settings: KafkaSettings, *names: str, partitions: int = 3) -> None:

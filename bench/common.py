@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.localrun.broker import EmbeddedBroker, free_port
+from services.localrun.broker import EmbeddedBroker, free_port, stop_process
 from services.localrun.readings import Sample
 from services.localrun.scrape import parse
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
@@ -209,15 +209,9 @@ class ServiceProcess:
         return 0
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop_process(self.process, grace_seconds=30)
+            self.process = None
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,16 @@ import time
 from types import TracebackType
 
 
+def stop_process(process: subprocess.Popen[bytes], *, grace_seconds: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `grace_seconds`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,15 +85,9 @@ class EmbeddedBroker:
         raise RuntimeError(f"embedded broker did not listen on {self.bootstrap}")
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        if self._process is not None:
+            stop_process(self._process, grace_seconds=5)
+            self._process = None
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

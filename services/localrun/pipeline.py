@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from services.common import topics
 from services.common.kafka import ensure_topics, make_producer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
@@ -101,13 +102,13 @@ def build_services(
         http_host="127.0.0.1",
         http_port=free_port(),
         log_level=settings.log_level,
-        topic_dossier=f"govsync.dossier.v1{suffix}",
-        topic_dossier_normalized=f"govsync.dossier.normalized.v1{suffix}",
-        topic_dlq=f"govsync.dlq.v1{suffix}",
-        topic_state=f"govsync.ingest.state.v1{suffix}",
-        topic_edocument=f"govsync.edocument.v1{suffix}",
-        topic_edocument_normalized=f"govsync.edocument.normalized.v1{suffix}",
-        consumer_group=f"govsync-ingest{suffix}",
+        topic_dossier=f"{topics.DOSSIER}{suffix}",
+        topic_dossier_normalized=f"{topics.DOSSIER_NORMALIZED}{suffix}",
+        topic_dlq=f"{topics.DLQ}{suffix}",
+        topic_state=f"{topics.INGEST_STATE}{suffix}",
+        topic_edocument=f"{topics.EDOCUMENT}{suffix}",
+        topic_edocument_normalized=f"{topics.EDOCUMENT_NORMALIZED}{suffix}",
+        consumer_group=f"{topics.INGEST_GROUP}{suffix}",
         topic_partitions=settings.partitions,
         trust_bundle=trust_bundle,
         own_agencies=frozenset(settings.agencies),
@@ -122,8 +123,8 @@ def build_services(
             ndxp=NdxpSettings(url=sim_ndxp, client_secret=SecretStr(SIMULATOR_SECRET)),
             topic_dossier_normalized=ingest.topic_dossier_normalized,
             topic_dlq=ingest.topic_dlq,
-            acked_topic_template=f"govsync.sync.{{target}}.acked.v1{suffix}",
-            group_prefix=f"govsync-sync{suffix}-",
+            acked_topic_template=f"{topics.SYNC_ACKED_TEMPLATE}{suffix}",
+            group_prefix=f"{topics.SYNC_GROUP_PREFIX.rstrip('-')}{suffix}-",
             http_host="127.0.0.1",
             http_port=free_port(),
             log_level=settings.log_level,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from services.localrun.broker import free_port
+from services.localrun.broker import free_port, stop_process
 
 
 @dataclass
@@ -206,12 +206,7 @@ class AdvertisingBroker:
             return
         # Memory-only and the test's own: after a refused SCRAM exchange Tansu 0.6.0 does not
         # exit on SIGTERM, so it is not waited for long.
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process, grace_seconds=1)
         self._process = None
 
 

@@ -53,8 +53,10 @@ def promtool() -> str:
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    # The year-to-date windows replay a year of hourly samples: 2.5 min of promtool on one of
+    # these 2-core machines when idle, more under load.
     return subprocess.run(  # noqa: S603 - promtool on our own files
-        command, capture_output=True, text=True, timeout=120, check=False
+        command, capture_output=True, text=True, timeout=900, check=False
     )
 
 
@@ -65,6 +67,7 @@ def test_rule_files_pass_promtool_check(promtool: str) -> None:
 
 
 @pytest.mark.parametrize("tests", RULE_TESTS, ids=lambda path: path.stem)
+@pytest.mark.timeout(900)
 def test_rule_unit_tests_pass(promtool: str, tests: Path) -> None:
     result = _run([promtool, "test", "rules", str(tests)])
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from schemas.cloudevents import CloudEvent
 from schemas.dossier import DossierEvent, DossierRecord, ProgressEvent
+from schemas.facts import SyncAck
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -23,6 +24,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "dossier-event.schema.json": DossierEvent,
     "dossier-progress-event.schema.json": ProgressEvent,
     "dossier-record.schema.json": DossierRecord,
+    "sync-ack.schema.json": SyncAck,
 }
 
 

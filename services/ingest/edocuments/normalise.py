@@ -31,13 +31,15 @@ from schemas.edocument import (
 from services.ingest.edocuments.edxml import (
     AttachmentInfo,
     OrganInfo,
+    find_signature,
     parse_date,
     parse_timestamp,
     parse_xml,
     read_document,
     read_status,
+    refuse_wrapped_content,
 )
-from services.ingest.edocuments.signature import TrustBundle, verify_pdf, verify_xml_signature
+from services.ingest.edocuments.signature import TrustBundle, check_xml_signature, verify_pdf
 from services.ingest.errors import EdxmlFieldError, MalformedXmlError
 from services.ingest.settings import EdxmlLimits
 
@@ -128,8 +130,18 @@ def normalise_edocument(
     limits: EdxmlLimits,
     context: EventContext,
 ) -> EDocumentRecord:
-    """Parse, check and normalise one document package; raises an `EdxmlError` subclass."""
-    document = read_document(parse_xml(raw, limits), limits)
+    """Parse, check and normalise one document package; raises an `EdxmlError` subclass.
+
+    The signature is checked first: once its cryptography holds, every field is read from what
+    it covers (`XmlSignatureCheck.signed_root`), never from the rest of the package.
+    """
+    root = parse_xml(raw, limits)
+    refuse_wrapped_content(root)
+    found = find_signature(root)
+    check = check_xml_signature(raw, found, trust=trust, now=now)
+    signature = check.info
+    covered = check.signed_root if check.signed_root is not None else root
+    document = read_document(covered, limits, found)
     anomalies = set(document.anomalies)
 
     issuer = _organ(document.issuer)
@@ -153,7 +165,6 @@ def normalise_edocument(
     if truncated:
         anomalies.add(Anomaly.SUBJECT_TRUNCATED)
 
-    signature = verify_xml_signature(raw, document.signature, trust=trust, now=now)
     attachments = tuple(_attachment(a, trust=trust, now=now) for a in document.attachments)
     document_type = None
     if document.document_type_code or document.document_type_name:

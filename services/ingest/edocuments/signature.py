@@ -306,6 +306,21 @@ def _covers_whole_document(reference: etree._Element) -> bool:
     return reference.get("URI") in _WHOLE_DOCUMENT_URIS and _ENVELOPED in transforms
 
 
+@dataclass(frozen=True, slots=True)
+class XmlSignatureCheck:
+    """The verdict, and the package as the signature covers it.
+
+    `signed_root` is signxml's verified result for the whole-document reference: the package
+    with the enveloped `Signature` taken out, re-parsed from the canonical bytes the digest was
+    computed over. Set when the cryptography checked out (`verified` or `untrusted`); a reader
+    takes the header and attachments from it, so nothing the signature does not cover (a
+    `ds:Object`, say) can stand in for them.
+    """
+
+    info: SignatureInfo
+    signed_root: etree._Element | None = None
+
+
 def verify_xml_signature(
     raw: bytes,
     signature: SignatureElement | None,
@@ -313,43 +328,62 @@ def verify_xml_signature(
     trust: TrustBundle | None,
     now: datetime,
 ) -> SignatureInfo:
+    """The verdict alone (see `check_xml_signature`)."""
+    return check_xml_signature(raw, signature, trust=trust, now=now).info
+
+
+def check_xml_signature(
+    raw: bytes,
+    signature: SignatureElement | None,
+    *,
+    trust: TrustBundle | None,
+    now: datetime,
+) -> XmlSignatureCheck:
     """The verdict on a package's enveloped XML-DSig signature; never raises for a bad signature.
 
     `raw` are the package bytes exactly as received (what was signed); `signature` is what
-    `edxml.read_document` found; `now` is the verification clock.
+    `edxml.find_signature` found; `now` is the verification clock.
     """
     if signature is None:
-        return SignatureInfo(verdict=SignatureVerdict.UNSIGNED)
+        return XmlSignatureCheck(SignatureInfo(verdict=SignatureVerdict.UNSIGNED))
+    info, signed_root = _check_xml(raw, signature, trust=trust, now=now)
+    return XmlSignatureCheck(info, signed_root)
+
+
+def _check_xml(
+    raw: bytes, signature: SignatureElement, *, trust: TrustBundle | None, now: datetime
+) -> tuple[SignatureInfo, etree._Element | None]:
     if not signature.in_dsig_namespace:
-        return _invalid(UnverifiedReason.WRONG_NAMESPACE)
+        return _invalid(UnverifiedReason.WRONG_NAMESPACE), None
     element = signature.element
     signed_info = child(element, "SignedInfo")
     method = child(signed_info, "SignatureMethod")
     references = children(signed_info, "Reference")
     if signed_info is None or method is None or not 1 <= len(references) <= _MAX_REFERENCES:
-        return _invalid(UnverifiedReason.MALFORMED)
+        return _invalid(UnverifiedReason.MALFORMED), None
     algorithm = _SIGNATURE_ALGORITHMS.get(method.get("Algorithm", ""), SignatureAlgorithm.OTHER)
     digests = {d.get("Algorithm", "") for d in signed_info.iter(f"{{{DSIG_NS}}}DigestMethod")}
     legacy = algorithm in _LEGACY_SIGNATURE or _SHA1_DIGEST in digests
     known: dict[str, Any] = {"algorithm": algorithm, "legacy_algorithm": legacy}
     if method.get("Algorithm") not in _ACCEPTED_METHODS or not digests <= _ACCEPTED_DIGESTS:
-        return _invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known)
+        return _invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known), None
 
     # Further references (signing tools add one for their SignatureProperties) are verified too,
     # but one of them must cover the whole package.
-    if not any(_covers_whole_document(reference) for reference in references):
-        return _invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known)
+    whole = [i for i, reference in enumerate(references) if _covers_whole_document(reference)]
+    if not whole:
+        return _invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known), None
 
     certificates = _load_certificates(element)
     if certificates is None:
-        return _invalid(UnverifiedReason.CERTIFICATE_UNPARSEABLE, **known)
+        return _invalid(UnverifiedReason.CERTIFICATE_UNPARSEABLE, **known), None
     if not certificates:
-        return _invalid(UnverifiedReason.NO_CERTIFICATE, **known)
+        return _invalid(UnverifiedReason.NO_CERTIFICATE, **known), None
     leaf = _pick_leaf(certificates)
     moment = _signing_time(element, now)
     known |= {"signer_cn": _signer_cn(leaf), "signing_time": moment}
     if not _valid_at(leaf, moment):
-        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known), None
 
     # The leaf is handed to signxml as the key to use, so signxml checks only the cryptography
     # here; trust is decided by `_chain` against our bundle, with SHA-1 chains allowed.
@@ -362,29 +396,38 @@ def verify_xml_signature(
         verification_time=moment,
     )
     try:
-        XMLVerifier().verify(raw, x509_cert=leaf, parser=_hardened_parser(), expect_config=config)
+        results = XMLVerifier().verify(
+            raw, x509_cert=leaf, parser=_hardened_parser(), expect_config=config
+        )
     except InvalidDigest:
-        return _invalid(UnverifiedReason.DIGEST_MISMATCH, **known)
+        return _invalid(UnverifiedReason.DIGEST_MISMATCH, **known), None
     except InvalidCertificate:
-        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known), None
     except XmlInvalidSignature:
-        return _invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known)
+        return _invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known), None
     except (InvalidInput, SignXMLException, ValueError, etree.LxmlError):
         # signxml's schema check and lxml raise these for structurally broken signatures.
-        return _invalid(UnverifiedReason.MALFORMED, **known)
+        return _invalid(UnverifiedReason.MALFORMED, **known), None
+    # One result per reference, in SignedInfo's order (signxml verified that SignedInfo).
+    verified = results if isinstance(results, list) else [results]
+    signed_root = verified[whole[0]].signed_xml if len(verified) == len(references) else None
+    if signed_root is None:
+        return _invalid(UnverifiedReason.MALFORMED, **known), None
 
     if trust is None:
-        return SignatureInfo(
+        info = SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.NO_TRUST_BUNDLE, **known
         )
+        return info, signed_root
     intermediates = [c for c in certificates if c is not leaf]
     chain = _chain(leaf, intermediates, trust, moment)
     known["legacy_algorithm"] = legacy or chain.legacy
     if not chain.trusted:
-        return SignatureInfo(
+        info = SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.CHAIN_NOT_TRUSTED, **known
         )
-    return SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known)
+        return info, signed_root
+    return SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known), signed_root
 
 
 # --- signed PDFs ----------------------------------------------------------------------------

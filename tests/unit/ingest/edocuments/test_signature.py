@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from schemas.edocument import SignatureAlgorithm, SignatureVerdict, UnverifiedReason
-from services.ingest.edocuments.edxml import parse_document
+from schemas.edocument import BusinessType, SignatureAlgorithm, SignatureVerdict, UnverifiedReason
+from services.ingest.edocuments.edxml import (
+    find_signature,
+    parse_document,
+    parse_xml,
+    read_document,
+)
 from services.ingest.edocuments.signature import (
     TrustBundle,
+    check_xml_signature,
     load_trust_bundle,
     verify_pdf,
     verify_xml_signature,
@@ -258,3 +264,42 @@ def test_unusable_trust_bundle(tmp_path: Path, content: bytes) -> None:
 def test_missing_trust_bundle(tmp_path: Path) -> None:
     with pytest.raises(TrustBundleError):
         load_trust_bundle(tmp_path / "absent.pem")
+
+
+# --- what the signature covers --------------------------------------------------------------
+
+
+def test_fields_are_read_from_what_the_signature_covers(pki: Pki, bundle: TrustBundle) -> None:
+    """A revocation hidden in a `ds:Object` (outside the digest) and met first by a reader of
+    the whole package is not in the signed root, so the record reads the signed business type."""
+    signed = sign_edxml(build_document(), pki.signer)
+    # Moved as text: lxml would rename the signature's prefixes and break it.
+    start = signed.index(b"<ns0:Signature")
+    end = signed.index(b"</ns0:Signature>")
+    revocation = (
+        b"<ns0:Object><Bussiness><BussinessDocType>1</BussinessDocType>"
+        b"<DocumentId>000.00.00.G22,2026/01/01,1/QD</DocumentId></Bussiness></ns0:Object>"
+    )
+    rest = signed[:start] + signed[end + len(b"</ns0:Signature>") :]
+    anchor = rest.index(b"<edXML:edXMLHeader>") + len(b"<edXML:edXMLHeader>")
+    forged = rest[:anchor] + signed[start:end] + revocation + b"</ns0:Signature>" + rest[anchor:]
+
+    whole = parse_xml(forged, EdxmlLimits())
+    found = find_signature(whole)
+    assert read_document(whole, EdxmlLimits(), found).business_type is BusinessType.REVOKED
+    check = check_xml_signature(forged, found, trust=bundle, now=NOW)
+    assert check.info.verdict is V.VERIFIED
+    assert check.signed_root is not None
+    assert next(check.signed_root.iter("{*}Signature"), None) is None
+    covered = read_document(check.signed_root, EdxmlLimits(), found)
+    assert covered.business_type is BusinessType.NEW
+    assert covered.replaces == ()
+
+
+def test_no_signed_root_when_the_cryptography_fails(pki: Pki, bundle: TrustBundle) -> None:
+    raw = with_subject(sign_edxml(build_document(), pki.signer), "Quyết định khác")
+    check = check_xml_signature(
+        raw, find_signature(parse_xml(raw, EdxmlLimits())), trust=bundle, now=NOW
+    )
+    assert check.info.verdict is V.INVALID
+    assert check.signed_root is None

@@ -1,0 +1,108 @@
+"""Forged "verified" documents (issue 13): what a signature does not cover never counts as signed.
+
+Each test starts from packages the test PKI signs legitimately, forges them the way the issue
+reproduced it, and runs them through `DocumentPipeline` (normalise, then decide) as the worker
+does. The oracle counts verified outgoing documents by the test's own reckoning: only the
+legitimately signed packages, by a signer bound to their agency, may count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from schemas.cloudevents import EventType
+from schemas.edocument import Direction, SignatureVerdict
+from services.ingest.edocuments.pipeline import DocumentPipeline
+from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.envelope import Envelope
+from services.ingest.errors import EdxmlRefusedError, EventRefusedError
+from services.ingest.settings import EdxmlLimits
+from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, build_document
+from tests.support.pki import make_pki, sign_edxml
+
+pytestmark = pytest.mark.reliability
+Figures = Callable[[str], None]
+
+
+def pipeline() -> DocumentPipeline:
+    return DocumentPipeline(
+        own_agencies=OWN_AGENCIES,
+        trust=TrustBundle.from_pem(make_pki().bundle_pem),
+        limits=EdxmlLimits(),
+    )
+
+
+def envelope(raw: bytes, n: int) -> Envelope:
+    return Envelope(f"forged-{n}", "urn:vn:gov:edoc:test", EventType.EDXML, NOW, raw, None, "bare")
+
+
+def verified_outgoing(documents: DocumentPipeline, packages: list[bytes]) -> tuple[int, int]:
+    """(verified outgoing documents counted, packages refused) after feeding `packages`."""
+    counted = refused = 0
+    for n, raw in enumerate(packages):
+        try:
+            record = documents.normalise(envelope(raw, n), now=NOW)
+        except EventRefusedError:
+            refused += 1
+            continue
+        result = documents.decide(record)
+        if (
+            result.counted is not None
+            and result.counted.direction is Direction.OUTGOING
+            and result.counted.signature is SignatureVerdict.VERIFIED
+        ):
+            counted += 1
+    return counted, refused
+
+
+def _header_of(package: bytes) -> bytes:
+    """The `MessageHeader` of `package` as written (its `edXML:` prefix is the signed package's)."""
+    start = package.index(b"<edXML:MessageHeader>")
+    end = package.index(b"</edXML:MessageHeader>") + len(b"</edXML:MessageHeader>")
+    return package[start:end]
+
+
+def wrap(signed: bytes, forged_header: bytes) -> bytes:
+    """Signature wrapping: the forged header in a `ds:Object` of the legitimate signature, and
+    the signature moved in front of the real header, where a first-match reader meets it first.
+    The enveloped transform removes the whole `Signature`, so the digest still matches. Done on
+    the text, as an attacker would: lxml would rename prefixes when moving the element."""
+    match = re.search(rb"<(\w+):Signature[ >]", signed)
+    assert match is not None
+    prefix = match.group(1)
+    close = b"</%s:Signature>" % prefix
+    end = signed.index(close)
+    signature = (
+        signed[match.start() : end]
+        + b"<%s:Object>%s</%s:Object>" % (prefix, forged_header, prefix)
+        + close
+    )
+    rest = signed[: match.start()] + signed[end + len(close) :]
+    anchor = rest.index(b"<edXML:edXMLHeader>") + len(b"<edXML:edXMLHeader>")
+    return rest[:anchor] + signature + rest[anchor:]
+
+
+def test_a_header_hidden_in_the_signature_never_counts_as_verified(figures: Figures) -> None:
+    pki = make_pki()
+    legitimate = sign_edxml(build_document(number="700"), pki.signer)
+    forged = [
+        wrap(legitimate, _header_of(build_document(organ_id=ISSUER, number=f"70{n}")))
+        for n in (1, 2, 3)
+    ]
+    # The oracle: one legitimately signed outgoing document, whatever is wrapped around it.
+    counted, refused = verified_outgoing(pipeline(), [legitimate, *forged])
+    figures(f"{len(forged)} forged packages from one signed package: {refused} refused")
+    assert counted == 1
+    assert refused == len(forged)
+
+
+def test_a_forged_package_is_refused_with_its_reason() -> None:
+    legitimate = sign_edxml(build_document(number="710"), make_pki().signer)
+    forged = wrap(legitimate, _header_of(build_document(number="711")))
+    with pytest.raises(EdxmlRefusedError) as refused:
+        pipeline().normalise(envelope(forged, 0), now=NOW)
+    assert refused.value.cause == "WrappedContentError"
+    assert "MessageHeader" in str(refused.value)

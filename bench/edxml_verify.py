@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from bench.common import arguments, table, write_report
 from services.ingest.edocuments.normalise import EventContext, normalise_edocument
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import NOW, OWN_AGENCIES, Attachment, build_document
 from tests.support.pki import make_pki, sign_edxml, signed_pdf

@@ -88,6 +88,10 @@ class UnverifiedReason(StrEnum):
     REFERENCE_NOT_WHOLE_DOCUMENT = "reference_not_whole_document"
     DIGEST_MISMATCH = "digest_mismatch"
     SIGNATURE_MISMATCH = "signature_mismatch"
+    KEY_NOT_FOR_SIGNING = "key_not_for_signing"
+    """No digitalSignature or nonRepudiation key usage, or no signing purpose in the EKU."""
+    CHAIN_INVALID = "chain_invalid"
+    """A path to the bundle breaks its rules: path length, name constraints, a CA not valid."""
 
 
 class SignatureAlgorithm(StrEnum):

@@ -23,7 +23,7 @@ from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_int
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import load_trust_bundle
+from services.ingest.edocuments.trust import load_trust_bundle
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.worker import IngestWorker, WorkerTopics

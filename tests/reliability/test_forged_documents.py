@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
 from schemas.cloudevents import EventType
-from schemas.edocument import Direction, SignatureVerdict
+from schemas.edocument import Direction, EDocumentRecord, SignatureVerdict
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
 from services.ingest.errors import EdxmlRefusedError, EventRefusedError
 from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, build_document
-from tests.support.pki import make_pki, sign_edxml
+from tests.support.pki import make_misissued, make_pki, sign_edxml, sign_xades
 
 pytestmark = pytest.mark.reliability
 Figures = Callable[[str], None]
@@ -56,6 +57,12 @@ def verified_outgoing(documents: DocumentPipeline, packages: list[bytes]) -> tup
         ):
             counted += 1
     return counted, refused
+
+
+def record(documents: DocumentPipeline, raw: bytes) -> EDocumentRecord:
+    normalised = documents.normalise(envelope(raw, 0), now=NOW)
+    assert isinstance(normalised, EDocumentRecord)
+    return normalised
 
 
 def _header_of(package: bytes) -> bytes:
@@ -106,3 +113,35 @@ def test_a_forged_package_is_refused_with_its_reason() -> None:
         pipeline().normalise(envelope(forged, 0), now=NOW)
     assert refused.value.cause == "WrappedContentError"
     assert "MessageHeader" in str(refused.value)
+
+
+def test_signers_that_may_not_sign_never_count_as_verified(figures: Figures) -> None:
+    """An expired certificate with a back-dated SigningTime no reference covers, a TLS server
+    certificate (serverAuth only) and a signer below a CA its issuer's pathLenConstraint (0)
+    forbids: each is issued by the trusted root, and none may count."""
+    pki, misissued = make_pki(), make_misissued()
+    back_dated = datetime(2020, 6, 1, tzinfo=UTC)
+    packages = {
+        "expired, back-dated unsigned time": sign_edxml(
+            build_document(number="731"), pki.expired_signer, signing_time=back_dated
+        ),
+        "TLS server certificate": sign_edxml(build_document(number="732"), misissued.tls_server),
+        "beyond pathLenConstraint": sign_edxml(
+            build_document(number="733"), misissued.beyond_path_length
+        ),
+    }
+    legitimate = sign_edxml(build_document(number="730"), pki.signer)
+    documents = pipeline()
+    counted, refused = verified_outgoing(documents, [legitimate, *packages.values()])
+    verdicts = {name: record(documents, raw).signature for name, raw in packages.items()}
+    figures(
+        f"{len(packages)} signers that may not sign: "
+        + ", ".join(f"{name} -> {info.verdict}/{info.reason}" for name, info in verdicts.items())
+    )
+    assert refused == 0
+    assert counted == 1
+    # The same signer's expired certificate verifies with a time the signature covers.
+    signed_time = sign_xades(
+        build_document(number="734"), pki.expired_signer, signing_time=back_dated
+    )
+    assert verified_outgoing(pipeline(), [signed_time]) == (1, 0)

@@ -17,8 +17,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from lxml import etree
 from signxml.signer import XMLSigner
+from signxml.xades.xades import XAdESSigner
 
 from services.localrun.pki import DSIG_NS, Identity, KeyKind, issue, sign_enveloped, to_bytes
 
@@ -28,6 +30,7 @@ _SIGNING_TIME_NS = "http://uri.etsi.org/01903/v1.3.2#"
 NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2035, 1, 1, tzinfo=UTC)
 EXPIRED_NOT_AFTER = datetime(2021, 1, 1, tzinfo=UTC)
+SIGNER_ORGANISATION = "UBND tỉnh Thử Nghiệm"
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,40 @@ def _ca(common_name: str, issuer: Identity | None = None) -> Identity:
     )
 
 
-def _leaf(common_name: str, issuer: Identity, *, not_after: datetime = NOT_AFTER) -> Identity:
+def _leaf(
+    common_name: str,
+    issuer: Identity,
+    *,
+    not_after: datetime = NOT_AFTER,
+    organisation: str = SIGNER_ORGANISATION,
+    key_usage: x509.KeyUsage | None = None,
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] = (),
+) -> Identity:
     return issue(
         common_name,
         issuer,
         ca=False,
         key=KeyKind.RSA_2048,
-        organisation="UBND tỉnh Thử Nghiệm",
+        organisation=organisation,
         not_before=NOT_BEFORE,
         not_after=not_after,
         key_identifiers=True,
+        key_usage=key_usage,
+        extended_key_usage=extended_key_usage,
+    )
+
+
+def _key_usage(*, digital_signature: bool, key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -85,6 +112,50 @@ def make_pki() -> Pki:
         expired_signer=_leaf("Văn thư hết hạn", intermediate, not_after=EXPIRED_NOT_AFTER),
         stranger_root=stranger_root,
         stranger_signer=_leaf("Người lạ", stranger_root),
+    )
+
+
+@dataclass(frozen=True)
+class Misissued:
+    """Certificates the trusted CAs should never have made, or that are not for signing."""
+
+    tls_server: Identity
+    """Extended key usage serverAuth only (a web server's certificate)."""
+    encipherment_only: Identity
+    """Key usage keyEncipherment only: neither digitalSignature nor nonRepudiation."""
+    beyond_path_length: Identity
+    """Under root -> issuing CA with pathLenConstraint 0 -> a sub-CA it may not have made."""
+
+
+@cache
+def make_misissued() -> Misissued:
+    """Made apart from `make_pki`, by the same trusted root: only the tests that need them pay."""
+    pki = make_pki()
+    constrained = issue(
+        "govsync Test Constrained CA",
+        pki.root,
+        ca=True,
+        key=KeyKind.RSA_2048,
+        organisation="govsync test PKI",
+        not_before=NOT_BEFORE,
+        not_after=NOT_AFTER,
+        key_identifiers=True,
+        path_length=0,
+    )
+    sub_ca = _ca("govsync Test Sub-CA", constrained)
+    return Misissued(
+        tls_server=_leaf(
+            "portal.example.gov.vn",
+            pki.intermediate,
+            key_usage=_key_usage(digital_signature=True, key_encipherment=True),
+            extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        ),
+        encipherment_only=_leaf(
+            "Mã hoá",
+            pki.intermediate,
+            key_usage=_key_usage(digital_signature=False, key_encipherment=True),
+        ),
+        beyond_path_length=_leaf("Văn thư dưới CA con", sub_ca),
     )
 
 
@@ -131,6 +202,26 @@ def sign_edxml(
         etree.SubElement(prop, f"{{{_SIGNING_TIME_NS}}}SigningTime").text = signing_time.astimezone(
             UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_bytes(signed)
+
+
+def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime) -> bytes:
+    """Sign `xml` enveloped with XAdES: `signing_time` in the SignedProperties, which a
+    reference of the signature covers (a signed claim, unlike `sign_edxml`'s)."""
+
+    class Signer(XAdESSigner):
+        # signxml writes the clock's SigningTime; the test chooses its own.
+        def add_signing_time(
+            self, signed_signature_properties: Any, sig_root: Any, signing_settings: Any
+        ) -> None:
+            element = etree.SubElement(
+                signed_signature_properties, f"{{{_SIGNING_TIME_NS}}}SigningTime"
+            )
+            element.text = signing_time.astimezone(UTC).isoformat(timespec="seconds")
+
+    signed = sign_enveloped(
+        xml, identity, algorithm="rsa-sha256", digest="sha256", signer_class=Signer
+    )
     return to_bytes(signed)
 
 

@@ -39,7 +39,8 @@ from services.ingest.edocuments.edxml import (
     read_status,
     refuse_wrapped_content,
 )
-from services.ingest.edocuments.signature import TrustBundle, check_xml_signature, verify_pdf
+from services.ingest.edocuments.signature import check_xml_signature, verify_pdf
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.errors import EdxmlFieldError, MalformedXmlError
 from services.ingest.settings import EdxmlLimits
 

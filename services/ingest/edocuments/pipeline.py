@@ -18,7 +18,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
 from services.ingest.errors import ContractError, DecodeError, EdxmlError, EdxmlRefusedError
 from services.ingest.outcome import Outcome

@@ -11,7 +11,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, build_document, build_status
 from tests.support.pki import make_pki, sign_edxml

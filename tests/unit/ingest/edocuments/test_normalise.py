@@ -21,7 +21,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.errors import EdxmlError, EdxmlFieldError
 from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import (

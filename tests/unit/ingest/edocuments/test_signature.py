@@ -17,14 +17,14 @@ from services.ingest.edocuments.edxml import (
     read_document,
 )
 from services.ingest.edocuments.signature import (
-    TrustBundle,
     check_xml_signature,
-    load_trust_bundle,
     verify_pdf,
     verify_xml_signature,
 )
+from services.ingest.edocuments.trust import TrustBundle, load_trust_bundle
 from services.ingest.errors import TrustBundleError
 from services.ingest.settings import EdxmlLimits
+from services.localrun.pki import Identity
 from tests.support.edxml_corpus import (
     NOW,
     build_document,
@@ -34,9 +34,12 @@ from tests.support.edxml_corpus import (
 )
 from tests.support.pki import (
     EXPIRED_NOT_AFTER,
+    Misissued,
     Pki,
+    make_misissued,
     make_pki,
     sign_edxml,
+    sign_xades,
     signed_pdf,
     tamper_pdf,
     unsigned_pdf,
@@ -170,20 +173,54 @@ def test_verified_details_carry_no_personal_data(pki: Pki, bundle: TrustBundle) 
     assert info.signing_time == NOW  # type: ignore[attr-defined]
 
 
-def test_signing_time_from_package_is_used(pki: Pki, bundle: TrustBundle) -> None:
-    """Signed while valid, checked after expiry: the package's SigningTime decides."""
+def test_an_unsigned_signing_time_is_ignored(pki: Pki, bundle: TrustBundle) -> None:
+    """A SigningTime no reference covers is anyone's claim: the clock decides, and the expired
+    certificate does not verify."""
+    raw = sign_edxml(
+        build_document(), pki.expired_signer, signing_time=datetime(2020, 6, 1, tzinfo=UTC)
+    )
+    info = _check(raw, bundle)
+    assert (info.verdict, info.reason) == (V.INVALID, R.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME)  # type: ignore[attr-defined]
+    assert info.signing_time == NOW  # type: ignore[attr-defined]
+
+
+def test_a_signed_signing_time_is_used(pki: Pki, bundle: TrustBundle) -> None:
+    """Signed while valid, checked after expiry: the XAdES SigningTime the signature covers."""
     signed_at = datetime(2020, 6, 1, tzinfo=UTC)
-    raw = sign_edxml(build_document(), pki.expired_signer, signing_time=signed_at)
-    later = datetime(2026, 3, 2, tzinfo=UTC)
-    assert later > EXPIRED_NOT_AFTER
-    info = _check(raw, bundle, now=later)
+    raw = sign_xades(build_document(), pki.expired_signer, signing_time=signed_at)
+    assert NOW > EXPIRED_NOT_AFTER
+    info = _check(raw, bundle)
     assert info.verdict is V.VERIFIED  # type: ignore[attr-defined]
     assert info.signing_time == signed_at  # type: ignore[attr-defined]
 
 
+def test_a_signed_signing_time_changed_after_signing_is_invalid(
+    pki: Pki, bundle: TrustBundle
+) -> None:
+    raw = sign_xades(build_document(), pki.signer, signing_time=datetime(2026, 3, 1, tzinfo=UTC))
+    forged = raw.replace(b"2026-03-01T00:00:00+00:00", b"2020-03-01T00:00:00+00:00")
+    assert forged != raw
+    assert _check(forged, bundle).verdict is V.INVALID  # type: ignore[attr-defined]
+
+
 def test_signing_time_in_the_future_is_capped_at_the_clock(pki: Pki, bundle: TrustBundle) -> None:
-    raw = sign_edxml(build_document(), pki.signer, signing_time=datetime(2040, 1, 1, tzinfo=UTC))
+    raw = sign_xades(build_document(), pki.signer, signing_time=datetime(2040, 1, 1, tzinfo=UTC))
     assert _check(raw, bundle).signing_time == NOW  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("pick", "reason"),
+    [
+        pytest.param(lambda m: m.tls_server, R.KEY_NOT_FOR_SIGNING, id="tls-server-certificate"),
+        pytest.param(lambda m: m.encipherment_only, R.KEY_NOT_FOR_SIGNING, id="encipherment-only"),
+        pytest.param(lambda m: m.beyond_path_length, R.CHAIN_INVALID, id="beyond-path-length"),
+    ],
+)
+def test_misissued_signers_are_invalid(
+    bundle: TrustBundle, pick: Callable[[Misissued], Identity], reason: R
+) -> None:
+    info = _check(sign_edxml(build_document(), pick(make_misissued())), bundle)
+    assert (info.verdict, info.reason) == (V.INVALID, reason)  # type: ignore[attr-defined]
 
 
 def test_signature_over_part_of_the_package_is_invalid(pki: Pki, bundle: TrustBundle) -> None:

@@ -13,7 +13,7 @@ import pytest
 from schemas.edocument import SignatureVerdict
 from services.ingest.dossiers.state import DossierState
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import decode_record
 from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline

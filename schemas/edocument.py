@@ -92,6 +92,10 @@ class UnverifiedReason(StrEnum):
     """No digitalSignature or nonRepudiation key usage, or no signing purpose in the EKU."""
     CHAIN_INVALID = "chain_invalid"
     """A path to the bundle breaks its rules: path length, name constraints, a CA not valid."""
+    MODIFIED_AFTER_SIGNING = "modified_after_signing"
+    """A PDF changed after signing beyond what its signature allows (pyHanko's diff analysis)."""
+    PDF_POLICY_FAILED = "pdf_policy_failed"
+    """A PDF's seed-value constraints or its timestamp token failed pyHanko's bottom line."""
 
 
 class SignatureAlgorithm(StrEnum):

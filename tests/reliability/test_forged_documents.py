@@ -21,8 +21,15 @@ from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
 from services.ingest.errors import EdxmlRefusedError, EventRefusedError
 from services.ingest.settings import EdxmlLimits
-from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, build_document
-from tests.support.pki import make_misissued, make_pki, sign_edxml, sign_xades
+from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, Attachment, build_document
+from tests.support.pki import (
+    make_misissued,
+    make_pki,
+    rewrite_page_after_signing,
+    sign_edxml,
+    sign_xades,
+    signed_pdf,
+)
 
 pytestmark = pytest.mark.reliability
 Figures = Callable[[str], None]
@@ -145,3 +152,28 @@ def test_signers_that_may_not_sign_never_count_as_verified(figures: Figures) -> 
         build_document(number="734"), pki.expired_signer, signing_time=back_dated
     )
     assert verified_outgoing(pipeline(), [signed_time]) == (1, 0)
+
+
+def test_a_pdf_rewritten_after_signing_is_not_verified(figures: Figures) -> None:
+    """An incremental update after the signature replaces the page's content: the signed bytes
+    are intact, pyHanko's difference analysis calls the change suspicious, and so do we."""
+    pki = make_pki()
+    original = signed_pdf(pki.signer)
+    rewritten = rewrite_page_after_signing(original)
+    package = sign_edxml(
+        build_document(
+            number="740",
+            attachments=(Attachment("qd.pdf", original), Attachment("qd-sua.pdf", rewritten)),
+        ),
+        pki.signer,
+    )
+    attachments = {a.name: a.signature for a in record(pipeline(), package).attachments}
+    rewritten_info, original_info = attachments["qd-sua.pdf"], attachments["qd.pdf"]
+    assert rewritten_info is not None
+    assert original_info is not None
+    figures(
+        f"PDF with its page rewritten in an incremental update ({len(rewritten) - len(original)}"
+        f" bytes appended): {rewritten_info.verdict}/{rewritten_info.reason}"
+    )
+    assert original_info.verdict is SignatureVerdict.VERIFIED
+    assert rewritten_info.verdict is not SignatureVerdict.VERIFIED

@@ -289,3 +289,21 @@ def signed_pdf(identity: Identity) -> bytes:
 def tamper_pdf(pdf: bytes) -> bytes:
     """Change one byte inside the signed range (the page's MediaBox)."""
     return pdf.replace(b"/MediaBox [0 0 200 200]", b"/MediaBox [0 0 201 200]", 1)
+
+
+def rewrite_page_after_signing(pdf: bytes) -> bytes:
+    """An incremental update after the signature that replaces the page's content stream: the
+    signed bytes are untouched, so the signature stays intact, but what the page shows is new."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page_ref = writer.root["/Pages"]["/Kids"].raw_get(0)
+    page = page_ref.get_object()
+    page["/Contents"] = writer.add_object(
+        generic.StreamObject(stream_data=b"BT 10 10 Td (Noi dung khac) Tj ET")
+    )
+    writer.mark_update(page_ref)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()

@@ -30,6 +30,8 @@ Decisions worth knowing:
 - A `Signature` element outside the XML-DSig namespace is `invalid` (reason `wrong_namespace`), not
   `unsigned`: the sender meant to sign, and the index must not count it as signed either way. We
   never rewrite the namespace to make it verify, as that would verify something nobody signed.
+- A PDF verifies only on pyHanko's bottom line: intact, trusted, and no suspicious modification
+  after signing (an incremental update that rewrites page content is `modified_after_signing`).
 - SHA-1 (rsa-sha1, sha1 digests, SHA-1 certificate signatures) still verifies, flagged
   `legacy_algorithm=True`. Revocation (CRL, OCSP) is not checked: no network on this path.
 
@@ -51,6 +53,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import SignatureCoverageLevel
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import (
     InvalidCertificate,
@@ -405,6 +408,12 @@ def _pdf_verdict(status: Any, moment: datetime, trust: TrustBundle | None) -> Si
         return _invalid(UnverifiedReason.MALFORMED, **known)
     if not (status.intact and status.valid) or signer is None:
         return _invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known)
+    # pyHanko's difference analysis of the revisions after the signed one: an incremental update
+    # that rewrites page content (anything beyond form filling and annotations) is suspicious.
+    if status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+        return _invalid(UnverifiedReason.MODIFIED_AFTER_SIGNING, **known)
+    if status.modification_level is not None and not status.docmdp_ok:
+        return _invalid(UnverifiedReason.MODIFIED_AFTER_SIGNING, **known)
     if not signer.not_valid_before <= moment <= signer.not_valid_after:
         return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
     if not fits_for_signing(signer):
@@ -421,6 +430,9 @@ def _pdf_verdict(status: Any, moment: datetime, trust: TrustBundle | None) -> Si
                 **known,
             )
         return _invalid(UnverifiedReason.CHAIN_INVALID, **known)
+    if not status.bottom_line:
+        # Left by the checks above: the field's seed-value constraints or a timestamp token.
+        return _invalid(UnverifiedReason.PDF_POLICY_FAILED, **known)
     chain = path_check(status.validation_path)
     known["legacy_algorithm"] = legacy or chain.legacy
     return SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known)

@@ -38,6 +38,7 @@ from tests.support.pki import (
     Pki,
     make_misissued,
     make_pki,
+    rewrite_page_after_signing,
     sign_edxml,
     sign_xades,
     signed_pdf,
@@ -249,6 +250,18 @@ def test_garbage_signature_value_is_a_verdict_not_an_error(pki: Pki, bundle: Tru
         pytest.param(
             lambda p: signed_pdf(p.stranger_signer), V.UNTRUSTED, V.UNTRUSTED, id="stranger-ca"
         ),
+        pytest.param(
+            lambda p: rewrite_page_after_signing(signed_pdf(p.signer)),
+            V.INVALID,
+            V.INVALID,
+            id="page-rewritten-after-signing",
+        ),
+        pytest.param(
+            lambda p: signed_pdf(make_misissued().tls_server),
+            V.INVALID,
+            V.INVALID,
+            id="tls-server-certificate",
+        ),
         pytest.param(lambda p: unsigned_pdf(), None, None, id="unsigned"),
         pytest.param(lambda p: b"%PDF-1.7 broken", V.INVALID, V.INVALID, id="not-a-pdf"),
     ],
@@ -261,6 +274,12 @@ def test_pdf_verdicts(
     assert (checked.verdict if checked else None) is with_bundle
     unbundled = verify_pdf(pdf, trust=None, now=NOW)
     assert (unbundled.verdict if unbundled else None) is without_bundle
+
+
+def test_a_page_rewritten_after_signing_is_named(pki: Pki, bundle: TrustBundle) -> None:
+    checked = verify_pdf(rewrite_page_after_signing(signed_pdf(pki.signer)), trust=bundle, now=NOW)
+    assert checked is not None
+    assert checked.reason is R.MODIFIED_AFTER_SIGNING
 
 
 @pytest.fixture(scope="module")

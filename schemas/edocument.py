@@ -94,6 +94,8 @@ class UnverifiedReason(StrEnum):
     """A path to the bundle breaks its rules: path length, name constraints, a CA not valid."""
     MODIFIED_AFTER_SIGNING = "modified_after_signing"
     """A PDF changed after signing beyond what its signature allows (pyHanko's diff analysis)."""
+    SIGNER_NOT_BOUND = "signer_not_bound"
+    """A valid signer that is not bound to the issuing agency (`GOVSYNC_SIGNER_BINDINGS`)."""
     PDF_POLICY_FAILED = "pdf_policy_failed"
     """A PDF's seed-value constraints or its timestamp token failed pyHanko's bottom line."""
 

@@ -15,15 +15,22 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.cloudevents import EventType
-from schemas.edocument import Direction, EDocumentRecord, SignatureVerdict
+from schemas.edocument import Direction, EDocumentRecord, SignatureVerdict, UnverifiedReason
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
 from services.ingest.errors import EdxmlRefusedError, EventRefusedError
 from services.ingest.settings import EdxmlLimits
-from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, Attachment, build_document
+from tests.support.edxml_corpus import (
+    ISSUER,
+    NOW,
+    OWN_AGENCIES,
+    Attachment,
+    bindings,
+    build_document,
+)
 from tests.support.pki import (
-    make_misissued,
+    make_other_signers,
     make_pki,
     rewrite_page_after_signing,
     sign_edxml,
@@ -40,6 +47,7 @@ def pipeline() -> DocumentPipeline:
         own_agencies=OWN_AGENCIES,
         trust=TrustBundle.from_pem(make_pki().bundle_pem),
         limits=EdxmlLimits(),
+        bindings=bindings(),
     )
 
 
@@ -126,15 +134,15 @@ def test_signers_that_may_not_sign_never_count_as_verified(figures: Figures) -> 
     """An expired certificate with a back-dated SigningTime no reference covers, a TLS server
     certificate (serverAuth only) and a signer below a CA its issuer's pathLenConstraint (0)
     forbids: each is issued by the trusted root, and none may count."""
-    pki, misissued = make_pki(), make_misissued()
+    pki, others = make_pki(), make_other_signers()
     back_dated = datetime(2020, 6, 1, tzinfo=UTC)
     packages = {
         "expired, back-dated unsigned time": sign_edxml(
             build_document(number="731"), pki.expired_signer, signing_time=back_dated
         ),
-        "TLS server certificate": sign_edxml(build_document(number="732"), misissued.tls_server),
+        "TLS server certificate": sign_edxml(build_document(number="732"), others.tls_server),
         "beyond pathLenConstraint": sign_edxml(
-            build_document(number="733"), misissued.beyond_path_length
+            build_document(number="733"), others.beyond_path_length
         ),
     }
     legitimate = sign_edxml(build_document(number="730"), pki.signer)
@@ -177,3 +185,41 @@ def test_a_pdf_rewritten_after_signing_is_not_verified(figures: Figures) -> None
     )
     assert original_info.verdict is SignatureVerdict.VERIFIED
     assert rewritten_info.verdict is not SignatureVerdict.VERIFIED
+
+
+def test_a_signer_not_bound_to_the_issuing_agency_never_counts_as_verified(
+    figures: Figures,
+) -> None:
+    """A valid signer of another organisation, certified by the same trusted CA, signs packages
+    that name our agency as the issuer (and a PDF in one of ours); a package of an agency with
+    no binding at all: none may count as that agency's verified document."""
+    pki, others = make_pki(), make_other_signers()
+    impostor = others.other_agency
+    foreign_pdf = signed_pdf(impostor)
+    packages = [
+        sign_edxml(build_document(organ_id=ISSUER, number=f"75{n}"), impostor) for n in (1, 2, 3)
+    ]
+    unbound_agency = sign_edxml(build_document(organ_id="000.00.99.K99", number="754"), pki.signer)
+    own_with_foreign_pdf = sign_edxml(
+        build_document(number="755", attachments=(Attachment("qd.pdf", foreign_pdf),)), pki.signer
+    )
+    legitimate = sign_edxml(build_document(number="750"), pki.signer)
+    documents = pipeline()
+    counted, refused = verified_outgoing(documents, [legitimate, *packages])
+    impostor_info = record(documents, packages[0]).signature
+    unbound_info = record(documents, unbound_agency).signature
+    pdf = record(documents, own_with_foreign_pdf).attachments[0].signature
+    figures(
+        f"{len(packages)} packages signed for our agency by another agency's valid signer:"
+        f" {counted - 1} counted verified ({impostor_info.verdict}/{impostor_info.reason});"
+        f" an unbound agency's: {unbound_info.verdict}/{unbound_info.reason}"
+    )
+    assert (counted, refused) == (1, 0)
+    assert (impostor_info.verdict, impostor_info.reason) == (
+        SignatureVerdict.UNTRUSTED,
+        UnverifiedReason.SIGNER_NOT_BOUND,
+    )
+    assert unbound_info.verdict is SignatureVerdict.UNTRUSTED
+    assert pdf is not None
+    assert pdf.verdict is SignatureVerdict.UNTRUSTED
+    assert record(documents, own_with_foreign_pdf).signature.verdict is SignatureVerdict.VERIFIED

@@ -9,6 +9,7 @@ any bundle the tests configure.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from lxml import etree
 from signxml.signer import XMLSigner
 from signxml.xades.xades import XAdESSigner
 
+from services.ingest.settings import SignerBinding
 from services.localrun.pki import DSIG_NS, Identity, KeyKind, issue, sign_enveloped, to_bytes
 
 # The XML-DSig schema admits only foreign-namespace content in a SignatureProperty.
@@ -31,6 +33,7 @@ NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2035, 1, 1, tzinfo=UTC)
 EXPIRED_NOT_AFTER = datetime(2021, 1, 1, tzinfo=UTC)
 SIGNER_ORGANISATION = "UBND tỉnh Thử Nghiệm"
+OTHER_ORGANISATION = "UBND huyện Khác"
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,9 @@ def make_pki() -> Pki:
 
 
 @dataclass(frozen=True)
-class Misissued:
-    """Certificates the trusted CAs should never have made, or that are not for signing."""
+class OtherSigners:
+    """Certificates the trusted CAs should never have made or that are not for signing, and a
+    signer of another agency."""
 
     tls_server: Identity
     """Extended key usage serverAuth only (a web server's certificate)."""
@@ -125,10 +129,12 @@ class Misissued:
     """Key usage keyEncipherment only: neither digitalSignature nor nonRepudiation."""
     beyond_path_length: Identity
     """Under root -> issuing CA with pathLenConstraint 0 -> a sub-CA it may not have made."""
+    other_agency: Identity
+    """A valid signer of another organisation (`OTHER_ORGANISATION`), from the issuing CA."""
 
 
 @cache
-def make_misissued() -> Misissued:
+def make_other_signers() -> OtherSigners:
     """Made apart from `make_pki`, by the same trusted root: only the tests that need them pay."""
     pki = make_pki()
     constrained = issue(
@@ -143,7 +149,7 @@ def make_misissued() -> Misissued:
         path_length=0,
     )
     sub_ca = _ca("govsync Test Sub-CA", constrained)
-    return Misissued(
+    return OtherSigners(
         tls_server=_leaf(
             "portal.example.gov.vn",
             pki.intermediate,
@@ -156,7 +162,18 @@ def make_misissued() -> Misissued:
             key_usage=_key_usage(digital_signature=False, key_encipherment=True),
         ),
         beyond_path_length=_leaf("Văn thư dưới CA con", sub_ca),
+        other_agency=_leaf("Văn thư huyện", pki.intermediate, organisation=OTHER_ORGANISATION),
     )
+
+
+def signer_bindings(*agencies: str) -> dict[str, tuple[SignerBinding, ...]]:
+    """`GOVSYNC_SIGNER_BINDINGS` binding `agencies` to the test signer: its organisation,
+    issued by the test PKI's issuing CA."""
+    issuer = hashlib.sha256(
+        make_pki().intermediate.certificate.public_bytes(serialization.Encoding.DER)
+    ).hexdigest()
+    binding = SignerBinding(organisation=SIGNER_ORGANISATION, issuer_sha256=issuer)
+    return dict.fromkeys(agencies, (binding,))
 
 
 # --- signing edXML --------------------------------------------------------------------------

@@ -82,6 +82,7 @@ from services.ingest.edocuments.edxml import (
 from services.ingest.edocuments.trust import (
     SIGNER_KEY_USAGE,
     ChainVerdict,
+    SignerIdentity,
     TrustBundle,
     check_chain,
     fits_for_signing,
@@ -231,6 +232,8 @@ class XmlSignatureCheck:
 
     info: SignatureInfo
     signed_root: etree._Element | None = None
+    signer: SignerIdentity | None = None
+    """Who signed, when `verified` (for `binding.SignerBindings`)."""
 
 
 def verify_xml_signature(
@@ -258,39 +261,38 @@ def check_xml_signature(
     """
     if signature is None:
         return XmlSignatureCheck(SignatureInfo(verdict=SignatureVerdict.UNSIGNED))
-    info, signed_root = _check_xml(raw, signature, trust=trust, now=now)
-    return XmlSignatureCheck(info, signed_root)
+    return _check_xml(raw, signature, trust=trust, now=now)
 
 
 def _check_xml(
     raw: bytes, signature: SignatureElement, *, trust: TrustBundle | None, now: datetime
-) -> tuple[SignatureInfo, etree._Element | None]:
+) -> XmlSignatureCheck:
     if not signature.in_dsig_namespace:
-        return _invalid(UnverifiedReason.WRONG_NAMESPACE), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.WRONG_NAMESPACE))
     element = signature.element
     signed_info = child(element, "SignedInfo")
     method = child(signed_info, "SignatureMethod")
     references = children(signed_info, "Reference")
     if signed_info is None or method is None or not 1 <= len(references) <= _MAX_REFERENCES:
-        return _invalid(UnverifiedReason.MALFORMED), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.MALFORMED))
     algorithm = _SIGNATURE_ALGORITHMS.get(method.get("Algorithm", ""), SignatureAlgorithm.OTHER)
     digests = {d.get("Algorithm", "") for d in signed_info.iter(f"{{{DSIG_NS}}}DigestMethod")}
     legacy = algorithm in _LEGACY_SIGNATURE or _SHA1_DIGEST in digests
     known: dict[str, Any] = {"algorithm": algorithm, "legacy_algorithm": legacy}
     if method.get("Algorithm") not in _ACCEPTED_METHODS or not digests <= _ACCEPTED_DIGESTS:
-        return _invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known))
 
     # Further references (signing tools add one for their SignatureProperties) are verified too,
     # but one of them must cover the whole package.
     whole = [i for i, reference in enumerate(references) if _covers_whole_document(reference)]
     if not whole:
-        return _invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known))
 
     certificates = _load_certificates(element)
     if certificates is None:
-        return _invalid(UnverifiedReason.CERTIFICATE_UNPARSEABLE, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.CERTIFICATE_UNPARSEABLE, **known))
     if not certificates:
-        return _invalid(UnverifiedReason.NO_CERTIFICATE, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.NO_CERTIFICATE, **known))
     leaf = _pick_leaf(certificates)
     known["signer_cn"] = _signer_cn(leaf)
 
@@ -310,18 +312,20 @@ def _check_xml(
             raw, x509_cert=leaf, parser=_hardened_parser(), expect_config=config
         )
     except InvalidDigest:
-        return _invalid(UnverifiedReason.DIGEST_MISMATCH, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.DIGEST_MISMATCH, **known))
     except InvalidCertificate:
-        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known), None
+        return XmlSignatureCheck(
+            _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+        )
     except XmlInvalidSignature:
-        return _invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known))
     except (InvalidInput, SignXMLException, ValueError, etree.LxmlError):
         # signxml's schema check and lxml raise these for structurally broken signatures.
-        return _invalid(UnverifiedReason.MALFORMED, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.MALFORMED, **known))
     # One result per reference, in SignedInfo's order (signxml verified that SignedInfo).
     verified = results if isinstance(results, list) else [results]
     if len(verified) != len(references) or verified[whole[0]].signed_xml is None:
-        return _invalid(UnverifiedReason.MALFORMED, **known), None
+        return XmlSignatureCheck(_invalid(UnverifiedReason.MALFORMED, **known))
     signed_root = verified[whole[0]].signed_xml
     covered = [r.signed_xml for i, r in enumerate(verified) if i != whole[0]]
 
@@ -332,25 +336,28 @@ def _check_xml(
     known["signing_time"] = moment
     if not _valid_at(leaf, moment):
         expired = _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
-        return expired, signed_root
+        return XmlSignatureCheck(expired, signed_root)
     if not fits_for_signing(to_asn1(leaf)):
-        return _invalid(UnverifiedReason.KEY_NOT_FOR_SIGNING, **known), signed_root
+        return XmlSignatureCheck(
+            _invalid(UnverifiedReason.KEY_NOT_FOR_SIGNING, **known), signed_root
+        )
 
     if trust is None:
         info = SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.NO_TRUST_BUNDLE, **known
         )
-        return info, signed_root
+        return XmlSignatureCheck(info, signed_root)
     chain = check_chain(leaf, [c for c in certificates if c is not leaf], trust, moment)
     if chain.verdict is ChainVerdict.INVALID:
-        return _invalid(UnverifiedReason.CHAIN_INVALID, **known), signed_root
+        return XmlSignatureCheck(_invalid(UnverifiedReason.CHAIN_INVALID, **known), signed_root)
     if chain.verdict is ChainVerdict.NOT_TRUSTED:
         info = SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.CHAIN_NOT_TRUSTED, **known
         )
-        return info, signed_root
+        return XmlSignatureCheck(info, signed_root)
     known["legacy_algorithm"] = legacy or chain.legacy
-    return SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known), signed_root
+    verified_info = SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known)
+    return XmlSignatureCheck(verified_info, signed_root, chain.signer)
 
 
 # --- signed PDFs ----------------------------------------------------------------------------
@@ -382,20 +389,44 @@ async def _validate_pdf_signatures(
     return statuses
 
 
+@dataclass(frozen=True, slots=True)
+class PdfSignatureCheck:
+    """The worst verdict over a PDF's embedded signatures, and who made the verified ones."""
+
+    info: SignatureInfo
+    signers: tuple[SignerIdentity, ...] = ()
+
+
 def verify_pdf(pdf: bytes, *, trust: TrustBundle | None, now: datetime) -> SignatureInfo | None:
+    """The verdict alone (see `check_pdf`)."""
+    check = check_pdf(pdf, trust=trust, now=now)
+    return check.info if check is not None else None
+
+
+def check_pdf(pdf: bytes, *, trust: TrustBundle | None, now: datetime) -> PdfSignatureCheck | None:
     """The verdict on a PDF's embedded signatures (the worst of them); None when it has none."""
     try:
         statuses = run_sync(_validate_pdf_signatures(pdf, trust, now))
     except Exception:  # noqa: BLE001 - pyHanko raises many types for a broken PDF; all mean invalid
-        return _invalid(UnverifiedReason.MALFORMED)
+        return PdfSignatureCheck(_invalid(UnverifiedReason.MALFORMED))
     if not statuses:
         return None
-    verdicts = [_pdf_verdict(status, moment, trust) for status, moment in statuses]
+    checks = [_pdf_verdict(status, moment, trust) for status, moment in statuses]
     order = [SignatureVerdict.INVALID, SignatureVerdict.UNTRUSTED, SignatureVerdict.VERIFIED]
-    return min(verdicts, key=lambda info: order.index(info.verdict))
+    worst = min((info for info, _ in checks), key=lambda info: order.index(info.verdict))
+    return PdfSignatureCheck(worst, tuple(signer for _, signer in checks if signer is not None))
 
 
-def _pdf_verdict(status: Any, moment: datetime, trust: TrustBundle | None) -> SignatureInfo:
+def _pdf_verdict(
+    status: Any, moment: datetime, trust: TrustBundle | None
+) -> tuple[SignatureInfo, SignerIdentity | None]:
+    info = _pdf_info(status, moment, trust)
+    if info.verdict is not SignatureVerdict.VERIFIED:
+        return info, None
+    return info, path_check(status.validation_path).signer
+
+
+def _pdf_info(status: Any, moment: datetime, trust: TrustBundle | None) -> SignatureInfo:
     legacy = "sha1" in str(getattr(status, "md_algorithm", "")).lower()
     cn = None
     signer = getattr(status, "signing_cert", None)

@@ -31,6 +31,7 @@ from tests.support.edxml_corpus import (
     RECIPIENT,
     Attachment,
     Case,
+    bindings,
     build_document,
     build_status,
     corpus,
@@ -45,7 +46,13 @@ def _normalise(
     raw: bytes, trust: TrustBundle | None, own: frozenset[str] = OWN_AGENCIES
 ) -> EDocumentRecord:
     return normalise_edocument(
-        raw, own_agencies=own, trust=trust, now=NOW, limits=LIMITS, context=CONTEXT
+        raw,
+        own_agencies=own,
+        trust=trust,
+        now=NOW,
+        limits=LIMITS,
+        context=CONTEXT,
+        bindings=bindings(),
     )
 
 

@@ -34,9 +34,9 @@ from tests.support.edxml_corpus import (
 )
 from tests.support.pki import (
     EXPIRED_NOT_AFTER,
-    Misissued,
+    OtherSigners,
     Pki,
-    make_misissued,
+    make_other_signers,
     make_pki,
     rewrite_page_after_signing,
     sign_edxml,
@@ -217,10 +217,10 @@ def test_signing_time_in_the_future_is_capped_at_the_clock(pki: Pki, bundle: Tru
         pytest.param(lambda m: m.beyond_path_length, R.CHAIN_INVALID, id="beyond-path-length"),
     ],
 )
-def test_misissued_signers_are_invalid(
-    bundle: TrustBundle, pick: Callable[[Misissued], Identity], reason: R
+def test_others_signers_are_invalid(
+    bundle: TrustBundle, pick: Callable[[OtherSigners], Identity], reason: R
 ) -> None:
-    info = _check(sign_edxml(build_document(), pick(make_misissued())), bundle)
+    info = _check(sign_edxml(build_document(), pick(make_other_signers())), bundle)
     assert (info.verdict, info.reason) == (V.INVALID, reason)  # type: ignore[attr-defined]
 
 
@@ -257,7 +257,7 @@ def test_garbage_signature_value_is_a_verdict_not_an_error(pki: Pki, bundle: Tru
             id="page-rewritten-after-signing",
         ),
         pytest.param(
-            lambda p: signed_pdf(make_misissued().tls_server),
+            lambda p: signed_pdf(make_other_signers().tls_server),
             V.INVALID,
             V.INVALID,
             id="tls-server-certificate",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common import topics
+from services.common.labels import LabelAgencies
 
 
 class SecurityProtocol(StrEnum):
@@ -83,3 +84,6 @@ class PipelineSettings(ServiceSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    label_agencies: LabelAgencies = frozenset()
+    """Comma-separated agency codes (`GOVSYNC_LABEL_AGENCIES`) that get a metric label of their
+    own (ingest adds its own agencies); every other agency is counted as `other`."""

@@ -108,9 +108,7 @@ def policy(settings: IngestSettings) -> Policy:
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; an exception from the worker or the server ends the process."""
     registry = new_registry()
-    metrics = IngestMetrics(
-        registry, agency_limit=settings.agency_label_limit, agencies=sorted(settings.own_agencies)
-    )
+    metrics = IngestMetrics(registry, agencies=settings.label_agencies | settings.own_agencies)
     if settings.create_topics:
         await ensure_topics(settings.kafka, topics(settings))
     pipeline = build_pipeline(settings)

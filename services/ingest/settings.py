@@ -1,5 +1,5 @@
 """Settings of the ingest service, read once from `GOVSYNC_*` environment variables (and files),
-and the settings types its parts receive (`EdxmlLimits`, `AgencyList`)."""
+and the settings types its parts receive (`EdxmlLimits`, `SignerBinding`)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     model_validator,
 )
-from pydantic_settings import NoDecode
 
 from schemas.edocument import is_regular_organ_id
 from services.common import topics
+from services.common.labels import AgencyList
 from services.common.settings import PipelineSettings
 
 # One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.
@@ -108,21 +107,6 @@ SignerBindingMap = Annotated[
 """`GOVSYNC_SIGNER_BINDINGS` (JSON): agency code to the bindings any one of which suffices."""
 
 
-def parse_agency_list(value: object) -> frozenset[str]:
-    """`GOVSYNC_OWN_AGENCIES`: comma-separated OrganIds (spaces ignored), as a set."""
-    if value is None:
-        return frozenset()
-    if isinstance(value, str):
-        return frozenset(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple | set | frozenset):
-        return frozenset(str(part).strip() for part in value if str(part).strip())
-    raise ValueError("expected a comma-separated list of agency codes")
-
-
-AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_list)]
-"""Settings field type for `own_agencies`: `NoDecode` stops pydantic-settings reading it as JSON."""
-
-
 class IngestSettings(PipelineSettings):
     """Everything the ingest process needs; built once in `main()` and passed down.
 
@@ -166,8 +150,6 @@ class IngestSettings(PipelineSettings):
     """An HTTP request body; large enough for one edXML package with its attachments."""
     max_batch_events: int = Field(default=500, ge=1)
     max_text_chars: int = Field(default=4000, ge=100)
-    agency_label_limit: int = Field(default=200, ge=1)
-    """Distinct agency label values per metric; the rest are counted as `other`."""
     finished_retention: timedelta = timedelta(days=30)
     """How long a finished dossier's state is kept after its last change before eviction."""
     eviction_interval_seconds: float = Field(default=60.0, gt=0)

@@ -98,7 +98,9 @@ def build_services(
     signer_bindings: dict[str, tuple[SignerBinding, ...]] | None = None,
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
-    generator's agencies are ingest's own (their documents are outgoing)."""
+    generator's agencies are ingest's own (their documents are outgoing), and they and the
+    agencies that send them documents are the metrics' agency labels."""
+    labels = frozenset((*settings.agencies, *OTHER_AGENCIES))
     ingest = IngestSettings(
         kafka=kafka,
         http_host="127.0.0.1",
@@ -115,6 +117,7 @@ def build_services(
         trust_bundle=trust_bundle,
         signer_bindings=signer_bindings or {},
         own_agencies=frozenset(settings.agencies),
+        label_agencies=labels,
     )
     sync: dict[Target, SyncSettings] = {}
     for target in Target:
@@ -131,6 +134,7 @@ def build_services(
             http_host="127.0.0.1",
             http_port=free_port(),
             log_level=settings.log_level,
+            label_agencies=labels,
         )
     return Services(ingest, sync)
 

@@ -114,7 +114,9 @@ async def run(
 ) -> None:
     """Run one sync worker until `stop` is set; a crashed worker raises out of here."""
     registry = registry if registry is not None else new_registry()
-    metrics = SyncMetrics(registry, target.value, agency_limit=settings.agency_label_limit)
+    metrics = SyncMetrics(
+        registry, target.value, agencies=settings.label_agencies | {settings.portal.madonvi}
+    )
     await prepare_topics(settings, target)
     group = settings.group_id(target)
     consumer = make_consumer(

@@ -103,8 +103,6 @@ class SyncSettings(PipelineSettings):
     """Defaults to 8082 for the portal worker and 8083 for the NDXP worker."""
     admin_token: SecretStr | None = None
     """Bearer credential of the admin endpoints (dead letters); unset disables them."""
-    agency_label_limit: int = Field(default=100, ge=1)
-    """Distinct `agency` label values before the rest are counted as `other`."""
     shutdown_budget_seconds: float = Field(default=20.0, gt=0)
     log_level: str = "INFO"
 

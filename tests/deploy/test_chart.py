@@ -10,6 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from services.common.settings import PipelineSettings
 from services.ingest.settings import IngestSettings
 from tests.deploy.support import (
     CHART,
@@ -351,3 +352,21 @@ def test_signer_bindings_reach_ingest_as_its_setting() -> None:
     parsed = IngestSettings(signer_bindings=json.loads(data["GOVSYNC_SIGNER_BINDINGS"]))
     assert parsed.signer_bindings["000.00.10.H29"][0].organisation == "UBND tỉnh Thử Nghiệm"
     assert "GOVSYNC_SIGNER_BINDINGS" not in render().named("ConfigMap", "govsync-ingest")["data"]
+
+
+def test_label_agencies_are_the_served_and_listed_well_formed_codes() -> None:
+    rendered = render(
+        {
+            "config": {
+                "ownAgencies": ["000.00.10.H29", "H29.12.AB.C01"],
+                "labelAgencies": ["000.00.30.H01"],
+            }
+        }
+    )
+    common = rendered.named("ConfigMap", "govsync-common")["data"]
+    assert common["GOVSYNC_LABEL_AGENCIES"] == "000.00.10.H29,000.00.30.H01"
+    assert PipelineSettings(label_agencies=common["GOVSYNC_LABEL_AGENCIES"]).label_agencies == {
+        "000.00.10.H29",
+        "000.00.30.H01",
+    }
+    assert "GOVSYNC_LABEL_AGENCIES" not in render().named("ConfigMap", "govsync-common")["data"]

@@ -18,7 +18,8 @@ from pydantic import (
 
 from schemas.edocument import is_regular_organ_id
 from services.common import topics
-from services.common.labels import AgencyList
+from services.common.labels import AgencyList as AgencyList  # re-exported for importers
+from services.common.labels import parse_agency_list as parse_agency_list
 from services.common.settings import PipelineSettings
 
 # One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.

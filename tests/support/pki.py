@@ -222,9 +222,10 @@ def sign_edxml(
     return to_bytes(signed)
 
 
-def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime) -> bytes:
+def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime | str) -> bytes:
     """Sign `xml` enveloped with XAdES: `signing_time` in the SignedProperties, which a
-    reference of the signature covers (a signed claim, unlike `sign_edxml`'s)."""
+    reference of the signature covers (a signed claim, unlike `sign_edxml`'s); a string is
+    written as it is."""
 
     class Signer(XAdESSigner):
         # signxml writes the clock's SigningTime; the test chooses its own.
@@ -234,7 +235,11 @@ def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime) -> byt
             element = etree.SubElement(
                 signed_signature_properties, f"{{{_SIGNING_TIME_NS}}}SigningTime"
             )
-            element.text = signing_time.astimezone(UTC).isoformat(timespec="seconds")
+            element.text = (
+                signing_time
+                if isinstance(signing_time, str)
+                else signing_time.astimezone(UTC).isoformat(timespec="seconds")
+            )
 
     signed = sign_enveloped(
         xml, identity, algorithm="rsa-sha256", digest="sha256", signer_class=Signer

@@ -1,7 +1,9 @@
 """The simulated portal and NDXP themselves: credentials, sessions, tokens, faults and their rules.
 
 Portal (DOMAIN.md §1): login, then `DongBoHoSoMC` / `CapNhatTienDoHoSoMC` batches applied all or
-nothing (the answer names the first item refused) and `TraCuuHoSo` lookups. NDXP (§4): client
+nothing (the answer names the first item refused) and `TraCuuHoSo` lookups. A step for a dossier
+the portal does not hold is refused ("không tồn tại", as the real portal answers) and kept in
+`state.orphans`: a sync that sends one has not waited for the dossier's header. NDXP (§4): client
 credentials tokens and one status per dossier. Every call, refused or not, is recorded in the
 state. The HTTP routes are in `portal.py`, `ndxp.py` and `control.py`; nothing here speaks HTTP.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.simulator.faults import Faults
-from services.simulator.state import Call, PortalDossier, SimulatorState
+from services.simulator.state import Call, Orphan, PortalDossier, SimulatorState
 
 PORTAL = "portal"
 NDXP = "ndxp"
@@ -196,7 +198,7 @@ class Simulator:
             updating = str(envelope.get("isUpdating")) == "True"
             return self._sync_dossiers(data, revisions, madonvi, updating=updating)
         if service == "CapNhatTienDoHoSoMC":
-            return self._add_steps(data, revisions)
+            return self._add_steps(data, revisions, madonvi)
         return {"error_code": ERR_INVALID, "message": f"Dịch vụ không hỗ trợ: {service}"}
 
     def _rejected(self, code: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -240,25 +242,48 @@ class Simulator:
             known.updates += 1
         return {"error_code": ERR_OK, "message": SUCCESS}
 
-    def _add_steps(self, data: list[Any], revisions: list[int | None]) -> dict[str, Any]:
+    def _add_steps(
+        self, data: list[Any], revisions: list[int | None], madonvi: str
+    ) -> dict[str, Any]:
         portal = self.state.portal
-        for item in data:
+        for index, item in enumerate(data):
             code = item.get("MaHoSo") if isinstance(item, dict) else None
-            if not isinstance(code, str) or code not in portal:
+            if not isinstance(code, str) or not code:
+                return {"error_code": ERR_INVALID, "message": "Thiếu MaHoSo"}
+            if code not in portal and code not in self.faults.existing_dossiers:
+                # A step needs the dossier: the portal refuses it and we keep the orphan.
+                self._orphan(code, _revision_of(revisions, index), item.get("TrangThai"))
                 return {"error_code": ERR_MISSING, "message": f"Hồ sơ {code} không tồn tại"}
             if not item.get("ThoiDiemXuLy"):
                 return {"error_code": ERR_INVALID, "message": f"Thiếu ThoiDiemXuLy: {code}"}
             if code in self.faults.reject_dossiers:
                 return self._rejected(code, item)
         for index, item in enumerate(data):
-            dossier = portal[item["MaHoSo"]]
+            code = item["MaHoSo"]
+            if code not in portal:  # created elsewhere (`existing_dossiers`): held all the same
+                portal[code] = PortalDossier(code, madonvi, {"MaHoSo": code}, None, None)
+            dossier = portal[code]
             revision = _revision_of(revisions, index)
-            self.state.check_revision(PORTAL, dossier.code, dossier.revision, revision)
             dossier.steps.append(item)
+            if (
+                revision is not None
+                and dossier.revision is not None
+                and revision < dossier.revision
+            ):
+                # A step older than the header it follows (it waited for that header): history,
+                # as existing adapters send unsynced rows after the header; the status stays.
+                self.state.late_steps += 1
+                continue
+            self.state.check_revision(PORTAL, dossier.code, dossier.revision, revision)
             if isinstance(item.get("TrangThai"), int):
                 dossier.status = item["TrangThai"]
             dossier.revision = revision
         return {"error_code": ERR_OK, "message": SUCCESS}
+
+    def _orphan(self, code: str, revision: int | None, status: object) -> None:
+        orphans = self.state.orphans
+        if not any(o.dossier == code and o.revision == revision for o in orphans):
+            orphans.append(Orphan(code, revision, status, time.time()))
 
     def portal_share(self, envelope: dict[str, Any]) -> dict[str, Any]:
         if not self._session_ok(envelope.get("session")):

@@ -75,9 +75,6 @@ async def run_until(
             await worker
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 12 finding 6: the sync sends the steps of a refused dossier"
-)
 async def test_steps_of_a_refused_dossier_are_never_sent_acknowledged_or_counted(
     kafka_settings: KafkaSettings, unique: str
 ) -> None:
@@ -124,6 +121,7 @@ async def test_steps_of_a_refused_dossier_are_never_sent_acknowledged_or_counted
             for code in call.dossiers
         }
         assert not stepped & refused
+        assert sim.state.orphans == []
         assert not set(sim.state.portal) & refused
         # Each of their records is a dead letter, once.
         assert Counter(key for stage, key in letters if stage == "sync-portal") == refused_records

@@ -15,6 +15,8 @@ from collections import Counter
 import pytest
 from prometheus_client import CollectorRegistry
 
+from schemas.dossier import DossierRecord, DossierStatus, RecordKind
+from services.common import deadletter
 from services.common.kafka import TopicSpec, ensure_topics
 from services.common.settings import KafkaSettings
 from services.simulator.faults import Faults
@@ -25,13 +27,14 @@ from services.sync.settings import SyncSettings, Target
 from tests.integration.sync.helpers import wait_until
 from tests.integration.sync.test_acceptance import dead_letters, produce, sync_settings
 from tests.support.kafka import read_topic
-from tests.support.records import dossier_stream, final_records
+from tests.support.records import AGENCIES, dossier_stream, final_records, record
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 # DOMAIN.md §2: received = status in {2, 4, 5, 6, 7, 8, 9, 10}.
 RECEIVED = frozenset({2, 4, 5, 6, 7, 8, 9, 10})
 MARKER_PREFIX = b"\x00"
+AGENCY = AGENCIES[0]
 
 
 async def acked_values(
@@ -146,3 +149,89 @@ async def test_steps_of_a_refused_dossier_are_never_sent_acknowledged_or_counted
         assert restarted.get_sample_value(
             "govsync_portal_new_syncs_total", {"agency": next(iter(synced))}
         ) in (None, 0.0)
+
+
+def step_record(code: str, revision: int, status: int, n: int) -> DossierRecord:
+    return record(code, revision, RecordKind.PROGRESS, DossierStatus(status), n=n, agency=AGENCY)
+
+
+def header_record(code: str, revision: int, status: int, n: int) -> DossierRecord:
+    return record(code, revision, RecordKind.DOSSIER, DossierStatus(status), n=n, agency=AGENCY)
+
+
+async def test_steps_before_their_header_wait_across_a_restart_and_follow_it(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    early, lone, plain = f"P{unique}-00001", f"Q{unique}-00002", f"X{unique}-00003"
+    sim = Simulator(seed=2)
+    async with running_simulator(sim) as running:
+        settings = sync_settings(kafka_settings, running, unique, step_wait_seconds=4)
+        topic = settings.topic_dossier_normalized
+        await ensure_topics(kafka_settings, [TopicSpec(topic, 3), TopicSpec(settings.topic_dlq, 3)])
+        # The source reported two steps before the dossier's header.
+        await produce(
+            kafka_settings,
+            topic,
+            [
+                step_record(early, 1, 2, 1),
+                step_record(early, 2, 4, 1),
+                header_record(plain, 1, 2, 3),
+            ],
+        )
+        first = CollectorRegistry()
+
+        async def parked() -> bool:
+            waiting = first.get_sample_value("govsync_sync_parked_steps", {"target": "portal"})
+            return waiting == 2 and plain in sim.state.portal
+
+        await run_until(settings, first, parked, within=30)
+        assert early not in sim.state.portal
+        assert [c.service for c in sim.state.calls if early in c.dossiers] == []
+        assert sim.state.orphans == []
+
+        # The header comes while another process owns the partitions; a dossier never gets one.
+        await produce(
+            kafka_settings,
+            topic,
+            [
+                header_record(early, 3, 4, 1),
+                step_record(early, 4, 9, 1),
+                step_record(lone, 1, 2, 2),
+            ],
+        )
+        second = CollectorRegistry()
+
+        async def settled() -> bool:
+            held = sim.state.portal.get(early)
+            dead = second.get_sample_value(
+                "govsync_sync_records_total", {"target": "portal", "outcome": "dead_lettered"}
+            )
+            return held is not None and held.revision == 4 and dead == 1
+
+        await run_until(settings, second, settled, within=40)
+
+    held = sim.state.portal[early]
+    assert held.status == DossierStatus.FINISHED
+    # Header first, then the two steps that waited for it (as history), then the last step.
+    assert [s["TrangThai"] for s in held.steps] == [2, 4, 9]
+    services = [c.service for c in sim.state.calls if early in c.dossiers and c.error_code == 0]
+    assert services[0] == "DongBoHoSoMC"
+    assert (sim.state.late_steps, sim.state.regressions, sim.state.orphans) == (2, [], [])
+    acked = await acked_values(kafka_settings, settings.acked_topic(Target.PORTAL), 1)
+    assert acked[early] | {"at": None} == {
+        "revision": 4,
+        "received": True,
+        "header": True,
+        "status": 9,
+        "agency": AGENCY,
+        "at": None,
+    }
+    assert lone not in acked
+    [letter] = [
+        m
+        for m in await read_topic(kafka_settings, settings.topic_dlq, at_least=1)
+        if m.key == lone.encode()
+    ]
+    assert letter.headers[deadletter.ERROR] == b"HeaderMissingError"
+    assert b"within 4 s" in letter.headers[deadletter.REASON]
+    assert second.get_sample_value("govsync_portal_synced_dossiers", {"agency": AGENCY}) == 2

@@ -49,6 +49,13 @@ async def portal_orphans(request: Request) -> list[dict[str, Any]]:
     return [o.view() for o in _state(request).orphans]
 
 
+@router.get("/portal/damaged")
+async def portal_damaged(request: Request) -> dict[str, list[str]]:
+    """The dossiers the portal lost (`lose_share`) or keeps at an older state (`stale_share`)."""
+    state = _state(request)
+    return {"lost": sorted(state.lost), "stale": sorted(state.stale)}
+
+
 @router.get("/ndxp/dossiers")
 async def ndxp_dossiers(request: Request) -> dict[str, Any]:
     return dict(_state(request).ndxp)
@@ -117,6 +124,7 @@ async def set_faults(request: Request) -> Faults:
     )
     if "outage_seconds" in changes:
         sim.start_outage(sim.faults.outage_seconds)
+    sim.faults_changed()
     return sim.faults
 
 

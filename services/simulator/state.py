@@ -104,6 +104,10 @@ class SimulatorState:
     calls: deque[Call] = field(default_factory=deque)
     regressions: list[Regression] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
+    lost: set[str] = field(default_factory=set)
+    """Dossiers lost to `Faults.lose_share` and not held again since."""
+    stale: set[str] = field(default_factory=set)
+    """Dossiers a change was dropped for (`Faults.stale_share`) and not updated since."""
     late_steps: int = 0
     """Steps older than the dossier's latest revision, kept as history (the status stays)."""
     idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)

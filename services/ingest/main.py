@@ -22,8 +22,9 @@ from services.common.problem import install_problem_handlers
 from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import load_trust_bundle
+from services.ingest.edocuments.trust import load_trust_bundle
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.worker import IngestWorker, WorkerTopics
@@ -54,7 +55,12 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
 
 def build_documents(settings: IngestSettings) -> DocumentPipeline:
     trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
-    return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
+    return DocumentPipeline(
+        own_agencies=settings.own_agencies,
+        trust=trust,
+        limits=settings.edxml,
+        bindings=SignerBindings(settings.signer_bindings),
+    )
 
 
 def intake_app(

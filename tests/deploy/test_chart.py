@@ -10,6 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from services.ingest.settings import IngestSettings
 from tests.deploy.support import (
     CHART,
     DASHBOARD,
@@ -336,3 +337,17 @@ def test_notes_point_the_operator_onwards(default_render: Rendered) -> None:
     assert "kubectl -n govsync get pods" in default_render.notes
     assert "WARNINGS" in default_render.notes
     assert "sync.portal.existingSecret is empty" in default_render.notes
+
+
+def test_signer_bindings_reach_ingest_as_its_setting() -> None:
+    bindings = {
+        "000.00.10.H29": [
+            {"organisation": "UBND tỉnh Thử Nghiệm", "issuer_sha256": "ab" * 32},
+            {"organisation_identifier": "MST:0101234567"},
+        ]
+    }
+    rendered = render({"ingest": {"signerBindings": bindings}})
+    data = rendered.named("ConfigMap", "govsync-ingest")["data"]
+    parsed = IngestSettings(signer_bindings=json.loads(data["GOVSYNC_SIGNER_BINDINGS"]))
+    assert parsed.signer_bindings["000.00.10.H29"][0].organisation == "UBND tỉnh Thử Nghiệm"
+    assert "GOVSYNC_SIGNER_BINDINGS" not in render().named("ConfigMap", "govsync-ingest")["data"]

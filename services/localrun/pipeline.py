@@ -133,14 +133,15 @@ def build_services(
 
 
 @contextlib.asynccontextmanager
-async def broker_for(kafka: str | None) -> AsyncIterator[str]:
-    """The external broker as given, or an embedded one for the length of the block."""
+async def broker_for(kafka: str | None, *, relay: bool = True) -> AsyncIterator[str]:
+    """The external broker as given, or an embedded one for the length of the block (behind the
+    relay that lets older librdkafka clients such as Debian's kcat produce to it)."""
     if kafka:
         yield kafka
         return
     # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the broker last,
     # after the services have committed.
-    broker = EmbeddedBroker(own_process_group=True)
+    broker = EmbeddedBroker(own_process_group=True, relay=relay)
     await asyncio.to_thread(broker.start)
     try:
         yield broker.bootstrap
@@ -247,7 +248,9 @@ class LocalRun:
         finish = finish or asyncio.Event()
         suffix = self._suffix()
         async with AsyncExitStack() as stack:
-            bootstrap = await stack.enter_async_context(broker_for(self.kafka))
+            bootstrap = await stack.enter_async_context(
+                broker_for(self.kafka, relay=self.settings.client_relay)
+            )
             kafka = KafkaSettings(bootstrap_servers=bootstrap, client_id="govsync-run")
             simulator = Simulator(password=SIMULATOR_SECRET, client_secret=SIMULATOR_SECRET)
             sim = await stack.enter_async_context(running_simulator(simulator))

@@ -44,6 +44,51 @@ Clock = Callable[[], datetime]
 _MAX_PROBLEMS = 50
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body: the portal's JSON (its items are in `schemas/json/`)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _envelope(services: list[str], data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "session": {"type": "string"},
+            "madonvi": {"type": "string", "description": "Agency code, e.g. 000.00.20.H57."},
+            "service": {"type": "string", "enum": services},
+            "isUpdating": {"type": "string", "enum": ["True", "False"]},
+            "data": data,
+        },
+        "required": ["session", "madonvi", "service", "data"],
+    }
+
+
+_ITEM = {"type": "object", "properties": {"MaHoSo": {"type": "string"}}, "required": ["MaHoSo"]}
+_LOGIN_BODY = _body(
+    {
+        "type": "object",
+        "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+        "required": ["username", "password"],
+    }
+)
+_INTEGRATION_BODY = _body(
+    _envelope(
+        [protocol.SERVICE_DOSSIER, protocol.SERVICE_PROGRESS],
+        {"type": "array", "items": _ITEM, "minItems": 1},
+    )
+)
+_SHARE_BODY = _body(
+    _envelope(
+        [protocol.SERVICE_LOOKUP],
+        {"type": "object", "properties": {"mahoso": {"type": "string"}}, "required": ["mahoso"]},
+    )
+)
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    status: {"description": "The portal's answer: `error_code`, `message` (docs/vendors.md)."}
+    for status in (400, 413, 429, 503)
+}
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -156,7 +201,13 @@ def add_dvcqg_routes(
         service = body.get("service") if isinstance(body, dict) else None
         return service if isinstance(service, str) else "other"
 
-    @app.post(f"{PREFIX}/api/auth/login", tags=["dvcqg"], summary="Portal-compatible login")
+    @app.post(
+        f"{PREFIX}/api/auth/login",
+        tags=["dvcqg"],
+        summary="Portal-compatible login",
+        openapi_extra=_LOGIN_BODY,
+        responses=_ANSWERS,
+    )
     async def login(request: Request) -> JSONResponse:
         """`{"username", "password"}` in, `{"session", "error_code": 0}` out."""
         try:
@@ -183,7 +234,13 @@ def add_dvcqg_routes(
         token = sessions.issue(account, now=clock())
         return _reply(protocol.answer(protocol.OK, protocol.LOGIN_OK, session=token))
 
-    @app.post(f"{PREFIX}/api/integration", tags=["dvcqg"], summary="DongBoHoSoMC, CapNhatTienDo")
+    @app.post(
+        f"{PREFIX}/api/integration",
+        tags=["dvcqg"],
+        summary="DongBoHoSoMC, CapNhatTienDoHoSoMC",
+        openapi_extra=_INTEGRATION_BODY,
+        responses=_ANSWERS,
+    )
     async def integration(request: Request) -> JSONResponse:
         """All or nothing: every item is written (error_code 0) or none is (the reasons)."""
         service = "other"
@@ -249,7 +306,13 @@ def add_dvcqg_routes(
         metrics.items.labels(call.service).inc(len(outgoing))
         return _reply(protocol.answer(protocol.OK, protocol.SUCCESS))
 
-    @app.post(f"{PREFIX}/api/share", tags=["dvcqg"], summary="TraCuuHoSo")
+    @app.post(
+        f"{PREFIX}/api/share",
+        tags=["dvcqg"],
+        summary="TraCuuHoSo",
+        openapi_extra=_SHARE_BODY,
+        responses=_ANSWERS,
+    )
     async def share(request: Request) -> JSONResponse:
         """`result` holds one row when govsync knows the dossier, for the account's agencies."""
         service = "other"

@@ -89,8 +89,6 @@ def read_call(body: object) -> Call:
     if not isinstance(madonvi, str) or not madonvi.strip():
         raise MalformedCallError("madonvi is missing")
     code = madonvi.strip().upper()
-    if not AGENCY_CODE.match(code):
-        raise MalformedCallError("madonvi is not an agency code of the form 000.00.00.G22")
     return Call(
         session=body.get("session"),
         madonvi=code,
@@ -102,6 +100,9 @@ def read_call(body: object) -> Call:
 
 
 def check_agency(account: Account, code: str, *, where: str = "madonvi") -> None:
+    """Checked once the session is: the form of a code says nothing to an unknown caller."""
+    if not AGENCY_CODE.match(code):
+        raise MalformedCallError(f"{where} is not an agency code of the form 000.00.00.G22")
     if code not in account.agencies:
         raise AgencyNotAllowedError(f"{where} {code} is not an agency this account may write")
 

@@ -288,11 +288,6 @@ async def test_oversize_batch_and_body_are_refused(
     [
         pytest.param(b"{not json", "not valid JSON", id="not-json"),
         pytest.param(b"[]", "envelope", id="not-an-envelope"),
-        pytest.param(
-            b'{"session": "x", "madonvi": "H57", "service": "DongBoHoSoMC", "data": []}',
-            "madonvi",
-            id="malformed-madonvi",
-        ),
     ],
 )
 async def test_malformed_envelope_is_refused(
@@ -304,6 +299,18 @@ async def test_malformed_envelope_is_refused(
     )
     assert response.json()["error_code"] == 3
     assert named in response.json()["message"]
+
+
+async def test_malformed_madonvi_is_refused_once_the_session_is_checked(
+    intake: tuple[httpx.AsyncClient, IngestSettings],
+) -> None:
+    client, _ = intake
+    _, anonymous = await call(client, "x", "DongBoHoSoMC", [header("H57.20-A1")], madonvi="H57")
+    assert anonymous["error_code"] == -2
+    token = await session(client)
+    _, answer = await call(client, token, "DongBoHoSoMC", [header("H57.20-A1")], madonvi="H57")
+    assert answer["error_code"] == 3
+    assert "madonvi is not an agency code" in answer["message"]
 
 
 async def test_unknown_service_and_empty_data_are_refused(

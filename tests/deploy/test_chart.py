@@ -147,7 +147,8 @@ def test_credentials_come_only_from_existing_secrets(any_render: Rendered) -> No
 def test_each_component_gets_only_its_own_credentials(production_render: Rendered) -> None:
     common = {"GOVSYNC_KAFKA_SASL_PASSWORD", "GOVSYNC_ADMIN_TOKEN"}
     expected = {
-        "ingest": common | {"GOVSYNC_API_KEYS"},
+        "ingest": common
+        | {"GOVSYNC_API_KEYS", "GOVSYNC_DVCQG_ACCOUNTS", "GOVSYNC_DVCQG_SESSION_SECRET"},
         "sync-portal": common | {"GOVSYNC_PORTAL_PASSWORD"},
         "sync-ndxp": common | {"GOVSYNC_NDXP_CLIENT_SECRET"},
     }
@@ -158,6 +159,11 @@ def test_each_component_gets_only_its_own_credentials(production_render: Rendere
         "GOVSYNC_KAFKA_SASL_PASSWORD"
     ]
     assert sasl["valueFrom"]["secretKeyRef"] == {"name": "govsync-kafka-sasl", "key": "password"}
+    ingest = _env(production_render.named("Deployment", "govsync-ingest"))
+    assert ingest["GOVSYNC_DVCQG_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "govsync-ingest-dvcqg",
+        "key": "session-secret",
+    }
 
 
 def test_kafka_sasl_ssl_settings_and_ca_mount(production_render: Rendered) -> None:

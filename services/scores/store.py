@@ -113,7 +113,13 @@ class Applied:
     dossiers: int = 0
     acks: int = 0
     documents: int = 0
-    stale: int = 0
+    stale_dossiers: int = 0
+    stale_acks: int = 0
+    stale_documents: int = 0
+
+    @property
+    def stale(self) -> int:
+        return self.stale_dossiers + self.stale_acks + self.stale_documents
 
 
 # --- the rows ---------------------------------------------------------------------------------
@@ -275,7 +281,7 @@ class ScoreStore:
             if record.revision > current:
                 latest[record.code] = record
             else:
-                applied.stale += 1
+                applied.stale_dossiers += 1
         acks: dict[str, AckChange] = {}
         for acked in batch.acks:
             have_ack = acks.get(acked.code)
@@ -285,7 +291,7 @@ class ScoreStore:
             if acked.revision > current:
                 acks[acked.code] = acked
             else:
-                applied.stale += 1
+                applied.stale_acks += 1
         deltas = _Deltas()
         rows: list[dict[str, Any]] = []
         for code in latest.keys() | acks.keys():
@@ -338,7 +344,7 @@ class ScoreStore:
         for change in batch.documents:
             row = state.get(change.document_id) or placeholder(change.document_id)
             if change.version <= row["version"]:
-                applied.stale += 1
+                applied.stale_documents += 1
             else:
                 row.update(
                     version=change.version,

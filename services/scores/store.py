@@ -434,7 +434,8 @@ class ScoreStore:
             recomputed = self._recompute(conn)
             self._rebuild_counts(conn)
             self._upsert(conn, meta, ["key"], [{"key": _CATALOGUE_KEY, "value": fingerprint}])
-        log.info("scores recomputed for a new catalogue", dossiers=recomputed)
+        if stored is not None:
+            log.info("scores recomputed for a new catalogue", dossiers=recomputed)
         return stored is not None
 
     def _recompute(self, conn: Connection) -> int:

@@ -124,8 +124,12 @@ class Applied:
 
 # --- the rows ---------------------------------------------------------------------------------
 
-_DOSSIER_COLUMNS = [c.name for c in dossiers.columns]
-_PART_COLUMNS = [p.value for p in Part]
+# Plain strings: an enum member's `.value` is a property call, and these run per record.
+_PART_COLUMNS = tuple(str(p.value) for p in Part)
+_RECEPTION_COLUMNS = tuple(str(p.value) for p in RECEPTION_PARTS)
+_ENDED, _ENDED_ON_TIME = str(Part.ENDED.value), str(Part.ENDED_ON_TIME.value)
+_DOCUMENTS, _SIGNED = str(Part.DOCUMENTS.value), str(Part.SIGNED.value)
+_NAME = {p: str(p.value) for p in Part}
 
 
 def _dossier_row(
@@ -157,7 +161,7 @@ def _dossier_row(
         "ended_on_time": None,
         "facts": None,
     }
-    row.update(dict.fromkeys((p.value for p in RECEPTION_PARTS), 0))
+    row.update(dict.fromkeys(_RECEPTION_COLUMNS, 0))
     if facts is None:
         return row
     d = derive(facts, portal_holds=portal_holds, catalogue=catalogue)
@@ -177,7 +181,8 @@ def _dossier_row(
         ended_on_time=None if d.ended_on_time is None else int(d.ended_on_time),
         facts=facts.model_dump_json(exclude_defaults=True),
     )
-    row.update({p.value: v for p, v in d.parts.items()})
+    for part, value in d.parts.items():
+        row[_NAME[part]] = value
     return row
 
 
@@ -185,19 +190,16 @@ def _dossier_parts(row: Mapping[str, Any]) -> Iterator[tuple[tuple[str, int], di
     """The (agency, day) counters a stored dossier row adds to."""
     agency = row["agency"]
     if row["received"] and row["received_day"] is not None:
-        yield (agency, row["received_day"]), {p.value: row[p.value] for p in RECEPTION_PARTS}
+        yield (agency, row["received_day"]), {c: row[c] for c in _RECEPTION_COLUMNS}
     if row["handled"] and row["end_day"] is not None:
-        yield (
-            (agency, row["end_day"]),
-            {Part.ENDED.value: 1, Part.ENDED_ON_TIME.value: row["ended_on_time"] or 0},
-        )
+        yield (agency, row["end_day"]), {_ENDED: 1, _ENDED_ON_TIME: row["ended_on_time"] or 0}
 
 
 def _document_parts(row: Mapping[str, Any]) -> Iterator[tuple[tuple[str, int], dict[str, int]]]:
     if row["counted"] and row["outgoing"] and not row["withdrawn"] and row["day"] is not None:
         yield (
             (row["agency"], row["day"]),
-            {Part.DOCUMENTS.value: 1, Part.SIGNED.value: row["verified"]},
+            {_DOCUMENTS: 1, _SIGNED: row["verified"]},
         )
 
 

@@ -108,6 +108,19 @@ SignerBindingMap = Annotated[
 """`GOVSYNC_SIGNER_BINDINGS` (JSON): agency code to the bindings any one of which suffices."""
 
 
+class DvcqgAccount(BaseModel):
+    """One source system's login on the portal-compatible intake (`govsync dvcqg-account`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    password_hash: str = Field(pattern=r"^scrypt\$")
+    """`scrypt$n$r$p$salt$hash` (base64); the password itself is never configured."""
+    agencies: frozenset[str] = Field(min_length=1)
+    """The agency codes (`madonvi`) this source may write and look up."""
+    source: str | None = Field(default=None, min_length=1, max_length=1024)
+    """CloudEvents `source` of its events; unset: `urn:govsync:dvcqg:<username>`."""
+
+
 class IngestSettings(PipelineSettings):
     """Everything the ingest process needs; built once in `main()` and passed down.
 
@@ -142,6 +155,16 @@ class IngestSettings(PipelineSettings):
     api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
     admin_token: SecretStr | None = None
+
+    dvcqg_accounts: dict[str, DvcqgAccount] = {}  # noqa: RUF012
+    """Logins of the portal-compatible intake (`/dvcqg`), by username; empty: nobody logs in."""
+    dvcqg_session_secret: SecretStr | None = None
+    """Signs the intake's session tokens; every replica needs the same one. Unset: a random one
+    per process (sessions then end with the process and work on that replica only)."""
+    dvcqg_session_ttl_seconds: float = Field(default=3600.0, gt=0)
+    """How long a session token is honoured; adapters log in again when it is refused."""
+    dvcqg_max_items: int = Field(default=500, ge=1)
+    """Items in one DongBoHoSoMC or CapNhatTienDoHoSoMC call."""
     auth_failure_limit: int = Field(default=10, ge=1)
     """Failed credentials from one client address before it is refused for the window."""
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)

@@ -30,7 +30,6 @@ from sqlalchemy import (
     delete,
     func,
     literal,
-    or_,
     select,
     text,
 )
@@ -49,6 +48,7 @@ from services.scores.formulas import (
     Reason,
     Sums,
     derive,
+    figures,
     judge,
 )
 from services.scores.periods import Period, local_day
@@ -611,22 +611,28 @@ class ScoreStore:
             return self._listed_documents(
                 codes, period, counted=counted, limit=limit, offset=offset
             )
-        where = _listing(indicator, counted, period, now)
-        if where is None:
+        total = _listed_total(self.sums(codes, period, now=now), indicator, counted=counted)
+        parts = _listing(indicator, counted, period, now)
+        if parts is None or not total:
             return Page(0)
-        where = and_(dossiers.c.agency.in_(list(codes)), where)
         order = (dossiers.c.received_ms, dossiers.c.code)
+        found: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(dossiers).where(where))
-            count = int(total.scalar_one())
-            rows = (
-                conn.execute(
-                    select(dossiers).where(where).order_by(*order).limit(limit).offset(offset)
+            # One query per part (2.1 has two, each served by its own index), merged in order:
+            # an OR of both would read every candidate row before it could sort them.
+            for where in parts:
+                query = (
+                    select(dossiers)
+                    .where(dossiers.c.agency.in_(list(codes)), where)
+                    .order_by(*order)
+                    .limit(offset + limit)
                 )
-                .mappings()
-                .all()
-            )
-        return Page(count, [self._listed(dict(row), indicator, period, now) for row in rows])
+                found.extend(dict(row) for row in conn.execute(query).mappings())
+        if len(parts) > 1:
+            found.sort(key=lambda row: (row["received_ms"], row["code"]))
+        rows = found[offset : offset + limit]
+        # The total is the counters' (the same rule): no count over every listed row.
+        return Page(total, [self._listed(row, indicator, period, now) for row in rows])
 
     def _listed(
         self, row: Mapping[str, Any], indicator: str, period: Period, now: datetime
@@ -715,10 +721,19 @@ def _open_on_time(cutoff_ms: int) -> ColumnElement[int]:
     )
 
 
+def _listed_total(sums: Sums, indicator: str, *, counted: bool) -> int:
+    """How many dossiers a list holds, from the period's sums."""
+    figure = next(f for f in figures(sums, catalogue_configured=True) if f.id == indicator)
+    if indicator == "2.2":
+        return figure.denominator if counted else 0
+    return figure.numerator if counted else figure.denominator - figure.numerator
+
+
 def _listing(
     indicator: str, counted: bool, period: Period, now: datetime
-) -> ColumnElement[bool] | None:
-    """The rows of `scores_dossiers` counted for or against an indicator in a period."""
+) -> list[ColumnElement[bool]] | None:
+    """The rows of `scores_dossiers` counted for or against an indicator in a period, as the
+    parts of a union."""
     t = dossiers.c
     if indicator == "2.1":
         end = to_ms(period.end)
@@ -729,15 +744,11 @@ def _listing(
             func.coalesce(t.ended_on_time, 0) == int(counted),
         )
         still_open = and_(*_open_at(end), _open_on_time(to_ms(period.cutoff(now))) == int(counted))
-        return or_(ended, still_open)
+        return [ended, still_open]
     ind = BY_ID[indicator]
     in_period = and_(
         t.received == 1, t.received_day >= period.first_day, t.received_day < period.end_day
     )
     if indicator == "2.2":
-        return and_(in_period, t.finished == 1) if counted else None
-    return and_(
-        in_period,
-        t[ind.denominator.value] == 1,
-        t[ind.numerator.value] == int(counted),
-    )
+        return [and_(in_period, t.finished == 1)] if counted else None
+    return [and_(in_period, t[ind.denominator.value] == 1, t[ind.numerator.value] == int(counted))]

@@ -353,8 +353,7 @@ def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
     assert password == {"secretKeyRef": {"name": "govsync-scores-db", "key": "password"}}
     config = production_render.named("ConfigMap", "govsync-scores")["data"]
     assert config["GOVSYNC_SCORES_DATABASE_URL"] == (
-        "postgresql://govsync_scores@pg-govsync.db.internal:5432/govsync_scores"
-        "?sslmode=verify-full"
+        "postgresql://govsync_scores@pg-govsync.db.internal:5432/govsync_scores?sslmode=verify-full"
     )
     assert config["GOVSYNC_SCORES_AGENCY_CROSSWALK"] == "/etc/govsync/scores/crosswalk.csv"
     assert config["GOVSYNC_SCORES_AGENCIES"] == '["000.00.10.H29","000.00.12.H29"]'

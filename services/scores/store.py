@@ -48,7 +48,6 @@ from services.scores.formulas import (
     Reason,
     Sums,
     derive,
-    figures,
     judge,
 )
 from services.scores.periods import Period, local_day
@@ -611,27 +610,33 @@ class ScoreStore:
             return self._listed_documents(
                 codes, period, counted=counted, limit=limit, offset=offset
             )
-        total = _listed_total(self.sums(codes, period, now=now), indicator, counted=counted)
-        parts = _listing(indicator, counted, period, now)
-        if parts is None or not total:
+        sums = self.sums(codes, period, now=now)
+        parts = _listing(indicator, counted, period, now, sums)
+        if parts is None:
             return Page(0)
-        order = (dossiers.c.received_ms, dossiers.c.code)
-        found: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        skip, want = offset, limit
         with self.engine.connect() as conn:
-            # One query per part (2.1 has two, each served by its own index), merged in order:
-            # an OR of both would read every candidate row before it could sort them.
-            for where in parts:
+            # The parts in order (2.1: those that ended in the period, by their end, then those
+            # still open at its end), each read in its own index's order; the totals are the
+            # counters' (the same rules), so no count runs over every listed row.
+            for where, order, count in parts:
+                if skip >= count:
+                    skip -= count
+                    continue
                 query = (
                     select(dossiers)
                     .where(dossiers.c.agency.in_(list(codes)), where)
                     .order_by(*order)
-                    .limit(offset + limit)
+                    .limit(want)
+                    .offset(skip)
                 )
-                found.extend(dict(row) for row in conn.execute(query).mappings())
-        if len(parts) > 1:
-            found.sort(key=lambda row: (row["received_ms"], row["code"]))
-        rows = found[offset : offset + limit]
-        # The total is the counters' (the same rule): no count over every listed row.
+                found = [dict(row) for row in conn.execute(query).mappings()]
+                rows.extend(found)
+                skip, want = 0, want - len(found)
+                if want <= 0:
+                    break
+        total = sum(count for _, _, count in parts)
         return Page(total, [self._listed(row, indicator, period, now) for row in rows])
 
     def _listed(
@@ -721,20 +726,13 @@ def _open_on_time(cutoff_ms: int) -> ColumnElement[int]:
     )
 
 
-def _listed_total(sums: Sums, indicator: str, *, counted: bool) -> int:
-    """How many dossiers a list holds, from the period's sums."""
-    figure = next(f for f in figures(sums, catalogue_configured=True) if f.id == indicator)
-    if indicator == "2.2":
-        return figure.denominator if counted else 0
-    return figure.numerator if counted else figure.denominator - figure.numerator
-
-
 def _listing(
-    indicator: str, counted: bool, period: Period, now: datetime
-) -> list[ColumnElement[bool]] | None:
-    """The rows of `scores_dossiers` counted for or against an indicator in a period, as the
-    parts of a union."""
+    indicator: str, counted: bool, period: Period, now: datetime, sums: Sums
+) -> list[tuple[ColumnElement[bool], tuple[Any, ...], int]] | None:
+    """The parts of a list of `scores_dossiers` counted for or against an indicator in a
+    period: each a condition, its order (an index's), and how many rows it holds."""
     t = dossiers.c
+    got = sums.parts
     if indicator == "2.1":
         end = to_ms(period.end)
         ended = and_(
@@ -744,11 +742,20 @@ def _listing(
             func.coalesce(t.ended_on_time, 0) == int(counted),
         )
         still_open = and_(*_open_at(end), _open_on_time(to_ms(period.cutoff(now))) == int(counted))
-        return [ended, still_open]
+        on_time = got.get(Part.ENDED_ON_TIME, 0)
+        ended_count = on_time if counted else got.get(Part.ENDED, 0) - on_time
+        open_count = sums.open_on_time if counted else sums.open_total - sums.open_on_time
+        return [
+            (ended, (t.end_day, t.end_ms, t.code), ended_count),
+            (still_open, (t.received_ms, t.code), open_count),
+        ]
     ind = BY_ID[indicator]
     in_period = and_(
         t.received == 1, t.received_day >= period.first_day, t.received_day < period.end_day
     )
+    order = (t.received_day, t.received_ms, t.code)
+    num, den = got.get(ind.numerator, 0), got.get(ind.denominator, 0)
     if indicator == "2.2":
-        return [and_(in_period, t.finished == 1)] if counted else None
-    return [and_(in_period, t[ind.denominator.value] == 1, t[ind.numerator.value] == int(counted))]
+        return [(and_(in_period, t.finished == 1), order, den)] if counted else None
+    where = and_(in_period, t[ind.denominator.value] == 1, t[ind.numerator.value] == int(counted))
+    return [(where, order, num if counted else den - num)]

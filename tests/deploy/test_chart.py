@@ -370,5 +370,5 @@ def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
 
 
 def test_scores_without_a_database_host_does_not_render() -> None:
-    with pytest.raises(Exception, match="scores.database.host"):
+    with pytest.raises(Exception, match=r"scores\.database\.host"):
         render({"scores": {"enabled": True}})

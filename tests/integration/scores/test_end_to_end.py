@@ -181,7 +181,7 @@ async def test_ingest_sync_scores(
                 card = board.scorecard(AGENCY, period)
                 return {i.id: (i.numerator, i.denominator) for i in card.indicators}
 
-            async with asyncio.timeout(120):
+            async with asyncio.timeout(300):  # generous: CI shares two cores
                 while True:
                     held = {
                         code

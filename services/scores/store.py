@@ -299,22 +299,26 @@ class ScoreStore:
             old = stored.get(code)
             change = latest.get(code)
             ack = acks.get(code)
-            if change is not None:
-                revision, facts = change.revision, change.facts
-            elif old is not None and old["facts"] is not None:
-                revision, facts = old["revision"], DossierFacts.model_validate_json(old["facts"])
-            else:
-                revision, facts = (old["revision"] if old else 0), None
             ack_revision = ack.revision if ack else (old["ack_revision"] if old else 0)
             holds = ack.header if ack else bool(old["portal_holds"]) if old else False
-            row = _dossier_row(
-                code,
-                revision,
-                facts,
-                ack_revision=ack_revision,
-                portal_holds=holds,
-                catalogue=self.catalogue,
-            )
+            if change is None and old is not None:
+                # Only the acknowledgement changed: of the parts, only 1.4's numerator moves
+                # (`derive`: synced = the portal holds it, for a received dossier).
+                row = dict(old)
+                row.update(
+                    ack_revision=ack_revision,
+                    portal_holds=int(holds),
+                    synced=int(bool(old["received"]) and holds),
+                )
+            else:
+                row = _dossier_row(
+                    code,
+                    change.revision if change else 0,
+                    change.facts if change else None,
+                    ack_revision=ack_revision,
+                    portal_holds=holds,
+                    catalogue=self.catalogue,
+                )
             if old is not None:
                 deltas.add(_dossier_parts(old), -1)
             deltas.add(_dossier_parts(row), +1)

@@ -38,6 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kafka", help="bootstrap servers of an external broker to use instead")
     run.add_argument("--duration", type=float, help="stop after this many seconds")
 
+    check = commands.add_parser(
+        "check", help="say what ingest would do with sample events (no broker needed)"
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="files or directories")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+
+    account = commands.add_parser(
+        "dvcqg-account",
+        help="print a hashed login entry for the portal-compatible intake (GOVSYNC_DVCQG_ACCOUNTS)",
+    )
+    account.add_argument("username")
+    account.add_argument(
+        "--agency", action="append", required=True, help="an agency code it may write (repeat)"
+    )
+    account.add_argument("--source", help="CloudEvents source of its events")
+
     dlq = commands.add_parser("dlq", help="list or replay dead letters")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     for name, text in (("list", "show dead letters"), ("replay", "re-publish dead letters")):
@@ -75,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.localrun.command import main as run_main
 
         return run_main(kafka=args.kafka, duration=args.duration)
+    if args.command == "check":
+        from services.ingest.check import main as check_main
+
+        return check_main(args.files, output=args.format)
+    if args.command == "dvcqg-account":
+        from services.ingest.dvcqg.command import main as account_main
+
+        return account_main(args.username, args.agency, args.source)
     from services.dlq.command import main as dlq_main
 
     return dlq_main(args)

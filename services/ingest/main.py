@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
@@ -22,8 +23,13 @@ from services.common.problem import install_problem_handlers
 from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
+from services.ingest.dvcqg.accounts import AccountBook
+from services.ingest.dvcqg.api import DossierLookup, DvcqgConfig, StateLookup, add_dvcqg_routes
+from services.ingest.dvcqg.metrics import DvcqgMetrics
+from services.ingest.dvcqg.sessions import SessionKeys
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import load_trust_bundle
+from services.ingest.edocuments.trust import load_trust_bundle
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.worker import IngestWorker, WorkerTopics
@@ -54,7 +60,12 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
 
 def build_documents(settings: IngestSettings) -> DocumentPipeline:
     trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
-    return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
+    return DocumentPipeline(
+        own_agencies=settings.own_agencies,
+        trust=trust,
+        limits=settings.edxml,
+        bindings=SignerBindings(settings.signer_bindings),
+    )
 
 
 def intake_app(
@@ -66,8 +77,10 @@ def intake_app(
     pipeline: DossierPipeline,
     documents: DocumentPipeline,
     metrics: IngestMetrics,
+    lookup: DossierLookup | None = None,
 ) -> FastAPI:
-    """The HTTP side: health, metrics and the intake routes with their keys and limiter."""
+    """The HTTP side: health, metrics, the intake routes with their keys and limiter, and the
+    portal-compatible intake under `/dvcqg` (`lookup` answers its TraCuuHoSo)."""
     app = create_base_app(
         title="govsync ingest", version=VERSION, registry=registry, readiness=readiness
     )
@@ -89,7 +102,36 @@ def intake_app(
             limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
         ),
     )
+    add_dvcqg_routes(
+        app,
+        config=DvcqgConfig(
+            dossier_topic=settings.topic_dossier,
+            max_request_bytes=settings.max_request_bytes,
+            max_items=settings.dvcqg_max_items,
+        ),
+        accounts=AccountBook(settings.dvcqg_accounts),
+        sessions=session_keys(settings),
+        sink=sink,
+        pipeline=pipeline,
+        lookup=lookup or StateLookup({}),
+        metrics=DvcqgMetrics(registry),
+        limiter=FailureLimiter(
+            limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
+        ),
+    )
     return app
+
+
+def session_keys(settings: IngestSettings) -> SessionKeys:
+    ttl = timedelta(seconds=settings.dvcqg_session_ttl_seconds)
+    if settings.dvcqg_session_secret is None:
+        if settings.dvcqg_accounts:
+            log.warning(
+                "GOVSYNC_DVCQG_SESSION_SECRET is unset: /dvcqg sessions end with this process"
+                " and are honoured by this replica only"
+            )
+        return SessionKeys.random(ttl)
+    return SessionKeys(settings.dvcqg_session_secret.get_secret_value().encode(), ttl)
 
 
 def policy(settings: IngestSettings) -> Policy:
@@ -154,6 +196,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             pipeline=pipeline,
             documents=documents,
             metrics=metrics,
+            lookup=StateLookup(worker.states.partitions),
         )
         log.info(
             "ingest starting",

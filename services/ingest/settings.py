@@ -7,9 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
+from schemas.edocument import is_regular_organ_id
 from services.common import topics
 from services.common.settings import PipelineSettings
 
@@ -51,6 +60,54 @@ class EdxmlLimits(BaseModel):
     max_subject_chars: int = Field(default=2000, ge=1)
 
 
+class SignerBinding(BaseModel):
+    """Who may sign for an agency: every criterion given must hold, at least one is given.
+
+    `organisation` is the subject's O as the CA writes it (compared after NFC, case folding and
+    collapsing spaces); `organisation_identifier` a subject organizationIdentifier (2.5.4.97) or
+    UID value, exactly; `issuer_sha256` the SHA-256 fingerprint (hex, colons allowed) of the CA
+    certificate that issued the signer's. An issuer alone binds everything that CA issues: right
+    for a CA that serves this one agency, too wide for a CA that serves many.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisation: str | None = Field(default=None, min_length=1, max_length=500)
+    organisation_identifier: str | None = Field(default=None, min_length=1, max_length=200)
+    issuer_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}$"
+    )
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> SignerBinding:
+        if (
+            self.organisation is None
+            and self.organisation_identifier is None
+            and self.issuer_sha256 is None
+        ):
+            raise ValueError(
+                "a signer binding needs organisation, organisation_identifier or issuer_sha256"
+            )
+        return self
+
+
+def _check_binding_codes(
+    value: dict[str, tuple[SignerBinding, ...]],
+) -> dict[str, tuple[SignerBinding, ...]]:
+    for code, bindings in value.items():
+        if not is_regular_organ_id(code):
+            raise ValueError("signer bindings are keyed by agency codes such as 000.00.00.G22")
+        if not bindings:
+            raise ValueError("an agency in the signer bindings needs at least one binding")
+    return value
+
+
+SignerBindingMap = Annotated[
+    dict[str, tuple[SignerBinding, ...]], AfterValidator(_check_binding_codes)
+]
+"""`GOVSYNC_SIGNER_BINDINGS` (JSON): agency code to the bindings any one of which suffices."""
+
+
 def parse_agency_list(value: object) -> frozenset[str]:
     """`GOVSYNC_OWN_AGENCIES`: comma-separated OrganIds (spaces ignored), as a set."""
     if value is None:
@@ -64,6 +121,19 @@ def parse_agency_list(value: object) -> frozenset[str]:
 
 AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_list)]
 """Settings field type for `own_agencies`: `NoDecode` stops pydantic-settings reading it as JSON."""
+
+
+class DvcqgAccount(BaseModel):
+    """One source system's login on the portal-compatible intake (`govsync dvcqg-account`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    password_hash: str = Field(pattern=r"^scrypt\$")
+    """`scrypt$n$r$p$salt$hash` (base64); the password itself is never configured."""
+    agencies: frozenset[str] = Field(min_length=1)
+    """The agency codes (`madonvi`) this source may write and look up."""
+    source: str | None = Field(default=None, min_length=1, max_length=1024)
+    """CloudEvents `source` of its events; unset: `urn:govsync:dvcqg:<username>`."""
 
 
 class IngestSettings(PipelineSettings):
@@ -100,6 +170,16 @@ class IngestSettings(PipelineSettings):
     api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
     admin_token: SecretStr | None = None
+
+    dvcqg_accounts: dict[str, DvcqgAccount] = {}  # noqa: RUF012
+    """Logins of the portal-compatible intake (`/dvcqg`), by username; empty: nobody logs in."""
+    dvcqg_session_secret: SecretStr | None = None
+    """Signs the intake's session tokens; every replica needs the same one. Unset: a random one
+    per process (sessions then end with the process and work on that replica only)."""
+    dvcqg_session_ttl_seconds: float = Field(default=3600.0, gt=0)
+    """How long a session token is honoured; adapters log in again when it is refused."""
+    dvcqg_max_items: int = Field(default=500, ge=1)
+    """Items in one DongBoHoSoMC or CapNhatTienDoHoSoMC call."""
     auth_failure_limit: int = Field(default=10, ge=1)
     """Failed credentials from one client address before it is refused for the window."""
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
@@ -120,6 +200,8 @@ class IngestSettings(PipelineSettings):
 
     trust_bundle: Path | None = None
     """PEM file of the CA certificates that make a signature `verified`; unset: none is."""
+    signer_bindings: SignerBindingMap = {}  # noqa: RUF012
+    """Agency code to who may sign for it; a signer bound to no issuing agency is `untrusted`."""
     own_agencies: AgencyList = frozenset()
     """Comma-separated agency codes whose documents are outgoing."""
     edxml: EdxmlLimits = EdxmlLimits()

@@ -10,6 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from services.ingest.settings import IngestSettings
 from tests.deploy.support import (
     CHART,
     DASHBOARD,
@@ -150,7 +151,8 @@ def test_credentials_come_only_from_existing_secrets(any_render: Rendered) -> No
 def test_each_component_gets_only_its_own_credentials(production_render: Rendered) -> None:
     common = {"GOVSYNC_KAFKA_SASL_PASSWORD", "GOVSYNC_ADMIN_TOKEN"}
     expected = {
-        "ingest": common | {"GOVSYNC_API_KEYS"},
+        "ingest": common
+        | {"GOVSYNC_API_KEYS", "GOVSYNC_DVCQG_ACCOUNTS", "GOVSYNC_DVCQG_SESSION_SECRET"},
         "sync-portal": common | {"GOVSYNC_PORTAL_PASSWORD"},
         "sync-ndxp": common | {"GOVSYNC_NDXP_CLIENT_SECRET"},
     }
@@ -161,6 +163,11 @@ def test_each_component_gets_only_its_own_credentials(production_render: Rendere
         "GOVSYNC_KAFKA_SASL_PASSWORD"
     ]
     assert sasl["valueFrom"]["secretKeyRef"] == {"name": "govsync-kafka-sasl", "key": "password"}
+    ingest = _env(production_render.named("Deployment", "govsync-ingest"))
+    assert ingest["GOVSYNC_DVCQG_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "govsync-ingest-dvcqg",
+        "key": "session-secret",
+    }
 
 
 def test_kafka_sasl_ssl_settings_and_ca_mount(production_render: Rendered) -> None:
@@ -340,6 +347,20 @@ def test_notes_point_the_operator_onwards(default_render: Rendered) -> None:
     assert "kubectl -n govsync get pods" in default_render.notes
     assert "WARNINGS" in default_render.notes
     assert "sync.portal.existingSecret is empty" in default_render.notes
+
+
+def test_signer_bindings_reach_ingest_as_its_setting() -> None:
+    bindings = {
+        "000.00.10.H29": [
+            {"organisation": "UBND tỉnh Thử Nghiệm", "issuer_sha256": "ab" * 32},
+            {"organisation_identifier": "MST:0101234567"},
+        ]
+    }
+    rendered = render({"ingest": {"signerBindings": bindings}})
+    data = rendered.named("ConfigMap", "govsync-ingest")["data"]
+    parsed = IngestSettings(signer_bindings=json.loads(data["GOVSYNC_SIGNER_BINDINGS"]))
+    assert parsed.signer_bindings["000.00.10.H29"][0].organisation == "UBND tỉnh Thử Nghiệm"
+    assert "GOVSYNC_SIGNER_BINDINGS" not in render().named("ConfigMap", "govsync-ingest")["data"]
 
 
 def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(

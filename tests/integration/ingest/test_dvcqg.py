@@ -26,7 +26,7 @@ from services.sync.portal import PortalClient
 from services.sync.settings import PortalSettings
 from services.sync.transport import make_client
 from tests.integration.sync.helpers import wait_until
-from tests.support.ingest import ingest_settings, running_ingest
+from tests.support.ingest import ingest_settings, metric_value, running_ingest
 from tests.support.kafka import read_topic
 from tests.support.records import record
 
@@ -155,6 +155,12 @@ async def test_writes_are_on_the_topic_when_0_is_answered_and_lookup_follows(
         client, token, "TraCuuHoSo", {"mahoso": "H57.20-NONE"}, path="/api/share"
     )
     assert (missing["error_code"], missing["result"]) == (0, [])
+    metrics = (
+        await client.get(str(client.base_url).rstrip("/").removesuffix("/dvcqg") + "/metrics")
+    ).text
+    service = {"service": "DongBoHoSoMC"}
+    assert metric_value(metrics, "govsync_dvcqg_items_total", **service) >= 1
+    assert metric_value(metrics, "govsync_dvcqg_calls_total", **service, outcome="ok") >= 1
 
 
 # --- every refusal ----------------------------------------------------------------------------

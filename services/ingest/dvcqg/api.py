@@ -116,6 +116,8 @@ class DvcqgConfig:
     dossier_topic: str
     max_request_bytes: int
     max_items: int
+    max_event_bytes: int
+    """The worker's limit on one record: an item larger than that as a CloudEvent is refused."""
 
 
 class _AnsweredError(Exception):
@@ -274,8 +276,15 @@ def add_dvcqg_routes(
                 agency = normalised.agency if normalised is not None else None
                 if agency is not None and agency not in account.agencies:
                     forbidden.append(f"{label}: MaDonVi {agency}")
+                value = orjson.dumps(event)
+                if len(value) > config.max_event_bytes:
+                    problem = f"the item is larger than {config.max_event_bytes} bytes"
+                    problems.append(
+                        {"index": index, "item": label, "field": "data", "problem": problem}
+                    )
+                    continue
                 key = change.dossier_code.encode()
-                outgoing.append(Outgoing(config.dossier_topic, key, orjson.dumps(event)))
+                outgoing.append(Outgoing(config.dossier_topic, key, value))
             if forbidden:
                 metrics.call(service, CallOutcome.FORBIDDEN)
                 message = (

@@ -282,6 +282,12 @@ async def test_oversize_batch_and_body_are_refused(
     _, answer = await call(client, token, "DongBoHoSoMC", items)
     assert answer["error_code"] == 3
     assert f"at most {MAX_ITEMS}" in answer["message"]
+    # Within the request's limit, but over the worker's limit on one record.
+    big = [header("H57.20-O8", GhiChu="x" * settings.max_event_bytes)]
+    _, answer = await call(client, token, "DongBoHoSoMC", big)
+    assert answer["error_code"] == 3
+    assert "data[0] (MaHoSo H57.20-O8)" in answer["message"]
+    assert f"larger than {settings.max_event_bytes} bytes" in answer["message"]
     huge = [header("H57.20-O9", GhiChu="x" * settings.max_request_bytes)]
     status, answer = await call(client, token, "DongBoHoSoMC", huge)
     assert status == 413

@@ -19,6 +19,17 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="push normalised dossier status to a destination")
     sync.add_argument("--target", choices=("portal", "ndxp"), required=True)
 
+    scores = commands.add_parser(
+        "scores", help="compute the portal's Decision 766 scores per agency and period"
+    )
+    scores.add_argument(
+        "action",
+        nargs="?",
+        choices=("run", "migrate"),
+        default="run",
+        help="run the service (default) or only bring its database schema up to date",
+    )
+
     simulate = commands.add_parser("simulate", help="run the local portal and NDXP simulator")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
@@ -67,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.sync.main import main as sync_main
 
         return sync_main(target=args.target)
+    if args.command == "scores":
+        from services.scores.main import main as scores_main
+        from services.scores.main import migrate_main
+
+        return migrate_main() if args.action == "migrate" else scores_main()
     if args.command == "simulate":
         from services.simulator.main import main as simulate_main
 

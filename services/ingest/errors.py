@@ -20,6 +20,7 @@
     │   ├── AttachmentTooLargeError  an attachment over `max_attachment_bytes`, or too many
     │   ├── MalformedXmlError        not well-formed XML, or an attachment that is not base64
     │   ├── NotEdxmlError            well-formed, but neither a document nor a status package
+    │   ├── WrappedContentError      a second MessageHeader, or package parts inside a Signature
     │   └── EdxmlFieldError          a required field missing or unreadable
     ├── BrokerUnavailableError       retryable: the broker did not acknowledge an intake write
     │                                in time (the HTTP intake answers 503; the caller resends)
@@ -169,6 +170,13 @@ class NotEdxmlError(EdxmlError):
     """Well-formed XML with neither a MessageHeader nor a Status. Not retryable."""
 
     reason = "not_edxml"
+
+
+class WrappedContentError(EdxmlError):
+    """Signature wrapping: content a signature cannot cover where a reader would find it. Not
+    retryable."""
+
+    reason = "wrapped_content"
 
 
 class EdxmlFieldError(EdxmlError):

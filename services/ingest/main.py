@@ -27,8 +27,9 @@ from services.ingest.dvcqg.accounts import AccountBook
 from services.ingest.dvcqg.api import DossierLookup, DvcqgConfig, StateLookup, add_dvcqg_routes
 from services.ingest.dvcqg.metrics import DvcqgMetrics
 from services.ingest.dvcqg.sessions import SessionKeys
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import load_trust_bundle
+from services.ingest.edocuments.trust import load_trust_bundle
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.worker import IngestWorker, WorkerTopics
@@ -59,7 +60,12 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
 
 def build_documents(settings: IngestSettings) -> DocumentPipeline:
     trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
-    return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
+    return DocumentPipeline(
+        own_agencies=settings.own_agencies,
+        trust=trust,
+        limits=settings.edxml,
+        bindings=SignerBindings(settings.signer_bindings),
+    )
 
 
 def intake_app(

@@ -7,9 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
+from schemas.edocument import is_regular_organ_id
 from services.common import topics
 from services.common.settings import PipelineSettings
 
@@ -49,6 +58,54 @@ class EdxmlLimits(BaseModel):
     """Decoded size. Without huge_tree libxml2 caps a text node at 10 MB: about 7.1 MiB decoded."""
     max_attachments: int = Field(default=200, ge=0)
     max_subject_chars: int = Field(default=2000, ge=1)
+
+
+class SignerBinding(BaseModel):
+    """Who may sign for an agency: every criterion given must hold, at least one is given.
+
+    `organisation` is the subject's O as the CA writes it (compared after NFC, case folding and
+    collapsing spaces); `organisation_identifier` a subject organizationIdentifier (2.5.4.97) or
+    UID value, exactly; `issuer_sha256` the SHA-256 fingerprint (hex, colons allowed) of the CA
+    certificate that issued the signer's. An issuer alone binds everything that CA issues: right
+    for a CA that serves this one agency, too wide for a CA that serves many.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisation: str | None = Field(default=None, min_length=1, max_length=500)
+    organisation_identifier: str | None = Field(default=None, min_length=1, max_length=200)
+    issuer_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}$"
+    )
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> SignerBinding:
+        if (
+            self.organisation is None
+            and self.organisation_identifier is None
+            and self.issuer_sha256 is None
+        ):
+            raise ValueError(
+                "a signer binding needs organisation, organisation_identifier or issuer_sha256"
+            )
+        return self
+
+
+def _check_binding_codes(
+    value: dict[str, tuple[SignerBinding, ...]],
+) -> dict[str, tuple[SignerBinding, ...]]:
+    for code, bindings in value.items():
+        if not is_regular_organ_id(code):
+            raise ValueError("signer bindings are keyed by agency codes such as 000.00.00.G22")
+        if not bindings:
+            raise ValueError("an agency in the signer bindings needs at least one binding")
+    return value
+
+
+SignerBindingMap = Annotated[
+    dict[str, tuple[SignerBinding, ...]], AfterValidator(_check_binding_codes)
+]
+"""`GOVSYNC_SIGNER_BINDINGS` (JSON): agency code to the bindings any one of which suffices."""
 
 
 def parse_agency_list(value: object) -> frozenset[str]:
@@ -143,6 +200,8 @@ class IngestSettings(PipelineSettings):
 
     trust_bundle: Path | None = None
     """PEM file of the CA certificates that make a signature `verified`; unset: none is."""
+    signer_bindings: SignerBindingMap = {}  # noqa: RUF012
+    """Agency code to who may sign for it; a signer bound to no issuing agency is `untrusted`."""
     own_agencies: AgencyList = frozenset()
     """Comma-separated agency codes whose documents are outgoing."""
     edxml: EdxmlLimits = EdxmlLimits()

@@ -35,13 +35,14 @@ from services.common.settings import KafkaSettings
 from services.ingest.dvcqg.accounts import hash_password
 from services.ingest.main import run as run_ingest
 from services.ingest.main import topics as ingest_topics
-from services.ingest.settings import DvcqgAccount, IngestSettings
+from services.ingest.settings import DvcqgAccount, IngestSettings, SignerBinding
 from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.options import OTHER_AGENCIES
 from services.localrun.traffic.plans import DocumentSpec
 from services.localrun.traffic.truth import GroundTruth, Outcome
 from services.localrun.view import Endpoints, ViewState
@@ -101,6 +102,7 @@ def build_services(
     suffix: str,
     *,
     trust_bundle: Path | None = None,
+    signer_bindings: dict[str, tuple[SignerBinding, ...]] | None = None,
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
     generator's agencies are ingest's own (their documents are outgoing)."""
@@ -118,6 +120,7 @@ def build_services(
         consumer_group=f"{topics.INGEST_GROUP}{suffix}",
         topic_partitions=settings.partitions,
         trust_bundle=trust_bundle,
+        signer_bindings=signer_bindings or {},
         own_agencies=frozenset(settings.agencies),
         api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE]},
         dvcqg_accounts={
@@ -271,12 +274,13 @@ class LocalRun:
             kafka = KafkaSettings(bootstrap_servers=bootstrap, client_id="govsync-run")
             simulator = Simulator(password=SIMULATOR_SECRET, client_secret=SIMULATOR_SECRET)
             sim = await stack.enter_async_context(running_simulator(simulator))
-            trust_bundle, packager = None, None
+            trust_bundle, packager, bindings = None, None, None
             if self.settings.edocuments_per_second > 0:
                 # A PKI for this run only: the keys stay in memory, the CA is the trust bundle.
                 pki = make_pki()
                 directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="govsync-pki-"))
                 trust_bundle, packager = pki.write_bundle(Path(directory)), Packager(pki)
+                bindings = pki.signer_bindings((*self.settings.agencies, *OTHER_AGENCIES))
             services = build_services(
                 kafka,
                 self.settings,
@@ -284,6 +288,7 @@ class LocalRun:
                 sim.ndxp_url,
                 suffix,
                 trust_bundle=trust_bundle,
+                signer_bindings=bindings,
             )
             documents = (
                 None

@@ -145,6 +145,7 @@ async def run(
             producer=producer,
             acked_reader=reader,
             metrics=metrics,
+            holds=client.holds if isinstance(client, PortalClient) else None,
         )
 
         async def readiness() -> dict[str, bool]:

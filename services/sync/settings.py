@@ -76,6 +76,10 @@ class DeliverySettings(BaseModel):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     revoke_drain_seconds: float = Field(default=5.0, ge=0)
     """On a rebalance, how long requests in flight may finish before they are abandoned."""
+    step_wait_seconds: float = Field(default=300.0, gt=0)
+    """Portal only: how long a progress step of a dossier the portal does not hold yet waits for
+    the dossier's header before it is dead-lettered. Offsets are not committed past a waiting
+    step, so this also bounds how far a commit can lag behind."""
 
 
 class SyncSettings(PipelineSettings):

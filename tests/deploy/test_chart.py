@@ -10,6 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from services.ingest.settings import IngestSettings
 from tests.deploy.support import (
     CHART,
     DASHBOARD,
@@ -66,8 +67,12 @@ def test_production_values_add_keda_and_monitoring(production_render: Rendered) 
     assert ("PrometheusRule", "govsync") in names
     assert ("ConfigMap", "govsync-dashboard") in names
     assert production_render.of_kind("HorizontalPodAutoscaler") == []
-    for deployment in production_render.of_kind("Deployment"):
+    for component in COMPONENTS:
+        deployment = production_render.named("Deployment", f"govsync-{component}")
         assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
+    # The scores service is the one writer of its database: one replica, never two at once.
+    scores = production_render.named("Deployment", "govsync-scores")["spec"]
+    assert (scores["replicas"], scores["strategy"]) == (1, {"type": "Recreate"})
 
 
 def test_every_deployment_runs_its_own_subcommand_on_its_port(any_render: Rendered) -> None:
@@ -342,3 +347,49 @@ def test_notes_point_the_operator_onwards(default_render: Rendered) -> None:
     assert "kubectl -n govsync get pods" in default_render.notes
     assert "WARNINGS" in default_render.notes
     assert "sync.portal.existingSecret is empty" in default_render.notes
+
+
+def test_signer_bindings_reach_ingest_as_its_setting() -> None:
+    bindings = {
+        "000.00.10.H29": [
+            {"organisation": "UBND tỉnh Thử Nghiệm", "issuer_sha256": "ab" * 32},
+            {"organisation_identifier": "MST:0101234567"},
+        ]
+    }
+    rendered = render({"ingest": {"signerBindings": bindings}})
+    data = rendered.named("ConfigMap", "govsync-ingest")["data"]
+    parsed = IngestSettings(signer_bindings=json.loads(data["GOVSYNC_SIGNER_BINDINGS"]))
+    assert parsed.signer_bindings["000.00.10.H29"][0].organisation == "UBND tỉnh Thử Nghiệm"
+    assert "GOVSYNC_SIGNER_BINDINGS" not in render().named("ConfigMap", "govsync-ingest")["data"]
+
+
+def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
+    production_render: Rendered,
+) -> None:
+    deployment = production_render.named("Deployment", "govsync-scores")
+    container = _container(deployment)
+    assert container["args"] == ["scores"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8084, "protocol": "TCP"}]
+    password = _env(deployment)["GOVSYNC_SCORES_DATABASE_PASSWORD"]["valueFrom"]
+    assert password == {"secretKeyRef": {"name": "govsync-scores-db", "key": "password"}}
+    config = production_render.named("ConfigMap", "govsync-scores")["data"]
+    assert config["GOVSYNC_SCORES_DATABASE_URL"] == (
+        "postgresql://govsync_scores@pg-govsync.db.internal:5432/govsync_scores?sslmode=verify-full"
+    )
+    assert config["GOVSYNC_SCORES_AGENCY_CROSSWALK"] == "/etc/govsync/scores/crosswalk.csv"
+    assert config["GOVSYNC_SCORES_AGENCIES"] == '["000.00.10.H29","000.00.12.H29"]'
+    assert {"name": "scores-files", "mountPath": "/etc/govsync/scores", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert production_render.named("Service", "govsync-scores")["spec"]["ports"][0]["port"] == 8084
+    policy = production_render.named("NetworkPolicy", "govsync-scores")["spec"]
+    egress = [p for rule in policy["egress"] for p in rule.get("to", [])]
+    assert {"ipBlock": {"cidr": "10.20.5.10/32"}} in egress
+    assert len(policy["ingress"]) == 2, "monitoring and the pages' readers"
+    monitor = production_render.named("ServiceMonitor", "govsync")["spec"]["selector"]
+    assert "scores" in monitor["matchExpressions"][0]["values"]
+
+
+def test_scores_without_a_database_host_does_not_render() -> None:
+    with pytest.raises(Exception, match=r"scores\.database\.host"):
+        render({"scores": {"enabled": True}})

@@ -12,13 +12,14 @@ from pydantic import ValidationError
 from schemas.cloudevents import EventType
 from schemas.edocument import EDocumentRecord, EDocumentStatusRecord
 from services.common.indicators import Counted
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.ledger import CountOutcome, EDocumentLedger, StatusOutcome
 from services.ingest.edocuments.normalise import (
     EventContext,
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
 from services.ingest.errors import ContractError, DecodeError, EdxmlError, EdxmlRefusedError
 from services.ingest.outcome import Outcome
@@ -47,9 +48,11 @@ class DocumentPipeline:
         trust: TrustBundle | None,
         limits: EdxmlLimits,
         ledger: EDocumentLedger | None = None,
+        bindings: SignerBindings | None = None,
     ) -> None:
         self._own = own_agencies
         self._trust = trust
+        self._bindings = bindings or SignerBindings()
         self._limits = limits
         self._ledger = ledger or EDocumentLedger()
 
@@ -76,6 +79,7 @@ class DocumentPipeline:
                 now=now,
                 limits=self._limits,
                 context=context,
+                bindings=self._bindings,
             )
         except EdxmlError as exc:
             raise EdxmlRefusedError(exc) from None

@@ -24,6 +24,7 @@ from services.localrun.scrape import parse
 from services.localrun.traffic.truth import AgencyTally, GroundTruth
 from services.localrun.traffic.truth import Outcome as Expected
 from services.localrun.view import Endpoints, ViewState, shown_agencies
+from services.sync.acked import AckState
 from services.sync.metrics import SyncMetrics
 
 AGENCY = "000.00.20.H57"
@@ -50,8 +51,10 @@ def sync_text(target: str) -> str:
     metrics.record("skipped_stale")
     for seconds in (0.05, 0.2, 0.3, 0.7):
         metrics.latency.labels(target).observe(seconds)
-    metrics.first_synced(AGENCY)
-    metrics.first_synced(AGENCY)
+    held = AckState(2, header=True, received=True, agency=AGENCY)
+    metrics.synced_moved(None, held)
+    metrics.synced_moved(None, held)
+    metrics.synced_moved(None, AckState(1, header=False, received=True, agency=AGENCY))
     return generate_latest(registry).decode()
 
 

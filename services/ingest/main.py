@@ -108,6 +108,7 @@ def intake_app(
             dossier_topic=settings.topic_dossier,
             max_request_bytes=settings.max_request_bytes,
             max_items=settings.dvcqg_max_items,
+            max_event_bytes=settings.max_event_bytes,
         ),
         accounts=AccountBook(settings.dvcqg_accounts),
         sessions=session_keys(settings),

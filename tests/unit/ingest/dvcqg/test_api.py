@@ -53,7 +53,7 @@ async def served() -> AsyncIterator[tuple[httpx.AsyncClient, Sink]]:
         sink=sink,
         pipeline=build_pipeline(settings),
         documents=build_documents(settings),
-        metrics=IngestMetrics(registry, agency_limit=10),
+        metrics=IngestMetrics(registry),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest/dvcqg") as client:

@@ -1,9 +1,10 @@
 """HTTP intake for systems that cannot produce to Kafka: `POST /v1/events`.
 
-Each event is checked as the Kafka worker would check it (envelope, contract, normalisation),
-so a caller hears about a bad event at once, with the fields at fault. Accepted events are
-written to the source topic in structured mode; the answer is 202 only once the broker has
-acknowledged them.
+Each event is checked as the Kafka worker will check it (`EventHandler.admit`: the per-event
+limit, envelope, contract, normalisation and decision), so a 202 means the worker will not
+dead-letter it, and a caller hears about a bad event at once, with the fields at fault.
+Accepted events are written to the source topic in structured mode; the answer is 202 only once
+the broker has acknowledged them.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from pydantic import BaseModel, Field
 from schemas.cloudevents import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
 from services.common.auth import FailureLimiter, KeyRing
 from services.common.problem import FieldProblem, problem_response, problem_responses
-from services.ingest.dossiers.pipeline import DossierPipeline
-from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.envelope import XML_TYPES, from_structured
-from services.ingest.errors import BrokerUnavailableError, ContractError, EventRefusedError
+from services.ingest.envelope import from_structured
+from services.ingest.errors import (
+    BrokerUnavailableError,
+    ContractError,
+    EventRefusedError,
+    EventTooLargeError,
+    at_stage,
+)
+from services.ingest.handling import EventHandler
 from services.ingest.metrics import IngestMetrics
 
 
@@ -109,8 +115,7 @@ def add_intake_routes(
     config: IntakeConfig,
     keys: KeyRing,
     sink: EventSink,
-    pipeline: DossierPipeline,
-    documents: DocumentPipeline,
+    handler: EventHandler,
     metrics: IngestMetrics,
     limiter: FailureLimiter,
 ) -> None:
@@ -232,7 +237,8 @@ def add_intake_routes(
                 problems.append(FieldProblem(index=index, field="event", problem="not an object"))
                 continue
             try:
-                envelope = from_structured(raw)
+                with at_stage("decode"):
+                    envelope = from_structured(raw)
                 if envelope.source not in sources:
                     metrics.auth_failures.labels("source_not_allowed").inc()
                     raise refuse(
@@ -241,19 +247,19 @@ def add_intake_routes(
                         "Forbidden",
                         f"this API key may not publish events of source {envelope.source!r}",
                     )
-                if envelope.type in XML_TYPES:
-                    # Parsed and verified off the loop, exactly as the worker will.
-                    document = await asyncio.to_thread(documents.normalise, envelope, now=now)
-                    key = document.document_id.encode()
-                    outgoing = Outgoing(config.edocument_topic, key, orjson.dumps(raw))
-                    accepted.append((envelope.id, outgoing))
-                    continue
-                change = pipeline.change(envelope, now=now)
+                # The bytes the worker will read, checked as the worker will check them.
+                with at_stage("decode"):
+                    value = orjson.dumps(raw)
+                admitted = await handler.admit(envelope, value, now=now)
+            except EventTooLargeError as exc:
+                raise refuse(
+                    "too_large", 413, "Request too large", str(exc), slug="too-large"
+                ) from None
             except EventRefusedError as exc:
                 problems.extend(_field_problems(index, exc))
                 continue
-            key = change.dossier_code.encode()
-            accepted.append((envelope.id, Outgoing(config.dossier_topic, key, orjson.dumps(raw))))
+            outgoing = Outgoing(admitted.topic, admitted.key, value)
+            accepted.append((admitted.event_id, outgoing))
         if problems:
             raise refuse(
                 "invalid",

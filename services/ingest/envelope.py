@@ -17,7 +17,12 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.cloudevents import CloudEvent, EventType
-from services.ingest.errors import ContractError, DecodeError, UnsupportedTypeError
+from services.ingest.errors import (
+    ContractError,
+    DecodeError,
+    EventTooLargeError,
+    UnsupportedTypeError,
+)
 
 XML_TYPES = frozenset({EventType.EDXML, EventType.EDOC_STATUS})
 _BINARY_PREFIX = "ce_"
@@ -136,14 +141,19 @@ def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
     )
 
 
+def check_size(value: bytes, max_bytes: int) -> None:
+    """The per-event limit of a topic; the HTTP intake applies it to what it will write."""
+    if len(value) > max_bytes:
+        raise EventTooLargeError(f"the event is larger than {max_bytes} bytes")
+
+
 def decode_record(
     value: bytes | None, headers: Sequence[tuple[str, bytes]], *, topic: str, max_bytes: int
 ) -> Envelope:
     """Decode one Kafka record into an envelope."""
     if value is None:
         raise DecodeError("the record has no value")
-    if len(value) > max_bytes:
-        raise DecodeError(f"the record is larger than {max_bytes} bytes")
+    check_size(value, max_bytes)
     try:
         text_headers = {k.lower(): v.decode() for k, v in headers if v is not None}
     except UnicodeDecodeError:

@@ -4,13 +4,17 @@
     ├── EventRefusedError            one event can never be accepted as it is; not retryable: the
     │   │                            same bytes fail the same way, so they go to the dead-letter
     │   │                            topic (the HTTP intake answers 422); `stage` says where
-    │   ├── DecodeError              decode: not a CloudEvent, not JSON, wrong encoding, too large
+    │   ├── DecodeError              decode: not a CloudEvent, not JSON, wrong encoding
+    │   │   └── EventTooLargeError       over the topic's per-event limit (the intake answers 413)
     │   ├── UnsupportedTypeError     decode: a CloudEvents `type` govsync does not handle
     │   ├── ContractError            validate: breaks the contract in `schemas/` (field errors)
     │   ├── NormalisationError       normalise: valid shape, impossible content
     │   │   ├── InvalidDateError         a date that does not exist or is in no known format
     │   │   └── InvalidCodeError         a status, channel or agency code that cannot be mapped
-    │   └── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
+    │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
+    │   └── UnexpectedEventError     any other exception met while handling one event (a defect
+    │                                the event's content triggers): dead-lettered with the stage
+    │                                and the exception's class, never a crashed worker
     ├── EdxmlError                   raised by the edXML reader (`edocuments/edxml.py`); not
     │   │                            retryable; the e-document pipeline turns each into an
     │   │                            EdxmlRefusedError, so none reaches a handler itself
@@ -34,7 +38,10 @@ when it is a code).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import ValidationError
@@ -58,6 +65,10 @@ class DecodeError(EventRefusedError):
     """Not retryable."""
 
     stage = "decode"
+
+
+class EventTooLargeError(DecodeError):
+    """Over the per-event limit of its topic. Not retryable."""
 
 
 class UnsupportedTypeError(EventRefusedError):
@@ -109,6 +120,41 @@ class EdxmlRefusedError(EventRefusedError):
     def __init__(self, error: EdxmlError) -> None:
         super().__init__(str(error))
         self.cause = type(error).__name__
+
+
+class UnexpectedEventError(EventRefusedError):
+    """An exception nobody foresaw, raised while handling one event. Not retryable as it is: the
+    same bytes meet the same defect, so the event is dead-lettered (kept for replay once the
+    defect is fixed) and the worker moves on.
+
+    The message names the stage, the exception's class and where it was raised, never the
+    exception's own text: that may quote the event (pydantic quotes input values).
+    """
+
+    def __init__(self, stage: str, error: Exception) -> None:
+        self.stage = stage
+        self.error_class = type(error).__name__
+        frames = traceback.extract_tb(error.__traceback__)
+        self.where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+        super().__init__(
+            f"unexpected {self.error_class} at stage {stage} ({self.where}): a defect met by"
+            " this event, kept for replay once fixed"
+        )
+
+
+@contextmanager
+def at_stage(name: str) -> Iterator[None]:
+    """Name the stage of any exception that is not already one of ours.
+
+    `IngestError`s pass unchanged (they carry their own stage, and an inner `at_stage` names its
+    own); anything else becomes an `UnexpectedEventError` of this stage.
+    """
+    try:
+        yield
+    except IngestError:
+        raise
+    except Exception as exc:
+        raise UnexpectedEventError(name, exc) from exc
 
 
 def describe(error: EventRefusedError) -> str:

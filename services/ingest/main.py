@@ -24,6 +24,7 @@ from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.edocuments.signature import load_trust_bundle
+from services.ingest.handling import EventHandler, HandlerTopics
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.worker import IngestWorker, WorkerTopics
@@ -57,14 +58,30 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
     return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
 
 
+def build_handler(
+    settings: IngestSettings, pipeline: DossierPipeline, documents: DocumentPipeline
+) -> EventHandler:
+    """The per-event handling the worker and the intake share."""
+    return EventHandler(
+        pipeline=pipeline,
+        documents=documents,
+        topics=HandlerTopics(
+            dossier=settings.topic_dossier,
+            dossier_output=settings.topic_dossier_normalized,
+            edocument=settings.topic_edocument,
+            edocument_output=settings.topic_edocument_normalized,
+        ),
+        max_event_bytes=settings.max_event_bytes,
+    )
+
+
 def intake_app(
     settings: IngestSettings,
     *,
     registry: CollectorRegistry,
     readiness: ReadinessCheck,
     sink: EventSink,
-    pipeline: DossierPipeline,
-    documents: DocumentPipeline,
+    handler: EventHandler,
     metrics: IngestMetrics,
 ) -> FastAPI:
     """The HTTP side: health, metrics and the intake routes with their keys and limiter."""
@@ -82,8 +99,7 @@ def intake_app(
         ),
         keys=KeyRing(settings.api_keys),
         sink=sink,
-        pipeline=pipeline,
-        documents=documents,
+        handler=handler,
         metrics=metrics,
         limiter=FailureLimiter(
             limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
@@ -107,8 +123,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     )
     if settings.create_topics:
         await ensure_topics(settings.kafka, topics(settings))
-    pipeline = build_pipeline(settings)
-    documents = build_documents(settings)
+    handler = build_handler(settings, build_pipeline(settings), build_documents(settings))
     async with AsyncExitStack() as stack:
         producer = make_producer(settings.kafka)
         consumer = make_consumer(
@@ -126,8 +141,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             producer=producer,
             restorer=restorer,
             dead_letters=DeadLetterWriter(producer, settings.topic_dlq),
-            pipeline=pipeline,
-            documents=documents,
+            handler=handler,
             metrics=metrics,
             topics=WorkerTopics(
                 dossier=settings.topic_dossier,
@@ -137,7 +151,6 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
                 edocument_output=settings.topic_edocument_normalized,
             ),
             policy=policy(settings),
-            max_event_bytes=settings.max_event_bytes,
             max_batch=settings.max_batch_events,
             eviction_interval_seconds=settings.eviction_interval_seconds,
         )
@@ -151,8 +164,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             registry=registry,
             readiness=worker.readiness,
             sink=KafkaEventSink(producer),
-            pipeline=pipeline,
-            documents=documents,
+            handler=handler,
             metrics=metrics,
         )
         log.info(

@@ -24,7 +24,12 @@ from services.ingest.dossiers.normalise import (
 )
 from services.ingest.dossiers.state import DossierState
 from services.ingest.envelope import Envelope
-from services.ingest.errors import ContractError, EventRefusedError, UnsupportedTypeError
+from services.ingest.errors import (
+    ContractError,
+    EventRefusedError,
+    UnsupportedTypeError,
+    at_stage,
+)
 from services.ingest.outcome import Outcome
 
 UNKNOWN_TYPE = "unknown"
@@ -131,14 +136,19 @@ class DossierPipeline:
         states: MutableMapping[str, DossierState],
         now: datetime,
     ) -> Result:
-        """Decide one dossier event; on acceptance `states` already holds the new state."""
+        """Decide one dossier event; on acceptance `states` already holds the new state.
+
+        Never raises: whatever goes wrong, however unforeseen, is this event's dead letter.
+        """
         event_type, source = envelope.type.value, envelope.source
         try:
-            change = self.change(envelope, now=now)
+            with at_stage("normalise"):
+                change = self.change(envelope, now=now)
+            code = change.dossier_code
+            with at_stage("decide"):
+                decision = decide(states.get(code), change, now=now, policy=self._policy)
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
-        code = change.dossier_code
-        decision = decide(states.get(code), change, now=now, policy=self._policy)
         if decision.state is not None:
             states[code] = decision.state
         return Result(decision.outcome, event_type, key=code, decision=decision, source=source)

@@ -38,7 +38,7 @@ from services.ingest.edocuments.edxml import (
     read_status,
 )
 from services.ingest.edocuments.signature import TrustBundle, verify_pdf, verify_xml_signature
-from services.ingest.errors import EdxmlFieldError, MalformedXmlError
+from services.ingest.errors import EdxmlFieldError, MalformedXmlError, at_stage
 from services.ingest.settings import EdxmlLimits
 
 
@@ -153,8 +153,9 @@ def normalise_edocument(
     if truncated:
         anomalies.add(Anomaly.SUBJECT_TRUNCATED)
 
-    signature = verify_xml_signature(raw, document.signature, trust=trust, now=now)
-    attachments = tuple(_attachment(a, trust=trust, now=now) for a in document.attachments)
+    with at_stage("signature"):
+        signature = verify_xml_signature(raw, document.signature, trust=trust, now=now)
+        attachments = tuple(_attachment(a, trust=trust, now=now) for a in document.attachments)
     document_type = None
     if document.document_type_code or document.document_type_name:
         document_type = DocumentType(

@@ -20,7 +20,13 @@ from services.ingest.edocuments.normalise import (
 )
 from services.ingest.edocuments.signature import TrustBundle
 from services.ingest.envelope import Envelope
-from services.ingest.errors import ContractError, DecodeError, EdxmlError, EdxmlRefusedError
+from services.ingest.errors import (
+    ContractError,
+    DecodeError,
+    EdxmlError,
+    EdxmlRefusedError,
+    at_stage,
+)
 from services.ingest.outcome import Outcome
 from services.ingest.settings import EdxmlLimits
 
@@ -64,28 +70,34 @@ class DocumentPipeline:
         if not isinstance(envelope.data, bytes):
             raise DecodeError("an edXML event carries the package as bytes (data_base64 or XML)")
         context = EventContext(envelope.source, envelope.id, envelope.time or now)
-        try:
-            if envelope.type == EventType.EDOC_STATUS:
-                return normalise_edocument_status(
-                    envelope.data, now=now, limits=self._limits, context=context
+        # A defect the package triggers is named by its stage (`signature` inside, else `parse`).
+        with at_stage("parse"):
+            try:
+                if envelope.type == EventType.EDOC_STATUS:
+                    return normalise_edocument_status(
+                        envelope.data, now=now, limits=self._limits, context=context
+                    )
+                return normalise_edocument(
+                    envelope.data,
+                    own_agencies=self._own,
+                    trust=self._trust,
+                    now=now,
+                    limits=self._limits,
+                    context=context,
                 )
-            return normalise_edocument(
-                envelope.data,
-                own_agencies=self._own,
-                trust=self._trust,
-                now=now,
-                limits=self._limits,
-                context=context,
-            )
-        except EdxmlError as exc:
-            raise EdxmlRefusedError(exc) from None
-        except ValidationError as exc:
-            raise ContractError.from_validation(
-                "the package's values are out of bounds", exc
-            ) from None
+            except EdxmlError as exc:
+                raise EdxmlRefusedError(exc) from None
+            except ValidationError as exc:
+                raise ContractError.from_validation(
+                    "the package's values are out of bounds", exc
+                ) from None
 
     def decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
         """Count each document once; keep each document's latest status."""
+        with at_stage("decide"):
+            return self._decide(record)
+
+    def _decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
         if isinstance(record, EDocumentStatusRecord):
             applied = self._ledger.apply_status(record)
             if applied is StatusOutcome.DUPLICATE:

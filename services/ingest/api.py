@@ -27,6 +27,7 @@ from services.common.auth import FailureLimiter, KeyRing
 from services.common.problem import FieldProblem, problem_response, problem_responses
 from services.ingest.envelope import from_structured
 from services.ingest.errors import (
+    AgencyNotAllowedError,
     BrokerUnavailableError,
     ContractError,
     EventRefusedError,
@@ -251,6 +252,9 @@ def add_intake_routes(
                 with at_stage("decode"):
                     value = orjson.dumps(raw)
                 admitted = await handler.admit(envelope, value, now=now)
+            except AgencyNotAllowedError as exc:
+                metrics.auth_failures.labels("agency_not_allowed").inc()
+                raise refuse("forbidden", 403, "Forbidden", str(exc)) from None
             except EventTooLargeError as exc:
                 raise refuse(
                     "too_large", 413, "Request too large", str(exc), slug="too-large"

@@ -12,6 +12,8 @@
     │   │   ├── InvalidDateError         a date that does not exist or is in no known format
     │   │   └── InvalidCodeError         a status, channel or agency code that cannot be mapped
     │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
+    │   ├── AgencyNotAllowedError    authorise: the event names an agency its source is not bound
+    │   │                            to (`binding.py`); the intake answers 403
     │   └── UnexpectedEventError     any other exception met while handling one event (a defect
     │                                the event's content triggers): dead-lettered with the stage
     │                                and the exception's class, never a crashed worker
@@ -120,6 +122,12 @@ class EdxmlRefusedError(EventRefusedError):
     def __init__(self, error: EdxmlError) -> None:
         super().__init__(str(error))
         self.cause = type(error).__name__
+
+
+class AgencyNotAllowedError(EventRefusedError):
+    """The source may not write this agency's dossiers or documents. Not retryable."""
+
+    stage = "authorise"
 
 
 class UnexpectedEventError(EventRefusedError):

@@ -20,6 +20,7 @@ from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
 from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
+from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
 from services.ingest.edocuments.pipeline import DocumentPipeline
@@ -50,12 +51,18 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
+        binding=SourceBinding(settings.source_agencies),
     )
 
 
 def build_documents(settings: IngestSettings) -> DocumentPipeline:
     trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
-    return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
+    return DocumentPipeline(
+        own_agencies=settings.own_agencies,
+        trust=trust,
+        limits=settings.edxml,
+        binding=SourceBinding(settings.source_agencies),
+    )
 
 
 def build_handler(
@@ -121,6 +128,11 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     metrics = IngestMetrics(
         registry, agency_limit=settings.agency_label_limit, agencies=sorted(settings.own_agencies)
     )
+    if not settings.source_agencies:
+        log.warning(
+            "no source is bound to agencies (GOVSYNC_SOURCE_AGENCIES): every source may write"
+            " every agency's dossiers and documents"
+        )
     if settings.create_topics:
         await ensure_topics(settings.kafka, topics(settings))
     handler = build_handler(settings, build_pipeline(settings), build_documents(settings))

@@ -99,6 +99,10 @@ class IngestSettings(PipelineSettings):
 
     api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
+    source_agencies: dict[str, list[str]] = {}  # noqa: RUF012
+    """CloudEvents source to the agency codes it may write (`MaDonVi`, the `agency` attribute, an
+    edXML `From/OrganId`); a code listed for several sources is shared by them. A bare Kafka
+    record's source is its topic. Empty: no binding, any source writes any agency (warned)."""
     admin_token: SecretStr | None = None
     auth_failure_limit: int = Field(default=10, ge=1)
     """Failed credentials from one client address before it is refused for the window."""

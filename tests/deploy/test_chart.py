@@ -336,3 +336,19 @@ def test_notes_point_the_operator_onwards(default_render: Rendered) -> None:
     assert "kubectl -n govsync get pods" in default_render.notes
     assert "WARNINGS" in default_render.notes
     assert "sync.portal.existingSecret is empty" in default_render.notes
+
+
+def test_ingest_hardening_settings_reach_the_service(
+    production_render: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMaps' variables, read by the service's own settings class."""
+    from services.ingest.settings import IngestSettings
+
+    for name in ("govsync-common", "govsync-ingest"):
+        for key, value in production_render.named("ConfigMap", name)["data"].items():
+            monkeypatch.setenv(key, value)
+    settings = IngestSettings()
+    assert settings.source_agencies == {
+        "urn:vn:gov:dvc:h29": ["000.00.10.H29", "000.00.12.H29"],
+        "urn:vn:gov:edoc:h29": ["000.00.10.H29", "000.00.12.H29"],
+    }

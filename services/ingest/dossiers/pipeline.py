@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
 from schemas.dossier import DossierEvent, ProgressEvent
+from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Change, Decision, Policy, decide
 from services.ingest.dossiers.decode import validate_data
 from services.ingest.dossiers.normalise import (
@@ -80,10 +81,12 @@ class DossierPipeline:
         vocabularies: VocabularyBook,
         policy: Policy,
         max_text_chars: int,
+        binding: SourceBinding | None = None,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
         self._max_text_chars = max_text_chars
+        self._binding = binding or SourceBinding({})
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
         """Validate and normalise an envelope's data; raises `EventRefusedError` with the reason."""
@@ -105,6 +108,7 @@ class DossierPipeline:
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
             )
+            self._authorise(envelope, event.agency)
             return Change(
                 dossier_code=event.dossier_code,
                 source=envelope.source,
@@ -120,6 +124,7 @@ class DossierPipeline:
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
             )
+            self._authorise(envelope, progress_event.agency)
             return Change(
                 dossier_code=progress_event.dossier_code,
                 source=envelope.source,
@@ -128,6 +133,12 @@ class DossierPipeline:
                 progress=progress,
             )
         raise UnsupportedTypeError("not a dossier event type")
+
+    def _authorise(self, envelope: Envelope, data_agency: str | None) -> None:
+        """Every agency code the event names (data and envelope) must be bound to its source."""
+        self._binding.check(
+            envelope.source, (("MaDonVi", data_agency), ("agency", envelope.agency))
+        )
 
     def handle(
         self,
@@ -145,8 +156,12 @@ class DossierPipeline:
             with at_stage("normalise"):
                 change = self.change(envelope, now=now)
             code = change.dossier_code
+            current = states.get(code)
+            if current is not None:
+                # An event naming no agency (or its own) must not move another agency's dossier.
+                self._binding.check(source, (("the dossier's agency", current.agency),))
             with at_stage("decide"):
-                decision = decide(states.get(code), change, now=now, policy=self._policy)
+                decision = decide(current, change, now=now, policy=self._policy)
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
         if decision.state is not None:

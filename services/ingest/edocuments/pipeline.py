@@ -10,8 +10,9 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
-from schemas.edocument import EDocumentRecord, EDocumentStatusRecord
+from schemas.edocument import EDocumentRecord, EDocumentStatusRecord, is_regular_organ_id
 from services.common.indicators import Counted
+from services.ingest.binding import SourceBinding
 from services.ingest.edocuments.ledger import CountOutcome, EDocumentLedger, StatusOutcome
 from services.ingest.edocuments.normalise import (
     EventContext,
@@ -53,11 +54,13 @@ class DocumentPipeline:
         trust: TrustBundle | None,
         limits: EdxmlLimits,
         ledger: EDocumentLedger | None = None,
+        binding: SourceBinding | None = None,
     ) -> None:
         self._own = own_agencies
         self._trust = trust
         self._limits = limits
         self._ledger = ledger or EDocumentLedger()
+        self._binding = binding or SourceBinding({})
 
     @property
     def limits(self) -> EdxmlLimits:
@@ -73,24 +76,43 @@ class DocumentPipeline:
         # A defect the package triggers is named by its stage (`signature` inside, else `parse`).
         with at_stage("parse"):
             try:
-                if envelope.type == EventType.EDOC_STATUS:
-                    return normalise_edocument_status(
-                        envelope.data, now=now, limits=self._limits, context=context
-                    )
-                return normalise_edocument(
-                    envelope.data,
-                    own_agencies=self._own,
-                    trust=self._trust,
-                    now=now,
-                    limits=self._limits,
-                    context=context,
-                )
+                record = self._normalise(envelope.data, envelope.type, context, now=now)
             except EdxmlError as exc:
                 raise EdxmlRefusedError(exc) from None
             except ValidationError as exc:
                 raise ContractError.from_validation(
                     "the package's values are out of bounds", exc
                 ) from None
+            self._binding.check(envelope.source, self._agencies_named(record, envelope.agency))
+        return record
+
+    def _normalise(
+        self, raw: bytes, event_type: EventType, context: EventContext, *, now: datetime
+    ) -> EDocumentRecord | EDocumentStatusRecord:
+        if event_type == EventType.EDOC_STATUS:
+            return normalise_edocument_status(raw, now=now, limits=self._limits, context=context)
+        return normalise_edocument(
+            raw,
+            own_agencies=self._own,
+            trust=self._trust,
+            now=now,
+            limits=self._limits,
+            context=context,
+        )
+
+    @staticmethod
+    def _agencies_named(
+        record: EDocumentRecord | EDocumentStatusRecord, attribute: str | None
+    ) -> list[tuple[str, str | None]]:
+        """The codes a package writes for: its sender and, for a document, its id's issuer part
+        (a source must not claim another agency's predictable `DocumentId` first)."""
+        if isinstance(record, EDocumentStatusRecord):
+            return [("From/OrganId", record.responder.organ_id), ("agency", attribute)]
+        named = [("From/OrganId", record.issuer.organ_id), ("agency", attribute)]
+        head = record.document_id.split(",", 1)[0]
+        if is_regular_organ_id(head.upper()):
+            named.append(("DocumentId", head))
+        return named
 
     def decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
         """Count each document once; keep each document's latest status."""

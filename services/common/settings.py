@@ -3,11 +3,13 @@ fields the services have in common, and the one configuration of every settings 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common import topics
 
@@ -75,6 +77,25 @@ class ServiceSettings(BaseSettings):
     topic_dlq: str = topics.DLQ
 
 
+def parse_trusted_proxies(value: object) -> tuple[str, ...]:
+    """`GOVSYNC_TRUSTED_PROXIES`: comma-separated addresses or networks (CIDR), checked."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list | tuple | set | frozenset):
+        raise ValueError("expected a comma-separated list of addresses or networks")
+    found: list[str] = []
+    for part in parts:
+        text = str(part).strip()
+        if text:
+            # Never "*": trusting every peer's X-Forwarded-For trusts every caller's word.
+            found.append(str(ipaddress.ip_network(text, strict=False)))
+    return tuple(found)
+
+
+TrustedProxies = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_trusted_proxies)]
+
+
 class PipelineSettings(ServiceSettings):
     """A service on the dossier pipeline (ingest, sync): the normalised topic between them, and
     how their consumers keep their group membership."""
@@ -83,3 +104,7 @@ class PipelineSettings(ServiceSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    trusted_proxies: TrustedProxies = ()
+    """Peers (addresses or CIDR networks) whose `X-Forwarded-For` names the real client: the
+    failed-attempt limits count that address instead of the proxy's. Empty: the header is
+    ignored and every peer is its own client."""

@@ -27,6 +27,9 @@
     │   ├── MalformedXmlError        not well-formed XML, or an attachment that is not base64
     │   ├── NotEdxmlError            well-formed, but neither a document nor a status package
     │   └── EdxmlFieldError          a required field missing or unreadable
+    ├── RequestTooLargeError         an HTTP request over a budget its events share (PDF
+    │                                signature checks): 413, the caller splits it; not an event's
+    │                                fault, so never a dead letter
     ├── BrokerUnavailableError       retryable: the broker did not acknowledge an intake write
     │                                in time (the HTTP intake answers 503; the caller resends)
     └── TrustBundleError             configuration (also a ValueError): the trust bundle cannot
@@ -226,6 +229,12 @@ class EdxmlFieldError(EdxmlError):
 
 
 # --- the service, not the event -----------------------------------------------------------------
+
+
+class RequestTooLargeError(IngestError):
+    """An HTTP request asks for more work than one request may. Not retryable as it is."""
+
+    stage = "intake"
 
 
 class BrokerUnavailableError(IngestError):

@@ -15,7 +15,6 @@ No Kafka client here: bytes in, outcomes out; the clock comes from the caller.
 
 from __future__ import annotations
 
-import asyncio
 from collections import ChainMap
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +26,23 @@ from schemas.edocument import EDocumentState, EDocumentStatusRecord
 from services.common.indicators import Counted, Indicators
 from services.ingest.dossiers.pipeline import UNKNOWN_TYPE, DossierPipeline
 from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.normalise import VerificationBudget
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.envelope import XML_TYPES, Envelope, check_size, decode_record
-from services.ingest.errors import EventRefusedError, UnexpectedEventError, at_stage, describe
+from services.ingest.envelope import (
+    DEFAULT_MAX_JSON_VALUES,
+    XML_TYPES,
+    Envelope,
+    check_json_values,
+    check_size,
+    decode_record,
+)
+from services.ingest.errors import (
+    EventRefusedError,
+    RequestTooLargeError,
+    UnexpectedEventError,
+    at_stage,
+    describe,
+)
 from services.ingest.outcome import Outcome
 
 Headers = Sequence[tuple[str, bytes]]
@@ -114,11 +127,17 @@ class EventHandler:
         documents: DocumentPipeline,
         topics: HandlerTopics,
         max_event_bytes: int,
+        max_json_values: int = DEFAULT_MAX_JSON_VALUES,
     ) -> None:
         self._pipeline = pipeline
         self._documents = documents
         self._topics = topics
         self._max_event_bytes = max_event_bytes
+        self._max_json_values = max_json_values
+
+    @property
+    def max_json_values(self) -> int:
+        return self._max_json_values
 
     def limit(self, topic: str) -> int:
         """The per-event limit of a source topic: a package's own bound for e-documents."""
@@ -144,7 +163,13 @@ class EventHandler:
         envelope: Envelope | None = None
         try:
             with at_stage("decode"):
-                envelope = decode_record(value, headers, topic=topic, max_bytes=self.limit(topic))
+                envelope = decode_record(
+                    value,
+                    headers,
+                    topic=topic,
+                    max_bytes=self.limit(topic),
+                    max_json_values=self._max_json_values,
+                )
             if envelope.type in XML_TYPES:
                 return await self._document(envelope, now)
             return self._dossier(envelope, states, now)
@@ -181,7 +206,7 @@ class EventHandler:
 
     async def _document(self, envelope: Envelope, now: datetime) -> Handled:
         """Verified off the loop; counted on it, so the ledger needs no lock."""
-        record = await asyncio.to_thread(self._documents.normalise, envelope, now=now)
+        record = await self._documents.normalise_off_loop(envelope, now=now)
         is_status = isinstance(record, EDocumentStatusRecord)
         kind = b"edocument-status" if is_status else b"edocument"
         # Serialised before the ledger sees it: a refusal after counting would lose the count.
@@ -207,17 +232,28 @@ class EventHandler:
 
     # --- the intake ------------------------------------------------------------------------
 
-    async def admit(self, envelope: Envelope, value: bytes, *, now: datetime) -> Admitted:
+    async def admit(
+        self,
+        envelope: Envelope,
+        value: bytes,
+        *,
+        now: datetime,
+        budget: VerificationBudget | None = None,
+    ) -> Admitted:
         """Check a structured-mode event as the worker will; `value` is what the intake writes
         and `envelope` what the worker's decoding reads from it (`from_structured`).
 
-        Raises the `EventRefusedError` the worker would dead-letter the event with.
+        Raises the `EventRefusedError` the worker would dead-letter the event with, or a
+        `RequestTooLargeError` when the request's PDF `budget` runs out.
         """
         topic = self.topic_for(envelope.type)
         try:
             check_size(value, self.limit(topic))
+            check_json_values(value, self._max_json_values)
             if envelope.type in XML_TYPES:
-                document = await asyncio.to_thread(self._documents.normalise, envelope, now=now)
+                document = await self._documents.normalise_off_loop(
+                    envelope, now=now, budget=budget
+                )
                 with at_stage("publish"):
                     document.model_dump_json()
                 return Admitted(envelope.id, topic, document.document_id.encode(), envelope.type)
@@ -228,7 +264,7 @@ class EventHandler:
                 if handled.state is None:
                     raise RuntimeError("a dossier's first change was not accepted")
                 code = handled.state[0]
-        except EventRefusedError:
+        except (EventRefusedError, RequestTooLargeError):
             raise
         except Exception as exc:  # as in `handle`, turned into the event's refusal
             raise UnexpectedEventError("ingest", exc) from exc

@@ -79,6 +79,7 @@ def build_handler(
             edocument_output=settings.topic_edocument_normalized,
         ),
         max_event_bytes=settings.max_event_bytes,
+        max_json_values=settings.max_json_values,
     )
 
 
@@ -103,6 +104,8 @@ def intake_app(
             edocument_topic=settings.topic_edocument,
             max_request_bytes=settings.max_request_bytes,
             max_batch_events=settings.max_batch_events,
+            max_pdfs_per_request=settings.max_pdfs_per_request,
+            concurrency=settings.intake_concurrency,
         ),
         keys=KeyRing(settings.api_keys),
         sink=sink,
@@ -188,7 +191,13 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(_until_stopped(_consume(consumer, worker, stop), stop))
             tasks.create_task(
-                serve(app, host=settings.http_host, port=settings.http_port, stop=stop)
+                serve(
+                    app,
+                    host=settings.http_host,
+                    port=settings.http_port,
+                    stop=stop,
+                    trusted_proxies=settings.trusted_proxies,
+                )
             )
         log.info("ingest stopped")
 

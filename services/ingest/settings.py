@@ -42,13 +42,27 @@ class EdxmlLimits(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """A whole e-document event (the Kafka record or one event of a request, base64 included).
+    Checking a package costs some 10 times its size in memory (signxml copies the tree and
+    canonicalises it): the chart's 512 MiB pod holds this default with a margin
+    (docs/security.md)."""
     max_depth: int = Field(default=48, ge=8, le=250)
     """libxml2 stops at 256 levels on its own; ours is lower and configurable."""
     max_attachment_bytes: int = Field(default=7 * 1024 * 1024, ge=1)
     """Decoded size. Without huge_tree libxml2 caps a text node at 10 MB: about 7.1 MiB decoded."""
     max_attachments: int = Field(default=200, ge=0)
     max_subject_chars: int = Field(default=2000, ge=1)
+    max_nodes: int = Field(default=20_000, ge=100)
+    """Elements and attributes, counted as they are parsed: libxml2 spends some 120 bytes on each,
+    and a real package has a few hundred; millions of empty elements cost gigabytes."""
+    concurrency: int = Field(default=1, ge=1)
+    """Packages parsed and verified at once in the process, the intake's and the worker's
+    together, on as many threads: the CPU-bound checks gain little from more, and each package
+    holds some 10 times its size while it is checked."""
+    max_pdfs: int = Field(default=20, ge=0)
+    """PDF attachments whose signatures one package may ask to verify (each costs 10-60 ms of
+    CPU); a package with more is refused."""
 
 
 def parse_agency_list(value: object) -> frozenset[str]:
@@ -109,9 +123,19 @@ class IngestSettings(PipelineSettings):
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_request_bytes: int = Field(default=24 * 1024 * 1024, ge=1024)
-    """An HTTP request body; large enough for one edXML package with its attachments."""
+    """A dossier event (a Kafka record, or one event of a request); e-documents have `edxml`'s."""
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """An HTTP request body, refused from its Content-Length or as it streams in."""
+    max_json_values: int = Field(default=200_000, ge=1000)
+    """JSON values (keys included) in one request body or Kafka record, counted before parsing:
+    a body of empty objects costs 35 times its size once parsed."""
     max_batch_events: int = Field(default=500, ge=1)
+    intake_concurrency: int = Field(default=2, ge=1)
+    """HTTP intake requests read and checked at once; the rest wait their turn (after their
+    credentials are checked), so the memory a burst of large requests takes stays bounded."""
+    max_pdfs_per_request: int = Field(default=20, ge=0)
+    """PDF signature checks one HTTP request may ask for, over all its packages (each package
+    also has `edxml.max_pdfs`); more is 413: the caller sends smaller requests."""
     max_text_chars: int = Field(default=4000, ge=100)
     agency_label_limit: int = Field(default=200, ge=1)
     """Distinct agency label values per metric; the rest are counted as `other`."""

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from services.common.auth import FailureLimiter, token_matches
+from services.common.auth import FailureLimiter, attempt_scopes, token_matches
 from services.common.httpapp import create_base_app
 from services.common.problem import install_problem_handlers
 from services.dlq.store import Selection, read_letters, replay
@@ -34,27 +34,31 @@ class ReplayRequest(BaseModel):
 def _admin_guard(
     token: SecretStr | None, failures: Counter, limiter: FailureLimiter
 ) -> Callable[[Request], Awaitable[None]]:
-    """Bearer admin token, compared in constant time; repeated failures are refused for a while."""
+    """Bearer admin token, compared in constant time; repeated failures (by address and by
+    token prefix) are refused for a while, a valid token never."""
 
     async def guard(request: Request) -> None:
         if token is None:
             raise HTTPException(status_code=404, detail="admin endpoints are disabled")
+        given = request.headers.get("Authorization", "")
+        presented = given[7:].strip() if given.lower().startswith("bearer ") else None
+        if token_matches(presented, token.get_secret_value()):
+            return  # never refused because of others' failures
         client = request.client.host if request.client else "unknown"
-        if limiter.blocked(client):
+        scopes = attempt_scopes(client, presented)
+        blocked = limiter.blocked(*scopes)
+        limiter.failed(*scopes)
+        if blocked:
             failures.labels("rate_limited").inc()
             raise HTTPException(
                 status_code=429, detail="too many failed attempts", headers={"Retry-After": "60"}
             )
-        given = request.headers.get("Authorization", "")
-        presented = given[7:].strip() if given.lower().startswith("bearer ") else None
-        if not token_matches(presented, token.get_secret_value()):
-            limiter.failed(client)
-            failures.labels("missing" if not presented else "unknown").inc()
-            raise HTTPException(
-                status_code=401,
-                detail="admin credential required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        failures.labels("missing" if not presented else "unknown").inc()
+        raise HTTPException(
+            status_code=401,
+            detail="admin credential required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     return guard
 

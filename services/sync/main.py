@@ -174,7 +174,13 @@ async def run(
             tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
             if serve_http:
                 tasks.create_task(
-                    serve(app, host=settings.http_host, port=settings.port(target), stop=stop)
+                    serve(
+                        app,
+                        host=settings.http_host,
+                        port=settings.port(target),
+                        stop=stop,
+                        trusted_proxies=settings.trusted_proxies,
+                    )
                 )
     log.info("sync worker stopped", target=target.value)
 

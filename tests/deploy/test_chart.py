@@ -348,6 +348,7 @@ def test_ingest_hardening_settings_reach_the_service(
         for key, value in production_render.named("ConfigMap", name)["data"].items():
             monkeypatch.setenv(key, value)
     settings = IngestSettings()
+    assert settings.trusted_proxies == ("10.244.0.0/16",)
     assert settings.source_agencies == {
         "urn:vn:gov:dvc:h29": ["000.00.10.H29", "000.00.12.H29"],
         "urn:vn:gov:edoc:h29": ["000.00.10.H29", "000.00.12.H29"],

@@ -56,6 +56,7 @@ class Intake:
     app: FastAPI
     sink: RecordingSink
     registry: CollectorRegistry
+    settings: IngestSettings
 
     def metric(self, name: str, **labels: str) -> float:
         value = self.registry.get_sample_value(name, labels)
@@ -78,4 +79,4 @@ def build_intake(settings: IngestSettings) -> Intake:
         handler=build_handler(settings, build_pipeline(settings), build_documents(settings)),
         metrics=metrics,
     )
-    return Intake(app, sink, registry)
+    return Intake(app, sink, registry, settings)

@@ -38,8 +38,29 @@ from services.ingest.edocuments.edxml import (
     read_status,
 )
 from services.ingest.edocuments.signature import TrustBundle, verify_pdf, verify_xml_signature
-from services.ingest.errors import EdxmlFieldError, MalformedXmlError, at_stage
+from services.ingest.errors import (
+    AttachmentTooLargeError,
+    EdxmlFieldError,
+    MalformedXmlError,
+    RequestTooLargeError,
+    at_stage,
+)
 from services.ingest.settings import EdxmlLimits
+
+
+class VerificationBudget:
+    """PDF signature checks an HTTP request may still ask for, shared by its events in turn."""
+
+    def __init__(self, pdfs: int) -> None:
+        self.remaining = pdfs
+
+    def spend(self, pdfs: int) -> None:
+        if pdfs > self.remaining:
+            raise RequestTooLargeError(
+                "the request's packages ask for more PDF signature checks than one request may;"
+                " send them in smaller requests"
+            )
+        self.remaining -= pdfs
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +148,20 @@ def normalise_edocument(
     now: datetime,
     limits: EdxmlLimits,
     context: EventContext,
+    budget: VerificationBudget | None = None,
 ) -> EDocumentRecord:
-    """Parse, check and normalise one document package; raises an `EdxmlError` subclass."""
+    """Parse, check and normalise one document package; raises an `EdxmlError` subclass.
+
+    `budget`, at the HTTP intake, is what the request's other packages left of its PDF checks.
+    """
     document = read_document(parse_xml(raw, limits), limits)
     anomalies = set(document.anomalies)
+    # Counted before any is verified: the cost is refused, not spent.
+    pdfs = sum(1 for a in document.attachments if a.is_pdf and a.encoded is not None)
+    if pdfs > limits.max_pdfs:
+        raise AttachmentTooLargeError(f"more than {limits.max_pdfs} PDF attachments to verify")
+    if budget is not None:
+        budget.spend(pdfs)
 
     issuer = _organ(document.issuer)
     recipients = tuple(_organ(info) for info in document.recipients)

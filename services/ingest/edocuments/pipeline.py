@@ -1,9 +1,13 @@
 """The e-document path: an envelope carrying an edXML package becomes a record and a counting
-decision. The CPU-heavy part (`normalise`) runs off the event loop; `decide` keeps the ledger
-and runs on it, so the ledger needs no lock."""
+decision. The CPU-heavy part (`normalise`) runs off the event loop, on the pipeline's own
+threads (`normalise_off_loop`); `decide` keeps the ledger and runs on it, so the ledger needs no
+lock."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +20,7 @@ from services.ingest.binding import SourceBinding
 from services.ingest.edocuments.ledger import CountOutcome, EDocumentLedger, StatusOutcome
 from services.ingest.edocuments.normalise import (
     EventContext,
+    VerificationBudget,
     normalise_edocument,
     normalise_edocument_status,
 )
@@ -61,13 +66,25 @@ class DocumentPipeline:
         self._limits = limits
         self._ledger = ledger or EDocumentLedger()
         self._binding = binding or SourceBinding({})
+        # Shared by the intake and the worker, which hold the same pipeline: `concurrency`
+        # packages at a time, always on the same threads, so that libxml2's and OpenSSL's memory
+        # is reused from one package to the next rather than held by every thread that ever ran
+        # one (glibc keeps an arena per thread).
+        self._executor = ThreadPoolExecutor(limits.concurrency, thread_name_prefix="edxml")
 
     @property
     def limits(self) -> EdxmlLimits:
         return self._limits
 
+    async def normalise_off_loop(
+        self, envelope: Envelope, *, now: datetime, budget: VerificationBudget | None = None
+    ) -> EDocumentRecord | EDocumentStatusRecord:
+        """`normalise` on the pipeline's own threads; the event loop goes on meanwhile."""
+        call = functools.partial(self.normalise, envelope, now=now, budget=budget)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
     def normalise(
-        self, envelope: Envelope, *, now: datetime
+        self, envelope: Envelope, *, now: datetime, budget: VerificationBudget | None = None
     ) -> EDocumentRecord | EDocumentStatusRecord:
         """Parse and verify; pure and thread-safe. Raises `EventRefusedError` with the reason."""
         if not isinstance(envelope.data, bytes):
@@ -76,7 +93,7 @@ class DocumentPipeline:
         # A defect the package triggers is named by its stage (`signature` inside, else `parse`).
         with at_stage("parse"):
             try:
-                record = self._normalise(envelope.data, envelope.type, context, now=now)
+                record = self._normalise(envelope.data, envelope.type, context, now, budget)
             except EdxmlError as exc:
                 raise EdxmlRefusedError(exc) from None
             except ValidationError as exc:
@@ -87,7 +104,12 @@ class DocumentPipeline:
         return record
 
     def _normalise(
-        self, raw: bytes, event_type: EventType, context: EventContext, *, now: datetime
+        self,
+        raw: bytes,
+        event_type: EventType,
+        context: EventContext,
+        now: datetime,
+        budget: VerificationBudget | None,
     ) -> EDocumentRecord | EDocumentStatusRecord:
         if event_type == EventType.EDOC_STATUS:
             return normalise_edocument_status(raw, now=now, limits=self._limits, context=context)
@@ -98,6 +120,7 @@ class DocumentPipeline:
             now=now,
             limits=self._limits,
             context=context,
+            budget=budget,
         )
 
     @staticmethod

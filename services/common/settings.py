@@ -66,7 +66,9 @@ def settings_config(secrets_dir: str | None = None) -> SettingsConfigDict:
 
 
 class ServiceSettings(BaseSettings):
-    """Base of every service's settings: the broker, and the dead-letter topic all of them write.
+    """Base of every service's settings: the broker, the dead-letter topic all of them write, and
+    the topics govsync reads its input from (a dead letter is replayed to one of them or not at
+    all, so every service that replays knows them).
 
     Fields stay flat (`GOVSYNC_TOPIC_DLQ`), so a subclass adds its own next to these.
     """
@@ -75,6 +77,17 @@ class ServiceSettings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     topic_dlq: str = topics.DLQ
+    topic_dossier: str = topics.DOSSIER
+    topic_edocument: str = topics.EDOCUMENT
+    topic_dossier_normalized: str = topics.DOSSIER_NORMALIZED
+
+    def replay_topics(self) -> frozenset[str]:
+        """Where dead letters may go back to: ingest's inputs and the sync services' input.
+
+        Never a state or acknowledgement topic, whatever a dead letter's header names: a record
+        written there would be taken for govsync's own memory.
+        """
+        return frozenset({self.topic_dossier, self.topic_edocument, self.topic_dossier_normalized})
 
 
 def parse_trusted_proxies(value: object) -> tuple[str, ...]:
@@ -97,10 +110,9 @@ TrustedProxies = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_trus
 
 
 class PipelineSettings(ServiceSettings):
-    """A service on the dossier pipeline (ingest, sync): the normalised topic between them, and
-    how their consumers keep their group membership."""
+    """A service on the dossier pipeline (ingest, sync): how their consumers keep their group
+    membership, and whom their HTTP ports believe about a caller's address."""
 
-    topic_dossier_normalized: str = topics.DOSSIER_NORMALIZED
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)

@@ -10,7 +10,9 @@
     │   ├── ContractError            validate: breaks the contract in `schemas/` (field errors)
     │   ├── NormalisationError       normalise: valid shape, impossible content
     │   │   ├── InvalidDateError         a date that does not exist or is in no known format
-    │   │   └── InvalidCodeError         a status, channel or agency code that cannot be mapped
+    │   │   ├── InvalidCodeError         a status, channel or agency code that cannot be mapped
+    │   │   └── InvalidUrlError          a file link the portal must not be sent (not http(s),
+    │   │                                credentials in it, an internal or loopback host)
     │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
     │   ├── AgencyNotAllowedError    authorise: the event names an agency its source is not bound
     │   │                            to (`binding.py`); the intake answers 403
@@ -114,6 +116,10 @@ class InvalidDateError(NormalisationError):
 
 
 class InvalidCodeError(NormalisationError):
+    """Not retryable."""
+
+
+class InvalidUrlError(NormalisationError):
     """Not retryable."""
 
 

@@ -52,6 +52,7 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
         binding=SourceBinding(settings.source_agencies),
+        internal_urls=settings.allow_internal_file_urls,
     )
 
 

@@ -83,18 +83,16 @@ AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_li
 class IngestSettings(PipelineSettings):
     """Everything the ingest process needs; built once in `main()` and passed down.
 
-    `kafka`, `topic_dlq`, `topic_dossier_normalized` and the consumer's session and heartbeat
-    come from `PipelineSettings`.
+    `kafka`, `topic_dlq`, `topic_dossier`, `topic_edocument`, `topic_dossier_normalized` and the
+    consumer's session and heartbeat come from `PipelineSettings`.
     """
 
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     http_port: int = Field(default=8081, ge=1, le=65535)
     log_level: str = "INFO"
 
-    topic_dossier: str = topics.DOSSIER
     topic_state: str = topics.INGEST_STATE
     """Compacted, keyed by dossier code, same partition count as `topic_dossier`."""
-    topic_edocument: str = topics.EDOCUMENT
     topic_edocument_normalized: str = topics.EDOCUMENT_NORMALIZED
     consumer_group: str = topics.INGEST_GROUP
 
@@ -137,6 +135,9 @@ class IngestSettings(PipelineSettings):
     """PDF signature checks one HTTP request may ask for, over all its packages (each package
     also has `edxml.max_pdfs`); more is 413: the caller sends smaller requests."""
     max_text_chars: int = Field(default=4000, ge=100)
+    allow_internal_file_urls: bool = False
+    """Let file links (`DuongDanTaiTepTin`, `DuongDanTepTinKetQua`) name internal, loopback or
+    link-local hosts; they are sent to the portal as they are. Off: such a dossier is refused."""
     agency_label_limit: int = Field(default=200, ge=1)
     """Distinct agency label values per metric; the rest are counted as `other`."""
     finished_retention: timedelta = timedelta(days=30)

@@ -58,11 +58,11 @@ def chart_memory_limit() -> int:
     return int(number) * (1024**2 if unit == "Mi" else 1024**3)
 
 
-def image_env(name: str) -> str:
-    """A variable the image sets (the Dockerfile's runtime ENV), as the pod would have it."""
-    found = re.search(rf"^\s*{name}=(\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
-    assert found, f"the Dockerfile sets no {name}"
-    return found.group(1)
+def image_env(*names: str) -> dict[str, str]:
+    """The variables the image sets (the Dockerfile's runtime ENV), as the pod has them."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    found = {n: re.search(rf"^\s*{n}=(\S+)", dockerfile, re.MULTILINE) for n in names}
+    return {n: match.group(1) for n, match in found.items() if match}
 
 
 def peak_rss(pid: int) -> int:
@@ -82,9 +82,9 @@ def ingest_process(kafka: KafkaSettings, topics: Topics) -> Iterator[tuple[int, 
         "GOVSYNC_HTTP_PORT": str(port),
         "GOVSYNC_TOPIC_PARTITIONS": "1",
         "GOVSYNC_LOG_LEVEL": "WARNING",
-        "MALLOC_ARENA_MAX": image_env("MALLOC_ARENA_MAX"),
         "GOVSYNC_API_KEYS": orjson.dumps({hash_key(KEY): [SOURCE]}).decode(),
     }
+    env |= image_env("MALLOC_ARENA_MAX")
     process = subprocess.Popen(
         [sys.executable, "-m", "services", "ingest"],
         cwd=ROOT,

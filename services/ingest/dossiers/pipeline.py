@@ -82,10 +82,12 @@ class DossierPipeline:
         policy: Policy,
         max_text_chars: int,
         binding: SourceBinding | None = None,
+        internal_urls: bool = False,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
         self._max_text_chars = max_text_chars
+        self._internal_urls = internal_urls
         self._binding = binding or SourceBinding({})
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
@@ -107,6 +109,7 @@ class DossierPipeline:
                 vocabularies=vocabularies,
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
+                internal_urls=self._internal_urls,
             )
             self._authorise(envelope, event.agency)
             return Change(

@@ -43,6 +43,7 @@ async def running_sync(
     port = free_port()
     settings = SyncSettings(
         kafka=kafka,
+        allow_http=True,
         portal=PortalSettings(url=sim.portal_url, password=SecretStr("secret"), dstcode="DVCQG"),
         ndxp=NdxpSettings(url=sim.ndxp_url, client_secret=SecretStr("secret")),
         topic_dossier_normalized=f"normalized-{unique}",

@@ -9,8 +9,8 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,6 +36,8 @@ class Envelope:
     agency: str | None
     mode: str
     """structured, binary or bare: how it arrived, for the logs and the metrics."""
+    record_time: datetime | None = None
+    """The broker record's timestamp: the last resort of a bare item's event time."""
 
 
 def _event_type(value: str) -> EventType:
@@ -118,7 +120,7 @@ def _from_binary(value: bytes, headers: Mapping[str, str]) -> Envelope:
     )
 
 
-def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
+def _bare(value: bytes, parsed: Any, topic: str, record_time: datetime | None) -> Envelope:
     if isinstance(parsed, dict):
         keys = {k.strip().lower() for k in parsed if isinstance(k, str)}
         is_progress = "trangthaihoso" not in keys and bool(keys & _PROGRESS_MARKERS)
@@ -133,13 +135,36 @@ def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
         data=parsed,
         agency=None,
         mode="bare",
+        record_time=record_time,
     )
 
 
+def check_cloudevent_time(time: datetime, *, now: datetime, max_skew: timedelta) -> datetime:
+    """A CloudEvent's `time`, or a `ContractError` when it lies ahead of the clock."""
+    if time.tzinfo is None:  # the contract refuses it first; kept for callers that build times
+        raise ContractError("the event time has no UTC offset", [("time", "no UTC offset")])
+    if time > now + max_skew:
+        raise ContractError(
+            f"the event time is more than {int(max_skew.total_seconds())} s ahead of the clock",
+            [("time", "ahead of the clock")],
+        )
+    return time
+
+
 def decode_record(
-    value: bytes | None, headers: Sequence[tuple[str, bytes]], *, topic: str, max_bytes: int
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+    *,
+    topic: str,
+    max_bytes: int,
+    timestamp_ms: int | None = None,
 ) -> Envelope:
-    """Decode one Kafka record into an envelope."""
+    """Decode one Kafka record into an envelope; `timestamp_ms` is the record's timestamp."""
+    record_time = (
+        datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+        if timestamp_ms is not None and timestamp_ms > 0
+        else None
+    )
     if value is None:
         raise DecodeError("the record has no value")
     if len(value) > max_bytes:
@@ -149,7 +174,7 @@ def decode_record(
     except UnicodeDecodeError:
         raise DecodeError("a header is not valid UTF-8") from None
     if "ce_specversion" in text_headers:
-        return _from_binary(value, text_headers)
+        return replace(_from_binary(value, text_headers), record_time=record_time)
     stripped = value.lstrip()
     if stripped.startswith(b"<"):
         return Envelope(
@@ -160,11 +185,12 @@ def decode_record(
             data=value,
             agency=None,
             mode="bare",
+            record_time=record_time,
         )
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
         raise DecodeError("the record is neither JSON nor XML (or not valid UTF-8)") from None
     if isinstance(parsed, dict) and "specversion" in parsed:
-        return from_structured(parsed)
-    return _bare(value, parsed, topic)
+        return replace(from_structured(parsed), record_time=record_time)
+    return _bare(value, parsed, topic, record_time)

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
@@ -49,12 +50,18 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
 
 
 def build_documents(settings: IngestSettings) -> DocumentPipeline:
     trust = load_trust_bundle(settings.trust_bundle) if settings.trust_bundle else None
-    return DocumentPipeline(own_agencies=settings.own_agencies, trust=trust, limits=settings.edxml)
+    return DocumentPipeline(
+        own_agencies=settings.own_agencies,
+        trust=trust,
+        limits=settings.edxml,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+    )
 
 
 def intake_app(

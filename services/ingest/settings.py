@@ -96,6 +96,9 @@ class IngestSettings(PipelineSettings):
     channel_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_CHANNEL_VOCABULARY}  # noqa: RUF012
     legal_time_limits_days: dict[str, int] = {}  # noqa: RUF012
     """Procedure code to its legal time limit, for dossiers that carry no due date."""
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    """How far ahead of the clock an event's time may be (a source's clock running fast); a
+    CloudEvent `time` or a `ThoiDiemXuLy` further ahead is a dead letter."""
 
     api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""

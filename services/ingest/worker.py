@@ -291,7 +291,13 @@ class IngestWorker:
             else self._max_event_bytes
         )
         try:
-            envelope = decode_record(record.value, headers, topic=tp.topic, max_bytes=limit)
+            envelope = decode_record(
+                record.value,
+                headers,
+                topic=tp.topic,
+                max_bytes=limit,
+                timestamp_ms=record.timestamp,
+            )
         except EventRefusedError as exc:
             result = Result(Outcome.DEAD_LETTERED, UNKNOWN_TYPE, error=exc)
         else:

@@ -43,6 +43,8 @@ class Change:
     event_time: datetime
     dossier: NormalisedDossier | None = None
     progress: NormalisedProgress | None = None
+    time_is_lower_bound: bool = False
+    """`event_time` is the latest date a bare item carries: the change happened at or after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,9 @@ def _set_status(state: DossierState, status: DossierStatus, at_ms: int) -> None:
     state.status_ms = at_ms
 
 
-def _apply_header(state: DossierState, change: NormalisedDossier, at_ms: int) -> None:
+def _apply_header(
+    state: DossierState, change: NormalisedDossier, at_ms: int, *, newest: bool
+) -> None:
     header = change.header
     state.header_ms = at_ms
     state.agency = interned(change.agency) or state.agency
@@ -82,7 +86,10 @@ def _apply_header(state: DossierState, change: NormalisedDossier, at_ms: int) ->
         state.received_ms = to_ms(header.received_at)
     # A header may report supplements the status history never showed us.
     state.supplements = max(state.supplements, header.supplement_requests)
-    _set_status(state, change.status, at_ms)
+    # An item whose time is only a lower bound (a bare item at a status with no date of its own)
+    # is, once accepted, the newest word on the status: the change it reports came after
+    # everything already applied.
+    _set_status(state, change.status, max(at_ms, state.status_ms) if newest else at_ms)
     if is_end(change.status):
         ended = header.finished_at or header.returned_at or header.rejected_at
         if ended is not None and (not state.end_ms or to_ms(ended) < state.end_ms):
@@ -123,7 +130,7 @@ def decide(
     state.last_change_ms = max(state.last_change_ms, at_ms)
     if change.dossier is not None:
         state.header_digest = content
-        _apply_header(state, change.dossier, at_ms)
+        _apply_header(state, change.dossier, at_ms, newest=change.time_is_lower_bound)
         header: DossierHeader | None = change.dossier.header
         step: ProgressStep | None = None
         kind = RecordKind.DOSSIER

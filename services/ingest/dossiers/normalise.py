@@ -169,8 +169,6 @@ class NormalisedDossier:
     agency: str | None
     status: DossierStatus
     header: DossierHeader
-    updated_at: datetime | None
-    """The latest date the item itself carries; used when the envelope has no time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,12 +308,8 @@ def normalise_dossier(
             **moments,
         }
     )
-    present = [d for d in moments.values() if d is not None]
     return NormalisedDossier(
-        agency=resolve_agency(event.agency, agency_hint),
-        status=status,
-        header=header,
-        updated_at=max(present) if present else None,
+        agency=resolve_agency(event.agency, agency_hint), status=status, header=header
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -17,6 +17,7 @@ from schemas.cloudevents import EventType
 from schemas.dossier import DossierEvent, ProgressEvent
 from services.ingest.dossiers.decide import Change, Decision, Policy, decide
 from services.ingest.dossiers.decode import validate_data
+from services.ingest.dossiers.eventtime import header_time, step_time
 from services.ingest.dossiers.normalise import (
     Vocabularies,
     normalise_dossier,
@@ -28,6 +29,7 @@ from services.ingest.errors import ContractError, EventRefusedError, Unsupported
 from services.ingest.outcome import Outcome
 
 UNKNOWN_TYPE = "unknown"
+DEFAULT_MAX_FUTURE_SKEW = timedelta(seconds=300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +77,12 @@ class DossierPipeline:
         vocabularies: VocabularyBook,
         policy: Policy,
         max_text_chars: int,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
         self._max_text_chars = max_text_chars
+        self._max_skew = max_future_skew
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
         """Validate and normalise an envelope's data; raises `EventRefusedError` with the reason."""
@@ -100,12 +104,21 @@ class DossierPipeline:
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
             )
+            when = header_time(
+                dossier.header,
+                dossier.status,
+                envelope_time=envelope.time,
+                record_time=envelope.record_time,
+                now=now,
+                max_skew=self._max_skew,
+            )
             return Change(
                 dossier_code=event.dossier_code,
                 source=envelope.source,
                 event_id=envelope.id,
-                event_time=envelope.time or dossier.updated_at or now,
+                event_time=when.at,
                 dossier=dossier,
+                time_is_lower_bound=when.lower_bound,
             )
         if envelope.type == EventType.PROGRESS:
             progress_event = validate_data(envelope.data, ProgressEvent)
@@ -115,11 +128,17 @@ class DossierPipeline:
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
             )
+            when = step_time(
+                progress.step.handled_at,
+                envelope_time=envelope.time,
+                now=now,
+                max_skew=self._max_skew,
+            )
             return Change(
                 dossier_code=progress_event.dossier_code,
                 source=envelope.source,
                 event_id=envelope.id,
-                event_time=envelope.time or progress.step.handled_at,
+                event_time=when.at,
                 progress=progress,
             )
         raise UnsupportedTypeError("not a dossier event type")

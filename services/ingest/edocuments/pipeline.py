@@ -5,7 +5,7 @@ and runs on it, so the ledger needs no lock."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -19,7 +19,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument_status,
 )
 from services.ingest.edocuments.signature import TrustBundle
-from services.ingest.envelope import Envelope
+from services.ingest.envelope import Envelope, check_cloudevent_time
 from services.ingest.errors import ContractError, DecodeError, EdxmlError, EdxmlRefusedError
 from services.ingest.outcome import Outcome
 from services.ingest.settings import EdxmlLimits
@@ -47,7 +47,9 @@ class DocumentPipeline:
         trust: TrustBundle | None,
         limits: EdxmlLimits,
         ledger: EDocumentLedger | None = None,
+        max_future_skew: timedelta = timedelta(seconds=300),
     ) -> None:
+        self._max_skew = max_future_skew
         self._own = own_agencies
         self._trust = trust
         self._limits = limits
@@ -63,6 +65,8 @@ class DocumentPipeline:
         """Parse and verify; pure and thread-safe. Raises `EventRefusedError` with the reason."""
         if not isinstance(envelope.data, bytes):
             raise DecodeError("an edXML event carries the package as bytes (data_base64 or XML)")
+        if envelope.time is not None:
+            check_cloudevent_time(envelope.time, now=now, max_skew=self._max_skew)
         context = EventContext(envelope.source, envelope.id, envelope.time or now)
         try:
             if envelope.type == EventType.EDOC_STATUS:

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import ConsumerRecord
 
 from schemas.edocument import EDocumentStatusRecord
+from services.common.dates import to_ms
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.kafka import broker_reachable
 from services.common.logging import get_logger
@@ -54,15 +55,16 @@ class WorkerTopics:
 
 
 class StateStore:
-    """Dossier states of the assigned partitions, one map per partition number."""
+    """Dossier states of the assigned partitions, packed (`DossierState.to_bytes`), one map per
+    partition number."""
 
     def __init__(self) -> None:
-        self.partitions: dict[int, dict[str, DossierState]] = {}
+        self.partitions: dict[int, dict[str, bytes]] = {}
 
     def __len__(self) -> int:
         return sum(len(states) for states in self.partitions.values())
 
-    def partition(self, number: int) -> dict[str, DossierState]:
+    def partition(self, number: int) -> dict[str, bytes]:
         return self.partitions.setdefault(number, {})
 
 
@@ -176,7 +178,7 @@ class IngestWorker:
                         if record.value is None:
                             states.pop(key, None)
                         else:
-                            states[key] = DossierState.from_bytes(record.value)
+                            states[key] = self._restored_state(record.value)
                 for tp in list(pending):
                     if await self._restorer.position(tp) >= ends[tp]:
                         pending.discard(tp)
@@ -188,6 +190,15 @@ class IngestWorker:
             dossiers=len(self._states),
             seconds=round(time.monotonic() - started, 3),
         )
+
+    def _restored_state(self, value: bytes) -> bytes:
+        """A state as the topic holds it; one written by an older version is brought up to date
+        (and counts as touched now: that version kept no time of its own)."""
+        if not value.startswith(b"["):
+            return value
+        state = DossierState.from_bytes(value)
+        state.touched_ms = to_ms(self._clock())
+        return state.to_bytes()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -224,7 +235,7 @@ class IngestWorker:
         """Decide a batch and queue its outputs; its completion runs while the next is decided."""
         started = time.monotonic()
         pending: list[Awaitable[Any]] = []
-        state_updates: dict[tuple[int, str], DossierState] = {}
+        state_updates: dict[tuple[int, str], bytes] = {}
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             if tp not in self._consumer.assignment():
@@ -243,7 +254,7 @@ class IngestWorker:
     async def _complete(
         self,
         pending: list[Awaitable[Any]],
-        state_updates: dict[tuple[int, str], DossierState],
+        state_updates: dict[tuple[int, str], bytes],
         offsets: dict[TopicPartition, int],
         started: float,
     ) -> None:
@@ -256,10 +267,7 @@ class IngestWorker:
         await asyncio.gather(
             *[
                 await self._producer.send(
-                    self._topics.state,
-                    value=state.to_bytes(),
-                    key=code.encode(),
-                    partition=partition,
+                    self._topics.state, value=state, key=code.encode(), partition=partition
                 )
                 for (partition, code), state in state_updates.items()
             ]
@@ -279,8 +287,8 @@ class IngestWorker:
         self,
         tp: TopicPartition,
         record: ConsumerRecord[Any, Any],
-        states: dict[str, DossierState],
-        state_updates: dict[tuple[int, str], DossierState],
+        states: dict[str, bytes],
+        state_updates: dict[tuple[int, str], bytes],
     ) -> list[Awaitable[Any]]:
         started = time.perf_counter()
         headers = list(record.headers or ())
@@ -308,11 +316,11 @@ class IngestWorker:
         if result.outcome is Outcome.DEAD_LETTERED:
             return [await self._dead_letter(tp, record, headers, result)]
         decision = result.decision
-        if decision is None or decision.record is None or decision.state is None:
+        if decision is None or decision.record is None or result.packed is None:
             return []  # a duplicate or a stale event: nothing to write
         code = decision.record.dossier_code
-        # Only a dossier's last state in the batch is written (and serialised).
-        state_updates[(tp.partition, code)] = decision.state
+        # Only a dossier's last state in the batch is written.
+        state_updates[(tp.partition, code)] = result.packed
         if decision.indicators is not None:
             self._metrics.count(decision.indicators)
         return [

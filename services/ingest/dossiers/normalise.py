@@ -169,6 +169,9 @@ class NormalisedDossier:
     agency: str | None
     status: DossierStatus
     header: DossierHeader
+    sent: frozenset[str] = frozenset()
+    """Which of the yes/no facts the item sent (`SENT_FLAGS`): the header model reads a flag
+    left out as false, but a fact a header leaves out keeps its earlier value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +312,22 @@ def normalise_dossier(
         }
     )
     return NormalisedDossier(
-        agency=resolve_agency(event.agency, agency_hint), status=status, header=header
+        agency=resolve_agency(event.agency, agency_hint),
+        status=status,
+        header=header,
+        sent=frozenset(name for name in SENT_FLAGS if _is_sent(getattr(event, SENT_FLAGS[name]))),
     )
+
+
+SENT_FLAGS = {
+    "HoSoCoThanhPhanSoHoa": "has_digitised_components",
+    "TaiKhoanDuocXacThucVoiVNeID": "vneid_verified",
+}
+"""The yes/no facts whose absence must not read as "no": portal name to the event's field."""
+
+
+def _is_sent(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def normalise_progress(

@@ -42,6 +42,10 @@ class Result:
     decision: Decision | None = None
     error: EventRefusedError | None = None
     source: str | None = None
+    previous: DossierState | None = None
+    """The dossier's state before an accepted change (None: new to this replica)."""
+    packed: bytes | None = None
+    """The state after an accepted change, packed: what memory and the state topic hold."""
 
 
 class VocabularyBook:
@@ -147,17 +151,29 @@ class DossierPipeline:
         self,
         envelope: Envelope,
         *,
-        states: MutableMapping[str, DossierState],
+        states: MutableMapping[str, bytes],
         now: datetime,
     ) -> Result:
-        """Decide one dossier event; on acceptance `states` already holds the new state."""
+        """Decide one dossier event against the packed states (live and archived) of its
+        partition; on acceptance `states` already holds the new state."""
         event_type, source = envelope.type.value, envelope.source
         try:
             change = self.change(envelope, now=now)
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
         code = change.dossier_code
-        decision = decide(states.get(code), change, now=now, policy=self._policy)
+        held = states.get(code)
+        current = None if held is None else DossierState.from_bytes(held)
+        decision = decide(current, change, now=now, policy=self._policy)
+        packed = None
         if decision.state is not None:
-            states[code] = decision.state
-        return Result(decision.outcome, event_type, key=code, decision=decision, source=source)
+            packed = states[code] = decision.state.to_bytes()
+        return Result(
+            decision.outcome,
+            event_type,
+            key=code,
+            decision=decision,
+            source=source,
+            previous=current,
+            packed=packed,
+        )

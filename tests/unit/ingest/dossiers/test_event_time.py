@@ -46,7 +46,7 @@ class Feed:
 
     def __init__(self) -> None:
         self.pipeline = pipeline()
-        self.states: dict[str, DossierState] = {}
+        self.states: dict[str, bytes] = {}
         self.results: list[Result] = []
 
     def bare(self, item: dict[str, Any], *, now: datetime = NOW) -> Result:
@@ -79,7 +79,7 @@ class Feed:
 
     @property
     def status(self) -> int:
-        return self.states["H-1"].status
+        return DossierState.from_bytes(self.states["H-1"]).status
 
 
 def item(status: int, **dates: datetime) -> dict[str, Any]:

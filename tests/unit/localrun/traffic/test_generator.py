@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from schemas.edocument import SignatureVerdict
-from services.ingest.dossiers.state import DossierState
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.edocuments.signature import TrustBundle
 from services.ingest.envelope import decode_record
@@ -40,7 +39,7 @@ class IngestView:
 
 def run_through_ingest(events: list[tuple[datetime, SourceEvent]]) -> IngestView:
     pipeline = build_pipeline(IngestSettings())
-    states: dict[str, DossierState] = {}
+    states: dict[str, bytes] = {}
     view = IngestView()
     for now, event in events:
         try:

@@ -3,11 +3,14 @@ and the settings types its parts receive (`EdxmlLimits`, `AgencyList`)."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import NoDecode
 
 from services.common import topics
@@ -95,7 +98,11 @@ class IngestSettings(PipelineSettings):
     """Per CloudEvents source, its words for the status codes; `*` applies to every source."""
     channel_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_CHANNEL_VOCABULARY}  # noqa: RUF012
     legal_time_limits_days: dict[str, int] = {}  # noqa: RUF012
-    """Procedure code to its legal time limit, for dossiers that carry no due date."""
+    """Procedure code to its legal time limit in days, for dossiers that carry no due date; with
+    `legal_time_limits_file`, the file's limits and then these (which win)."""
+    legal_time_limits_file: Path | None = None
+    """A procedure catalogue export: CSV rows `procedure_code,days` (a header row is skipped) or
+    a JSON object of procedure code to days. Read once at start; an unreadable file stops it."""
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     """How far ahead of the clock an event's time may be (a source's clock running fast); a
     CloudEvent `time` or a `ThoiDiemXuLy` further ahead is a dead letter."""
@@ -127,3 +134,47 @@ class IngestSettings(PipelineSettings):
     """Comma-separated agency codes whose documents are outgoing."""
     edxml: EdxmlLimits = EdxmlLimits()
     """Bounds on one edXML package (`GOVSYNC_EDXML_MAX_BYTES`, `..._MAX_DEPTH`, ...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_from_file(cls, data: Any) -> Any:
+        """The file's legal limits under those set directly, so the field holds what applies."""
+        if not isinstance(data, dict) or not data.get("legal_time_limits_file"):
+            return data
+        from_file = load_legal_time_limits(Path(data["legal_time_limits_file"]))
+        given = data.get("legal_time_limits_days") or {}
+        if isinstance(given, str):
+            given = json.loads(given)
+        return {**data, "legal_time_limits_days": {**from_file, **given}}
+
+
+def load_legal_time_limits(path: Path) -> dict[str, int]:
+    """Procedure code to legal time limit in days, from a CSV (`procedure_code,days`, an
+    optional header row, `#` comments) or a JSON object; a `ValueError` says where it is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ValueError(f"legal time limits file {path} cannot be read: {exc.strerror}") from None
+    if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("{", "["):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON (line {exc.lineno})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected an object of procedure code to days")
+        rows = [(str(code), value, n) for n, (code, value) in enumerate(loaded.items(), 1)]
+    else:
+        rows = [
+            (row[0], row[1] if len(row) > 1 else "", n)
+            for n, row in enumerate(csv.reader(io.StringIO(text)), 1)
+            if row and row[0].strip() and not row[0].lstrip().startswith("#")
+        ]
+    limits: dict[str, int] = {}
+    for code, value, n in rows:
+        days = str(value).strip()
+        if not days.isdecimal():
+            if n == 1 and not limits:
+                continue  # a header row
+            raise ValueError(f"{path}: row {n}: the limit is not a whole number of days")
+        limits[code.strip()] = int(days)
+    return limits

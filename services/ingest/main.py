@@ -103,6 +103,7 @@ def policy(settings: IngestSettings) -> Policy:
     return Policy(
         legal_time_limits_days=dict(settings.legal_time_limits_days),
         finished_retention=settings.finished_retention,
+        archive_retention=timedelta(days=settings.archive_retention_days),
     )
 
 

@@ -122,7 +122,12 @@ class IngestSettings(PipelineSettings):
     agency_label_limit: int = Field(default=200, ge=1)
     """Distinct agency label values per metric; the rest are counted as `other`."""
     finished_retention: timedelta = timedelta(days=30)
-    """How long a finished dossier's state is kept after its last change before eviction."""
+    """How long a finished dossier stays in memory after govsync last changed it (govsync's
+    own clock, never the source's time); then it moves to the archive."""
+    archive_retention_days: int = Field(default=400, ge=1)
+    """How long an evicted dossier's archive entry (revision, watermarks, facts: a few hundred
+    bytes) is kept after govsync last changed it; a dossier that comes back within it continues
+    its revisions and counts, one that comes back later starts again at revision 1."""
     eviction_interval_seconds: float = Field(default=60.0, gt=0)
     """How often the worker looks for finished dossiers past their retention."""
     commit_interval_seconds: float = Field(default=0.0, ge=0)

@@ -24,9 +24,11 @@ from aiokafka.structs import ConsumerRecord
 from schemas.edocument import EDocumentStatusRecord
 from services.common.dates import to_ms
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
+from services.common.indicators import counted_parts, parts_of
 from services.common.kafka import broker_reachable
 from services.common.logging import get_logger
-from services.ingest.dossiers.decide import Policy, evictable
+from services.ingest.dossiers.decide import Policy, evictable, expired
+from services.ingest.dossiers.facts import facts_of
 from services.ingest.dossiers.pipeline import UNKNOWN_TYPE, DossierPipeline, Result
 from services.ingest.dossiers.state import DossierState
 from services.ingest.edocuments.pipeline import DocumentPipeline
@@ -34,8 +36,42 @@ from services.ingest.envelope import XML_TYPES, Envelope, decode_record
 from services.ingest.errors import EventRefusedError, describe
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outcome import Outcome
+from services.ingest.tally import Key, Tally
 
 log = get_logger(__name__)
+
+
+async def read_compacted(
+    consumer: AIOKafkaConsumer, topic: str, partitions: set[int]
+) -> dict[int, dict[str, bytes]]:
+    """The latest value of every key of `partitions` of a compacted topic (tombstones removed),
+    read from the start to the end offsets of the moment."""
+    found: dict[int, dict[str, bytes]] = {p: {} for p in partitions}
+    wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
+    if not wanted:
+        return found
+    consumer.assign(wanted)
+    await consumer.seek_to_beginning(*wanted)
+    ends = await consumer.end_offsets(wanted)
+    pending = {tp for tp in wanted if ends[tp] > 0}
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=1000)
+        for tp, records in batch.items():
+            values = found[tp.partition]
+            for record in records:
+                if record.key is None:
+                    continue
+                key = record.key.decode()
+                if record.value is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = record.value
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    return found
+
+
 Clock = Callable[[], datetime]
 SERVICE = "ingest"
 
@@ -56,16 +92,27 @@ class WorkerTopics:
 
 class StateStore:
     """Dossier states of the assigned partitions, packed (`DossierState.to_bytes`), one map per
-    partition number."""
+    partition number: live dossiers and the archive entries of evicted ones side by side."""
 
     def __init__(self) -> None:
         self.partitions: dict[int, dict[str, bytes]] = {}
+        self.archived: dict[int, int] = {}
+        """Archive entries per partition."""
 
     def __len__(self) -> int:
-        return sum(len(states) for states in self.partitions.values())
+        """Live dossiers held."""
+        return sum(len(states) for states in self.partitions.values()) - self.archived_count
+
+    @property
+    def archived_count(self) -> int:
+        return sum(self.archived.values())
 
     def partition(self, number: int) -> dict[str, bytes]:
         return self.partitions.setdefault(number, {})
+
+    def drop(self, number: int) -> None:
+        self.partitions.pop(number, None)
+        self.archived.pop(number, None)
 
 
 class IngestWorker:
@@ -102,6 +149,7 @@ class IngestWorker:
         self._clock = clock
         self._eviction_interval = eviction_interval_seconds
         self._states = StateStore()
+        self._tally = Tally()
         self._lock = asyncio.Lock()
         self._completing: asyncio.Task[None] | None = None
         """The previous batch's acknowledgements, state writes and commit, still under way."""
@@ -145,9 +193,10 @@ class IngestWorker:
                     await worker._settle()
                     for tp in revoked:
                         if tp.topic == worker._topics.dossier:
-                            worker._states.partitions.pop(tp.partition, None)
+                            worker._states.drop(tp.partition)
+                            worker._publish(worker._tally.drop(tp.partition))
                     worker._restored = False
-                    worker._metrics.dossiers_in_memory.set(len(worker._states))
+                    worker._show_held()
 
             async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
                 async with worker._lock:
@@ -157,48 +206,63 @@ class IngestWorker:
         return _Listener()
 
     async def _restore(self, partitions: set[int]) -> None:
-        """Read each assigned partition's state from the compacted topic, oldest first."""
+        """Read each assigned partition's state from the compacted topic, oldest first; then
+        count what its dossiers add to the exact figures."""
         started = time.monotonic()
-        wanted = [TopicPartition(self._topics.state, p) for p in sorted(partitions)]
         for p in partitions:
-            self._states.partitions[p] = {}
-        if wanted:
-            self._restorer.assign(wanted)
-            await self._restorer.seek_to_beginning(*wanted)
-            ends = await self._restorer.end_offsets(wanted)
-            pending = {tp for tp in wanted if ends[tp] > 0}
-            while pending:
-                batch = await self._restorer.getmany(*pending, timeout_ms=1000)
-                for tp, records in batch.items():
-                    states = self._states.partitions[tp.partition]
-                    for record in records:
-                        key = record.key.decode() if record.key else None
-                        if key is None:
-                            continue
-                        if record.value is None:
-                            states.pop(key, None)
-                        else:
-                            states[key] = self._restored_state(record.value)
-                for tp in list(pending):
-                    if await self._restorer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
+            self._states.drop(p)
+            self._publish(self._tally.drop(p))
+        restored = await read_compacted(self._restorer, self._topics.state, partitions)
+        now_ms = to_ms(self._clock())
+        for p in partitions:
+            states = self._states.partition(p)
+            archived = 0
+            for code, value in restored.get(p, {}).items():
+                state = DossierState.from_bytes(value)
+                if not state.touched_ms:  # written by a version that kept no time of its own
+                    state.touched_ms = now_ms
+                self._count(p, None, state, restoring=True)
+                states[code] = state.to_bytes()
+                archived += state.archived
+            self._states.archived[p] = archived
+        self._publish(self._tally.keys())
         self._restored = True
-        self._metrics.dossiers_in_memory.set(len(self._states))
+        self._show_held()
         log.info(
             "state restored",
             partitions=sorted(partitions),
             dossiers=len(self._states),
+            archived=self._states.archived_count,
             seconds=round(time.monotonic() - started, 3),
         )
 
-    def _restored_state(self, value: bytes) -> bytes:
-        """A state as the topic holds it; one written by an older version is brought up to date
-        (and counts as touched now: that version kept no time of its own)."""
-        if not value.startswith(b"["):
-            return value
-        state = DossierState.from_bytes(value)
-        state.touched_ms = to_ms(self._clock())
-        return state.to_bytes()
+    # --- the exact figures ----------------------------------------------------------------
+
+    def _keys(self, state: DossierState) -> list[Key]:
+        agency = self._metrics.agency(state.agency)
+        return [(agency, *part) for part in parts_of(state.parts)]
+
+    def _count(
+        self, partition: int, before: DossierState | None, after: DossierState, *, restoring: bool
+    ) -> set[Key]:
+        """Move one dossier's share of the figures from `before` to `after`; the series moved.
+
+        On restore the share is recomputed from the facts (a rule may have changed since the
+        state was written); `after.parts` then holds it.
+        """
+        if restoring:
+            facts = facts_of(after, legal_time_limits_days=self._policy.legal_time_limits_days)
+            after.parts = counted_parts(facts)
+        old = self._keys(before) if before is not None else []
+        return self._tally.move(partition, old, self._keys(after))
+
+    def _publish(self, keys: set[Key]) -> None:
+        for key in keys:
+            self._metrics.counted.labels(*key).set(self._tally.total(key))
+
+    def _show_held(self) -> None:
+        self._metrics.dossiers_in_memory.set(len(self._states))
+        self._metrics.dossiers_archived.set(self._states.archived_count)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -280,7 +344,7 @@ class IngestWorker:
                 self._metrics.lag.labels(tp.topic, str(tp.partition)).set(
                     max(0, highwater - offsets[tp])
                 )
-        self._metrics.dossiers_in_memory.set(len(self._states))
+        self._show_held()
         self._metrics.batch_seconds.observe(time.monotonic() - started)
 
     async def _one(
@@ -321,6 +385,11 @@ class IngestWorker:
         code = decision.record.dossier_code
         # Only a dossier's last state in the batch is written.
         state_updates[(tp.partition, code)] = result.packed
+        if decision.state is not None:
+            previous = result.previous
+            if previous is not None and previous.archived:
+                self._states.archived[tp.partition] -= 1  # it came back
+            self._publish(self._count(tp.partition, previous, decision.state, restoring=False))
         if decision.indicators is not None:
             self._metrics.count(decision.indicators)
         return [
@@ -402,24 +471,46 @@ class IngestWorker:
         return await self._dead_letters.send(letter)
 
     async def evict(self) -> int:
-        """Forget finished dossiers past retention, here and in the state topic (tombstones)."""
+        """Move dossiers that ended and stayed unchanged past the retention to the archive, and
+        forget archive entries past theirs, here and in the state topic; the number evicted.
+
+        An archive entry keeps what the dossier needs to come back as itself: its revision,
+        watermarks, content digests and facts (so its counts stand and are not repeated).
+        """
         self._last_eviction = time.monotonic()
         now = self._clock()
-        tombstones: list[Awaitable[Any]] = []
+        writes: list[Awaitable[Any]] = []
+        evicted = forgotten = 0
+        changed: set[Key] = set()
         for partition, states in self._states.partitions.items():
-            gone = [
-                code for code, s in states.items() if evictable(s, now=now, policy=self._policy)
-            ]
-            for code in gone:
-                del states[code]
-                tombstones.append(
+            for code, packed in list(states.items()):
+                value: bytes | None
+                if evictable(packed, now=now, policy=self._policy):
+                    state = DossierState.from_bytes(packed)
+                    state.archived = True
+                    value = states[code] = state.to_bytes()
+                    self._states.archived[partition] = self._states.archived.get(partition, 0) + 1
+                    evicted += 1
+                elif expired(packed, now=now, policy=self._policy):
+                    changed |= self._tally.move(
+                        partition, self._keys(DossierState.from_bytes(packed)), []
+                    )
+                    del states[code]
+                    self._states.archived[partition] -= 1
+                    value = None
+                    forgotten += 1
+                else:
+                    continue
+                writes.append(
                     await self._producer.send(
-                        self._topics.state, value=None, key=code.encode(), partition=partition
+                        self._topics.state, value=value, key=code.encode(), partition=partition
                     )
                 )
-        await asyncio.gather(*tombstones)
-        if tombstones:
-            self._metrics.evicted.inc(len(tombstones))
-            self._metrics.dossiers_in_memory.set(len(self._states))
-            log.info("finished dossiers evicted", count=len(tombstones))
-        return len(tombstones)
+        await asyncio.gather(*writes)
+        self._publish(changed)
+        if writes:
+            self._metrics.evicted.inc(evicted)
+            self._metrics.archive_expired.inc(forgotten)
+            self._show_held()
+            log.info("dossiers evicted", archived=evicted, forgotten=forgotten)
+        return evicted

@@ -42,6 +42,7 @@ def topics(settings: IngestSettings) -> list[TopicSpec]:
         TopicSpec.compacted(settings.topic_state, n, rf),
         TopicSpec(settings.topic_edocument, n, rf),
         TopicSpec(settings.topic_edocument_normalized, n, rf),
+        TopicSpec.compacted(settings.topic_edocument_ledger, n, rf),
     ]
 
 
@@ -143,6 +144,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
                 state=settings.topic_state,
                 edocument=settings.topic_edocument,
                 edocument_output=settings.topic_edocument_normalized,
+                edocument_ledger=settings.topic_edocument_ledger,
             ),
             policy=policy(settings),
             max_event_bytes=settings.max_event_bytes,

@@ -85,6 +85,8 @@ class IngestSettings(PipelineSettings):
     """Compacted, keyed by dossier code, same partition count as `topic_dossier`."""
     topic_edocument: str = topics.EDOCUMENT
     topic_edocument_normalized: str = topics.EDOCUMENT_NORMALIZED
+    topic_edocument_ledger: str = topics.EDOCUMENT_LEDGER
+    """Compacted, keyed by document id, same partition count as `topic_edocument`."""
     consumer_group: str = topics.INGEST_GROUP
 
     create_topics: bool = True

@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from schemas.edocument import EDocumentStatusRecord
+from schemas.edocument import EDocumentRecord, EDocumentStatusRecord
 from services.common.dates import to_ms
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.indicators import counted_parts, parts_of
@@ -31,6 +31,7 @@ from services.ingest.dossiers.decide import Policy, evictable, expired
 from services.ingest.dossiers.facts import facts_of
 from services.ingest.dossiers.pipeline import UNKNOWN_TYPE, DossierPipeline, Result
 from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.ledger import CountsAs
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import XML_TYPES, Envelope, decode_record
 from services.ingest.errors import EventRefusedError, describe
@@ -74,6 +75,8 @@ async def read_compacted(
 
 Clock = Callable[[], datetime]
 SERVICE = "ingest"
+Writes = dict[tuple[str, int, str], bytes]
+"""State to write once a batch's outputs are acknowledged: (topic, partition, key) to value."""
 
 
 def utc_now() -> datetime:
@@ -88,6 +91,8 @@ class WorkerTopics:
     """Compacted; partition N holds the state of the dossiers of `dossier` partition N."""
     edocument: str
     edocument_output: str
+    edocument_ledger: str
+    """Compacted; partition N holds the ledger entries made by `edocument` partition N."""
 
 
 class StateStore:
@@ -150,6 +155,7 @@ class IngestWorker:
         self._eviction_interval = eviction_interval_seconds
         self._states = StateStore()
         self._tally = Tally()
+        self._doc_tally = Tally()
         self._lock = asyncio.Lock()
         self._completing: asyncio.Task[None] | None = None
         """The previous batch's acknowledgements, state writes and commit, still under way."""
@@ -195,13 +201,22 @@ class IngestWorker:
                         if tp.topic == worker._topics.dossier:
                             worker._states.drop(tp.partition)
                             worker._publish(worker._tally.drop(tp.partition))
+                        elif tp.topic == worker._topics.edocument:
+                            worker._documents.ledger.drop(tp.partition)
+                            worker._publish_documents(worker._doc_tally.drop(tp.partition))
                     worker._restored = False
                     worker._show_held()
 
             async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
                 async with worker._lock:
-                    dossier = worker._topics.dossier
-                    await worker._restore({tp.partition for tp in assigned if tp.topic == dossier})
+                    topics = worker._topics
+                    await worker._restore(
+                        {tp.partition for tp in assigned if tp.topic == topics.dossier}
+                    )
+                    await worker._restore_ledger(
+                        {tp.partition for tp in assigned if tp.topic == topics.edocument}
+                    )
+                    worker._restored = True
 
         return _Listener()
 
@@ -226,7 +241,6 @@ class IngestWorker:
                 archived += state.archived
             self._states.archived[p] = archived
         self._publish(self._tally.keys())
-        self._restored = True
         self._show_held()
         log.info(
             "state restored",
@@ -259,6 +273,29 @@ class IngestWorker:
     def _publish(self, keys: set[Key]) -> None:
         for key in keys:
             self._metrics.counted.labels(*key).set(self._tally.total(key))
+
+    def _doc_keys(self, counts_as: CountsAs | None) -> list[Key]:
+        if counts_as is None:
+            return []
+        agency, direction, verdict = counts_as
+        return [(self._metrics.agency(agency), direction.value, verdict.value)]
+
+    def _publish_documents(self, keys: set[Key]) -> None:
+        for key in keys:
+            self._metrics.edocuments_counted.labels(*key).set(self._doc_tally.total(key))
+
+    async def _restore_ledger(self, partitions: set[int]) -> None:
+        """Read each assigned e-document partition's ledger entries from the compacted topic."""
+        ledger = self._documents.ledger
+        for p in partitions:
+            ledger.drop(p)
+            self._publish_documents(self._doc_tally.drop(p))
+        restored = await read_compacted(self._restorer, self._topics.edocument_ledger, partitions)
+        for p, values in restored.items():
+            for entry in ledger.restore(p, values):
+                self._doc_tally.add(p, self._doc_keys(entry.counts_as()))
+        self._publish_documents(self._doc_tally.keys())
+        log.info("e-document ledger restored", partitions=sorted(partitions), documents=len(ledger))
 
     def _show_held(self) -> None:
         self._metrics.dossiers_in_memory.set(len(self._states))
@@ -299,7 +336,7 @@ class IngestWorker:
         """Decide a batch and queue its outputs; its completion runs while the next is decided."""
         started = time.monotonic()
         pending: list[Awaitable[Any]] = []
-        state_updates: dict[tuple[int, str], bytes] = {}
+        state_updates: Writes = {}
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             if tp not in self._consumer.assignment():
@@ -318,7 +355,7 @@ class IngestWorker:
     async def _complete(
         self,
         pending: list[Awaitable[Any]],
-        state_updates: dict[tuple[int, str], bytes],
+        state_updates: Writes,
         offsets: dict[TopicPartition, int],
         started: float,
     ) -> None:
@@ -330,10 +367,8 @@ class IngestWorker:
         await asyncio.gather(*pending)
         await asyncio.gather(
             *[
-                await self._producer.send(
-                    self._topics.state, value=state, key=code.encode(), partition=partition
-                )
-                for (partition, code), state in state_updates.items()
+                await self._producer.send(topic, value=value, key=key.encode(), partition=partition)
+                for (topic, partition, key), value in state_updates.items()
             ]
         )
         if offsets:
@@ -352,7 +387,7 @@ class IngestWorker:
         tp: TopicPartition,
         record: ConsumerRecord[Any, Any],
         states: dict[str, bytes],
-        state_updates: dict[tuple[int, str], bytes],
+        state_updates: Writes,
     ) -> list[Awaitable[Any]]:
         started = time.perf_counter()
         headers = list(record.headers or ())
@@ -374,7 +409,9 @@ class IngestWorker:
             result = Result(Outcome.DEAD_LETTERED, UNKNOWN_TYPE, error=exc)
         else:
             if envelope.type in XML_TYPES:
-                return await self._document(tp, record, headers, envelope, now, started)
+                return await self._document(
+                    tp, record, headers, envelope, now, started, state_updates
+                )
             result = self._pipeline.handle(envelope, states=states, now=now)
         self._finish(result.event_type, result.outcome, started)
         if result.outcome is Outcome.DEAD_LETTERED:
@@ -384,7 +421,7 @@ class IngestWorker:
             return []  # a duplicate or a stale event: nothing to write
         code = decision.record.dossier_code
         # Only a dossier's last state in the batch is written.
-        state_updates[(tp.partition, code)] = result.packed
+        state_updates[(self._topics.state, tp.partition, code)] = result.packed
         if decision.state is not None:
             previous = result.previous
             if previous is not None and previous.archived:
@@ -413,6 +450,7 @@ class IngestWorker:
         envelope: Envelope,
         now: datetime,
         started: float,
+        state_updates: Writes,
     ) -> list[Awaitable[Any]]:
         """An edXML package: verified off the loop, counted on it."""
         try:
@@ -423,10 +461,26 @@ class IngestWorker:
                 Outcome.DEAD_LETTERED, envelope.type.value, error=exc, source=envelope.source
             )
             return [await self._dead_letter(tp, record, headers, failed)]
-        result = self._documents.decide(normalised)
+        ledger = self._documents.ledger
+        touched = [normalised.document_id]
+        if isinstance(normalised, EDocumentRecord):
+            touched += normalised.replaces
+        before = {d: e.counts_as() for d in touched if (e := ledger.entries.get(d)) is not None}
+        result = self._documents.decide(normalised, partition=tp.partition, now=now)
         self._finish(envelope.type.value, result.outcome, started)
         if result.record is None:
             return []
+        moved: set[Key] = set()
+        for document_id in result.changed:
+            home, value = ledger.entry_bytes(document_id)
+            state_updates[(self._topics.edocument_ledger, home, document_id)] = value
+            after = ledger.entries[document_id]
+            moved |= self._doc_tally.move(
+                after.partition,
+                self._doc_keys(before.get(document_id)),
+                self._doc_keys(after.counts_as()),
+            )
+        self._publish_documents(moved)
         if result.counted is not None:
             self._metrics.count_document(result.counted)
         is_status = isinstance(result.record, EDocumentStatusRecord)
@@ -506,8 +560,21 @@ class IngestWorker:
                         self._topics.state, value=value, key=code.encode(), partition=partition
                     )
                 )
+        retention_ms = int(self._policy.archive_retention.total_seconds() * 1000)
+        moved: set[Key] = set()
+        for document_id, entry in self._documents.ledger.expire(now=now, retention_ms=retention_ms):
+            moved |= self._doc_tally.move(entry.partition, self._doc_keys(entry.counts_as()), [])
+            writes.append(
+                await self._producer.send(
+                    self._topics.edocument_ledger,
+                    value=None,
+                    key=document_id.encode(),
+                    partition=entry.partition,
+                )
+            )
         await asyncio.gather(*writes)
         self._publish(changed)
+        self._publish_documents(moved)
         if writes:
             self._metrics.evicted.inc(evicted)
             self._metrics.archive_expired.inc(forgotten)

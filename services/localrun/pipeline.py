@@ -108,6 +108,7 @@ def build_services(
         topic_state=f"{topics.INGEST_STATE}{suffix}",
         topic_edocument=f"{topics.EDOCUMENT}{suffix}",
         topic_edocument_normalized=f"{topics.EDOCUMENT_NORMALIZED}{suffix}",
+        topic_edocument_ledger=f"{topics.EDOCUMENT_LEDGER}{suffix}",
         consumer_group=f"{topics.INGEST_GROUP}{suffix}",
         topic_partitions=settings.partitions,
         trust_bundle=trust_bundle,

@@ -31,6 +31,8 @@ class DocumentResult:
     record: EDocumentRecord | EDocumentStatusRecord | None = None
     counted: Counted | None = None
     status_agency: str | None = None
+    changed: tuple[str, ...] = ()
+    """Ledger entries the package changed: to persist and to recount."""
 
     @property
     def key(self) -> str | None:
@@ -58,6 +60,10 @@ class DocumentPipeline:
     @property
     def limits(self) -> EdxmlLimits:
         return self._limits
+
+    @property
+    def ledger(self) -> EDocumentLedger:
+        return self._ledger
 
     def normalise(
         self, envelope: Envelope, *, now: datetime
@@ -88,18 +94,28 @@ class DocumentPipeline:
                 "the package's values are out of bounds", exc
             ) from None
 
-    def decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
-        """Count each document once; keep each document's latest status."""
+    def decide(
+        self,
+        record: EDocumentRecord | EDocumentStatusRecord,
+        *,
+        partition: int = 0,
+        now: datetime | None = None,
+    ) -> DocumentResult:
+        """Count each document once; keep each document's latest status. `partition` is the
+        input record's: where a new ledger entry lives."""
         if isinstance(record, EDocumentStatusRecord):
-            applied = self._ledger.apply_status(record)
+            applied = self._ledger.apply_status(record, partition=partition, now=now)
             if applied is StatusOutcome.DUPLICATE:
                 return DocumentResult(Outcome.DUPLICATE)
             if applied is StatusOutcome.STALE:
                 return DocumentResult(Outcome.STALE)
             return DocumentResult(
-                Outcome.ACCEPTED, record=record, status_agency=record.responder.organ_id
+                Outcome.ACCEPTED,
+                record=record,
+                status_agency=record.responder.organ_id,
+                changed=(record.document_id,),
             )
-        decision = self._ledger.record(record)
+        decision = self._ledger.record(record, partition=partition, now=now)
         if decision.outcome is CountOutcome.DUPLICATE:
             return DocumentResult(Outcome.DUPLICATE)
         counted = (
@@ -107,4 +123,6 @@ class DocumentPipeline:
             if decision.counted
             else None
         )
-        return DocumentResult(Outcome.ACCEPTED, record=record, counted=counted)
+        return DocumentResult(
+            Outcome.ACCEPTED, record=record, counted=counted, changed=decision.changed
+        )

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,13 @@ def build_services(
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
     generator's agencies are ingest's own (their documents are outgoing)."""
+    eviction: dict[str, Any] = {}
+    if settings.finished_retention_seconds is not None:
+        eviction["finished_retention"] = timedelta(seconds=settings.finished_retention_seconds)
+    if settings.eviction_interval_seconds is not None:
+        eviction["eviction_interval_seconds"] = settings.eviction_interval_seconds
     ingest = IngestSettings(
+        **eviction,
         kafka=kafka,
         http_host="127.0.0.1",
         http_port=free_port(),

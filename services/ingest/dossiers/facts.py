@@ -44,6 +44,7 @@ from services.ingest.dossiers.state import (
     history_entries,
     interned,
     with_change,
+    with_newest,
 )
 
 _SUPPLEMENT = DossierStatus.SUPPLEMENT_REQUESTED
@@ -96,9 +97,10 @@ def apply_header(
     # An item whose time is only a lower bound (a bare item at a status with no date of its own)
     # is, once accepted, the newest word on the status: it reports a change that came after
     # everything already applied.
-    if lower_bound and state.history:
-        at_ms = max(at_ms, history_entries(state.history)[-1][0])
-    state.history = with_change(state.history, at_ms, int(dossier.status))
+    if lower_bound:
+        state.history = with_newest(state.history, at_ms, int(dossier.status))
+    else:
+        state.history = with_change(state.history, at_ms, int(dossier.status))
 
 
 def apply_step(state: DossierState, progress: NormalisedProgress, at_ms: int) -> None:

@@ -117,6 +117,18 @@ def with_change(history: bytes, at_ms: int, status: int) -> bytes:
     return b"".join(_ENTRY.pack(ms, s) for ms, s in entries)
 
 
+def with_newest(history: bytes, at_ms: int, status: int) -> bytes:
+    """The history with the dossier at `status` after every change it holds (at `at_ms`, or at
+    the last change's time if that is later): the change of an item whose time is only a lower
+    bound, accepted as the newest."""
+    if not history:
+        return _ENTRY.pack(at_ms, status)
+    last_ms, last_status = _ENTRY.unpack_from(history, len(history) - _ENTRY.size)
+    if last_status == status:
+        return history
+    return (history + _ENTRY.pack(max(at_ms, last_ms), status))[-HISTORY_LIMIT * _ENTRY.size :]
+
+
 # --- the state ------------------------------------------------------------------------------------
 
 

@@ -303,8 +303,8 @@ def draw_patterned_plan(
     elif pattern is Pattern.LATE_FACTS:
         plan = replace(plan, headers=frozenset(range(1, len(plan.steps))), facts_from=2)
     elif pattern is Pattern.RECODE and len(plan.steps) > 1:
-        at = received if options.recode_at_reception and received else None
-        plan = replace(plan, recode_from=at or rng.randrange(1, len(plan.steps)))
+        at = received if options.recode_at_reception else None
+        plan = replace(plan, recode_from=rng.randrange(1, len(plan.steps)) if at is None else at)
     return plan
 
 

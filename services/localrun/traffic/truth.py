@@ -13,7 +13,8 @@ reached a received status (2, 4 … 10):
 - received, online (`KenhThucHien` 2), fee-bearing and paid online, with a file attached,
   digitised, from the national repository, VNeID-verified: once a header carrying the facts was
   sent (a dossier whose facts arrive late counts for none of them before);
-- synced: the portal holds every received dossier once the run has drained (1.4's numerator);
+- synced: the portal holds every received dossier its source sent a header of, once the run
+  has drained (1.4's numerator; steps alone create nothing there);
 - finished: in status 7, 9 or 10, on time as its plan intends; a dossier whose changes came as
   bare items only has no time for its supplement request, so its end is judged against its due
   date by the dates its items carry (`bare_times`);
@@ -170,7 +171,9 @@ def tally_of(plan: DossierPlan, sent: int) -> tuple[str, AgencyTally]:
     statuses = [s.status for s in plan.steps[:sent]]
     if not any(s in RECEIVED for s in statuses):
         return agency, tally
-    tally.received = tally.synced = 1
+    tally.received = 1
+    # The portal holds a dossier once it has a header of it (steps alone create nothing).
+    tally.synced = bool(headers)
     if any(i >= plan.facts_from for i in headers):
         tally.received_online = plan.channel == ONLINE
         fee_bearing = plan.procedure.fee > 0
@@ -200,8 +203,6 @@ class GroundTruth:
     )
     dossiers: int = 0
     """Dossiers planned."""
-    final_status: dict[str, int] = field(default_factory=dict)
-    """Each valid dossier's latest status: what the destinations must hold once drained."""
     progress: dict[str, tuple[DossierPlan, int]] = field(default_factory=dict)
     """Each dossier's plan and how many of its changes were sent."""
     reexports: dict[bool, int] = field(default_factory=lambda: {False: 0, True: 0})
@@ -235,9 +236,23 @@ class GroundTruth:
         """The e-document counts of one agency, to add to."""
         return self.documents.setdefault(code, AgencyTally())
 
+    @property
+    def statuses(self) -> dict[str, int]:
+        """Each valid dossier's latest status: what ingest and NDXP must hold once drained."""
+        return {code: plan.steps[sent - 1].status for code, (plan, sent) in self.progress.items()}
+
+    @property
+    def final_status(self) -> dict[str, int]:
+        """The latest status of each dossier whose source sent a header: what the portal must
+        hold once drained (it holds no dossier it never had a DongBoHoSoMC item for)."""
+        return {
+            code: plan.steps[sent - 1].status
+            for code, (plan, sent) in self.progress.items()
+            if any(plan.has_header(i) for i in range(sent))
+        }
+
     def reached(self, plan: DossierPlan, index: int) -> None:
         """The generator sent the dossier's status change `plan.steps[index]`."""
-        self.final_status[plan.code] = plan.steps[index].status
         self.progress[plan.code] = (plan, index + 1)
 
     def reexported(self, plan: DossierPlan, *, corrected: bool) -> None:

@@ -167,7 +167,7 @@ def test_ground_truth_equals_what_ingest_decides(seed: int, options: TrafficOpti
     assert dict(view.outcomes) == {o.value: n for o, n in truth.outcomes.items() if n}
     expected = {a: scored(t) for a, t in truth.agencies.items() if scored(t) != AgencyTally()}
     assert view.agencies == expected
-    assert view.statuses == truth.final_status
+    assert view.statuses == truth.statuses
     # The traffic holds what it should: accepted events, late and on-time finishes, channels.
     everything = AgencyTally()
     for tally in truth.agencies.values():

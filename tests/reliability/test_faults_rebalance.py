@@ -9,7 +9,8 @@ least once in each direction. Afterwards:
 - nothing is lost: every accepted event has its normalised record and reaches the portal;
 - state follows its partitions: each dossier's revisions are 1..n with one event each, across
   every handover (a new owner without the state would start a dossier again at revision 1);
-- order holds at the destination: the portal never sees a dossier go backwards.
+- order holds at the destination: the portal never sees a dossier go backwards;
+- the exact indicator gauges of the last owner equal the figures counted from the stream.
 """
 
 from __future__ import annotations
@@ -54,16 +55,23 @@ async def test_members_join_and_leave_mid_stream(
         delivery = await scenario.drain(
             stream, [PORTAL], [ingest_b, portal_b], what="the portal up to date"
         )
+        counted, expected = await scenario.indicator_figures(delivery, ingest_b)
         exits += await asyncio.gather(ingest_b.stop(), portal_b.stop())
 
     check, settled = delivery.ingest, delivery.settled
     scenario.report(
         delivery,
         figures,
-        extra={"joins": 2 * 2, "leaves": 2 * 2, "dossiers": len(check.finals)},
+        extra={
+            "joins": 2 * 2,
+            "leaves": 2 * 2,
+            "dossiers": len(check.finals),
+            "indicator figures exact": counted == expected,
+        },
     )
     assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
     assert settled.drained, f"not delivered to the portal: {settled.late[PORTAL][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
+    assert counted == expected, "the indicator gauges after the handovers"
     assert exits == [0] * 6, f"a process did not leave cleanly: {exits}"

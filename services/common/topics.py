@@ -18,6 +18,9 @@ EDOCUMENT = "govsync.edocument.v1"
 """edXML document and status packages."""
 EDOCUMENT_NORMALIZED = "govsync.edocument.normalized.v1"
 """`EDocumentRecord`s and `EDocumentStatusRecord`s, keyed by document id."""
+EDOCUMENT_LEDGER = "govsync.ingest.edocuments.v1"
+"""Compacted: ingest's e-document counting ledger, keyed by document id, co-partitioned with
+`EDOCUMENT` (an entry lives in the partition of the record that created it)."""
 SYNC_ACKED_TEMPLATE = "govsync.sync.{target}.acked.v1"
 """Compacted: the revisions a destination acknowledged, co-partitioned with `DOSSIER_NORMALIZED`."""
 

@@ -25,7 +25,6 @@ from typing import Any
 import orjson
 
 from services.ingest.dossiers.pipeline import DossierPipeline
-from services.ingest.dossiers.state import DossierState
 from services.ingest.dvcqg import protocol
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import XML_TYPES, Envelope, decode_record
@@ -162,7 +161,7 @@ class Checker:
         self._documents = documents
         self._max_event_bytes = max_event_bytes
         self._now = now
-        self._states: dict[str, DossierState] = {}
+        self._states: dict[str, bytes] = {}
 
     def _envelope(self, sample: Sample) -> Envelope:
         value = sample.value or b""

@@ -49,6 +49,7 @@ def topics(settings: IngestSettings) -> list[TopicSpec]:
         TopicSpec.compacted(settings.topic_state, n, rf),
         TopicSpec(settings.topic_edocument, n, rf),
         TopicSpec(settings.topic_edocument_normalized, n, rf),
+        TopicSpec.compacted(settings.topic_edocument_ledger, n, rf),
     ]
 
 
@@ -59,6 +60,7 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         max_text_chars=settings.max_text_chars,
         binding=SourceBinding(settings.source_agencies),
         internal_urls=settings.allow_internal_file_urls,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
 
 
@@ -70,6 +72,7 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
         limits=settings.edxml,
         bindings=SignerBindings(settings.signer_bindings),
         binding=SourceBinding(settings.source_agencies),
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
 
 
@@ -162,6 +165,7 @@ def policy(settings: IngestSettings) -> Policy:
     return Policy(
         legal_time_limits_days=dict(settings.legal_time_limits_days),
         finished_retention=settings.finished_retention,
+        archive_retention=timedelta(days=settings.archive_retention_days),
     )
 
 
@@ -202,6 +206,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
                 state=settings.topic_state,
                 edocument=settings.topic_edocument,
                 edocument_output=settings.topic_edocument_normalized,
+                edocument_ledger=settings.topic_edocument_ledger,
             ),
             policy=policy(settings),
             max_batch=settings.max_batch_events,

@@ -99,16 +99,17 @@ class DossierLookup(Protocol):
 
 
 class StateLookup:
-    """TraCuuHoSo from the worker's own dossier states (the partitions assigned to this replica)."""
+    """TraCuuHoSo from the worker's own dossier states (the partitions assigned to this replica),
+    packed as the worker holds them; an archived dossier is still one the source sent."""
 
-    def __init__(self, partitions: Mapping[int, Mapping[str, DossierState]]) -> None:
+    def __init__(self, partitions: Mapping[int, Mapping[str, bytes]]) -> None:
         self._partitions = partitions
 
     def find(self, code: str) -> DossierState | None:
         for states in list(self._partitions.values()):
             found = states.get(code)
             if found is not None:
-                return found
+                return DossierState.from_bytes(found)
         return None
 
 

@@ -300,4 +300,4 @@ def test_eviction(status: int, days_since: float, expected: bool) -> None:
     d = Dossier()
     d.feed(header(status, when=at(0)))
     assert d.state is not None
-    assert evictable(d.state, now=at(days_since), policy=POLICY) is expected
+    assert evictable(d.state.to_bytes(), now=at(days_since), policy=POLICY) is expected

@@ -99,6 +99,7 @@ def sync_settings(
         group_prefix=f"test-sync-{unique}-",
         http_port=0,
         shutdown_budget_seconds=10,
+        allow_http=True,  # the simulator speaks plain http on loopback
     )
 
 

@@ -43,7 +43,7 @@ from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import OTHER_AGENCIES
-from services.localrun.traffic.plans import DocumentSpec
+from services.localrun.traffic.plans import DocumentSpec, recoded
 from services.localrun.traffic.truth import GroundTruth, Outcome
 from services.localrun.view import Endpoints, ViewState
 from services.simulator.server import running_simulator
@@ -106,8 +106,9 @@ def build_services(
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
     generator's agencies are ingest's own (their documents are outgoing), and they and the
-    agencies that send them documents are the metrics' agency labels."""
-    labels = frozenset((*settings.agencies, *OTHER_AGENCIES))
+    agencies that send them documents are the metrics' agency labels, with the codes the
+    generator re-codes its agencies to (`recoded`): a label outside the preset is `other`."""
+    labels = frozenset((*settings.agencies, *map(recoded, settings.agencies), *OTHER_AGENCIES))
     eviction: dict[str, Any] = {}
     if settings.finished_retention_seconds is not None:
         eviction["finished_retention"] = timedelta(seconds=settings.finished_retention_seconds)

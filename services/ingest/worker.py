@@ -263,6 +263,8 @@ class IngestWorker:
         if restoring:
             facts = facts_of(after, legal_time_limits_days=self._policy.legal_time_limits_days)
             after.parts = counted_parts(facts)
+        if before is not None and (before.agency, before.parts) == (after.agency, after.parts):
+            return set()  # most changes move nothing: the same series as before
         old = self._keys(before) if before is not None else []
         return self._tally.move(partition, old, self._keys(after))
 

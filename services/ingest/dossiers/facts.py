@@ -138,30 +138,34 @@ def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) 
     ended_ms, end_status = _end(state, first, finished_ms, returned_ms)
     flags = state.flags
     status = entries[-1][1] if entries else DossierStatus.SUBMITTED
-    # Built without validation: every value comes from validated events, within its bounds.
-    return DossierFacts.model_construct(
-        agency=state.agency,
-        procedure_code=state.procedure,
-        status=DossierStatus(status),
-        channel=Channel(state.channel) if state.channel else None,
-        submitted_at=_at(state.submitted_ms),
-        received_at=_at(received_ms),
-        due_at=_at(state.due_ms),
-        legal_limit_days=legal_time_limits_days.get(state.procedure) if state.procedure else None,
-        finished_at=_at(finished_ms),
-        returned_at=_at(returned_ms),
-        ended_at=_at(ended_ms),
-        end_status=DossierStatus(end_status) if end_status else None,
-        supplement_requests=max(state.listed_supplements, rounds),
-        supplement_seconds=supplement_ms // 1000,
-        supplement_since=_at(since_ms),
-        fee_bearing=bool(flags & Flag.FEE_BEARING) if flags & Flag.FEES_KNOWN else None,
-        paid_online=state.paid_online if state.paid_online >= 0 else None,
-        digitised=bool(flags & (Flag.DIGITISED_FLAG | Flag.ATTACHED_DIGITISED)),
-        attachments=bool(flags & Flag.ATTACHED),
-        from_national_repository=bool(flags & Flag.ATTACHED_NATIONAL),
-        vneid_verified=bool(flags & Flag.VNEID),
-        result_file=bool(flags & Flag.RESULT_FILE),
+    # One validation from a dict: faster in pydantic-core than `model_construct` in Python.
+    return DossierFacts.model_validate(
+        {
+            "agency": state.agency,
+            "procedure_code": state.procedure,
+            "status": DossierStatus(status),
+            "channel": Channel(state.channel) if state.channel else None,
+            "submitted_at": _at(state.submitted_ms),
+            "received_at": _at(received_ms),
+            "due_at": _at(state.due_ms),
+            "legal_limit_days": legal_time_limits_days.get(state.procedure)
+            if state.procedure
+            else None,
+            "finished_at": _at(finished_ms),
+            "returned_at": _at(returned_ms),
+            "ended_at": _at(ended_ms),
+            "end_status": DossierStatus(end_status) if end_status else None,
+            "supplement_requests": max(state.listed_supplements, rounds),
+            "supplement_seconds": supplement_ms // 1000,
+            "supplement_since": _at(since_ms),
+            "fee_bearing": bool(flags & Flag.FEE_BEARING) if flags & Flag.FEES_KNOWN else None,
+            "paid_online": state.paid_online if state.paid_online >= 0 else None,
+            "digitised": bool(flags & (Flag.DIGITISED_FLAG | Flag.ATTACHED_DIGITISED)),
+            "attachments": bool(flags & Flag.ATTACHED),
+            "from_national_repository": bool(flags & Flag.ATTACHED_NATIONAL),
+            "vneid_verified": bool(flags & Flag.VNEID),
+            "result_file": bool(flags & Flag.RESULT_FILE),
+        }
     )
 
 

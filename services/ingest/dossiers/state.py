@@ -126,7 +126,10 @@ def with_newest(history: bytes, at_ms: int, status: int) -> bytes:
     last_ms, last_status = _ENTRY.unpack_from(history, len(history) - _ENTRY.size)
     if last_status == status:
         return history
-    return (history + _ENTRY.pack(max(at_ms, last_ms), status))[-HISTORY_LIMIT * _ENTRY.size :]
+    history += _ENTRY.pack(max(at_ms, last_ms), status)
+    if len(history) > HISTORY_LIMIT * _ENTRY.size:  # as `with_change`: the first change stays
+        history = history[: _ENTRY.size] + history[2 * _ENTRY.size :]
+    return history
 
 
 # --- the state ------------------------------------------------------------------------------------

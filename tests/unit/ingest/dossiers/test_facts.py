@@ -25,7 +25,13 @@ from services.common.indicators import counted_parts, parts_of
 from services.ingest.dossiers.decide import Change, Policy, decide
 from services.ingest.dossiers.decode import validate_data
 from services.ingest.dossiers.normalise import Vocabularies, normalise_dossier, normalise_progress
-from services.ingest.dossiers.state import DossierState
+from services.ingest.dossiers.state import (
+    HISTORY_LIMIT,
+    DossierState,
+    history_entries,
+    with_change,
+    with_newest,
+)
 from services.ingest.outcome import Outcome
 from services.ingest.settings import DEFAULT_CHANNEL_VOCABULARY, DEFAULT_STATUS_VOCABULARY
 
@@ -237,3 +243,16 @@ def test_withdrawn_ends_only_once_received() -> None:
     e.header(2, 0, MaDonVi=A)
     e.header(7, 1, MaDonVi=A)
     assert (e.last.facts.ended_at, e.last.facts.end_status) == (at(1), DossierStatus.WITHDRAWN)
+
+
+def test_the_history_keeps_changes_only_and_is_bounded() -> None:
+    history = b""
+    for n in range(200):
+        history = with_change(history, n * 1000, 4 + n % 2)
+    entries = history_entries(history)
+    assert len(entries) == HISTORY_LIMIT
+    assert entries[0] == (0, 4)  # the first change stays
+    assert with_change(history, 199_500, entries[-1][1]) == history  # no change: nothing added
+    newest = with_newest(history, 0, 9)
+    assert history_entries(newest)[-1] == (199_000, 9)  # a lower bound comes after the rest
+    assert len(history_entries(newest)) == HISTORY_LIMIT

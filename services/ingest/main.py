@@ -84,6 +84,15 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
     )
 
 
+def handler_topics(settings: IngestSettings) -> HandlerTopics:
+    return HandlerTopics(
+        dossier=settings.topic_dossier,
+        dossier_output=settings.topic_dossier_normalized,
+        edocument=settings.topic_edocument,
+        edocument_output=settings.topic_edocument_normalized,
+    )
+
+
 def build_handler(
     settings: IngestSettings, pipeline: DossierPipeline, documents: DocumentPipeline
 ) -> EventHandler:
@@ -91,12 +100,7 @@ def build_handler(
     return EventHandler(
         pipeline=pipeline,
         documents=documents,
-        topics=HandlerTopics(
-            dossier=settings.topic_dossier,
-            dossier_output=settings.topic_dossier_normalized,
-            edocument=settings.topic_edocument,
-            edocument_output=settings.topic_edocument_normalized,
-        ),
+        topics=handler_topics(settings),
         max_event_bytes=settings.max_event_bytes,
         max_json_values=settings.max_json_values,
     )

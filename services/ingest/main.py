@@ -24,7 +24,7 @@ from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_int
 from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
-from services.ingest.dvcqg.accounts import AccountBook
+from services.ingest.dvcqg.accounts import AccountBook, account_source
 from services.ingest.dvcqg.api import DossierLookup, DvcqgConfig, StateLookup, add_dvcqg_routes
 from services.ingest.dvcqg.metrics import DvcqgMetrics
 from services.ingest.dvcqg.sessions import SessionKeys
@@ -53,12 +53,23 @@ def topics(settings: IngestSettings) -> list[TopicSpec]:
     ]
 
 
+def source_agencies(settings: IngestSettings) -> dict[str, list[str]]:
+    """`GOVSYNC_SOURCE_AGENCIES`, and, once a binding is configured, each `/dvcqg` account's
+    source bound to the account's agencies (else the worker would refuse what it writes)."""
+    table = {source: list(codes) for source, codes in settings.source_agencies.items()}
+    if table:
+        for username, entry in settings.dvcqg_accounts.items():
+            codes = table.setdefault(account_source(username, entry), [])
+            codes.extend(sorted(entry.agencies - set(codes)))
+    return table
+
+
 def build_pipeline(settings: IngestSettings) -> DossierPipeline:
     return DossierPipeline(
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
-        binding=SourceBinding(settings.source_agencies),
+        binding=SourceBinding(source_agencies(settings)),
         internal_urls=settings.allow_internal_file_urls,
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
@@ -71,8 +82,17 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
         trust=trust,
         limits=settings.edxml,
         bindings=SignerBindings(settings.signer_bindings),
-        binding=SourceBinding(settings.source_agencies),
+        binding=SourceBinding(source_agencies(settings)),
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+    )
+
+
+def handler_topics(settings: IngestSettings) -> HandlerTopics:
+    return HandlerTopics(
+        dossier=settings.topic_dossier,
+        dossier_output=settings.topic_dossier_normalized,
+        edocument=settings.topic_edocument,
+        edocument_output=settings.topic_edocument_normalized,
     )
 
 
@@ -83,12 +103,7 @@ def build_handler(
     return EventHandler(
         pipeline=pipeline,
         documents=documents,
-        topics=HandlerTopics(
-            dossier=settings.topic_dossier,
-            dossier_output=settings.topic_dossier_normalized,
-            edocument=settings.topic_edocument,
-            edocument_output=settings.topic_edocument_normalized,
-        ),
+        topics=handler_topics(settings),
         max_event_bytes=settings.max_event_bytes,
         max_json_values=settings.max_json_values,
     )
@@ -131,15 +146,12 @@ def intake_app(
     add_dvcqg_routes(
         app,
         config=DvcqgConfig(
-            dossier_topic=settings.topic_dossier,
-            max_request_bytes=settings.max_request_bytes,
-            max_items=settings.dvcqg_max_items,
-            max_event_bytes=settings.max_event_bytes,
+            max_request_bytes=settings.max_request_bytes, max_items=settings.dvcqg_max_items
         ),
         accounts=AccountBook(settings.dvcqg_accounts),
         sessions=session_keys(settings),
         sink=sink,
-        pipeline=handler.pipeline,
+        handler=handler,
         lookup=lookup or StateLookup({}),
         metrics=DvcqgMetrics(registry),
         limiter=FailureLimiter(

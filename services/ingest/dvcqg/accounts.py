@@ -63,6 +63,11 @@ def fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
+def account_source(username: str, entry: DvcqgAccount) -> str:
+    """The CloudEvents `source` of what the account writes."""
+    return entry.source or f"urn:govsync:dvcqg:{username}"
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     username: str
@@ -87,7 +92,7 @@ class AccountBook:
             self._accounts[username] = Account(
                 username=username,
                 agencies=entry.agencies,
-                source=entry.source or f"urn:govsync:dvcqg:{username}",
+                source=account_source(username, entry),
                 fingerprint=fingerprint(entry.password_hash),
             )
         # Checked against for unknown usernames, so their answer costs the same scrypt.

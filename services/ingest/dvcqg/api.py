@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse
 from schemas.cloudevents import EventType
 from services.common.auth import FailureLimiter
 from services.ingest.api import EventSink, Outgoing
-from services.ingest.dossiers.pipeline import DossierPipeline
 from services.ingest.dossiers.state import DossierState
 from services.ingest.dvcqg import protocol
 from services.ingest.dvcqg.accounts import Account, AccountBook
@@ -33,12 +32,16 @@ from services.ingest.dvcqg.metrics import LOGIN, CallOutcome, DvcqgMetrics
 from services.ingest.dvcqg.sessions import SessionKeys
 from services.ingest.envelope import from_structured
 from services.ingest.errors import (
+    AccountAgencyNotAllowedError,
+    AgencyNotAllowedError,
     BrokerUnavailableError,
     ContractError,
     EventRefusedError,
     MalformedCallError,
     PortalCallRefusedError,
+    at_stage,
 )
+from services.ingest.handling import EventHandler
 
 PREFIX = "/dvcqg"
 Clock = Callable[[], datetime]
@@ -115,11 +118,8 @@ class StateLookup:
 
 @dataclass(frozen=True, slots=True)
 class DvcqgConfig:
-    dossier_topic: str
     max_request_bytes: int
     max_items: int
-    max_event_bytes: int
-    """The worker's limit on one record: an item larger than that as a CloudEvent is refused."""
 
 
 class _AnsweredError(Exception):
@@ -159,18 +159,18 @@ class _Checked:
     forbidden: list[str] = field(default_factory=list)
 
 
-def _check_items(
+async def _check_items(
     items: list[Any],
     call: protocol.Call,
     account: Account,
     event_type: EventType,
     ids: list[str],
     *,
-    pipeline: DossierPipeline,
-    config: DvcqgConfig,
+    handler: EventHandler,
     now: datetime,
 ) -> _Checked:
-    """Each item as the CloudEvent it becomes, checked exactly as the worker will check it."""
+    """Each item as the CloudEvent it becomes, admitted exactly as the worker will handle it
+    (`EventHandler.admit`: limits, normalisation, the source binding, the decision)."""
     checked = _Checked()
     for index, item in enumerate(items):
         label = protocol.item_label(index, item)
@@ -183,24 +183,36 @@ def _check_items(
             now=now,
         )
         try:
-            change = pipeline.change(from_structured(event), now=now)
+            with at_stage("decode"):
+                value = orjson.dumps(event)
+                envelope = from_structured(event, max_json_values=handler.max_json_values)
+            admitted = await handler.admit(envelope, value, now=now)
+            # The item's own MaDonVi, beside the envelope's madonvi checked before.
+            agency = _item_agency(item)
+            if agency is not None:
+                protocol.check_agency(account, agency, where="MaDonVi")
+        except (AgencyNotAllowedError, AccountAgencyNotAllowedError) as exc:
+            checked.forbidden.append(f"{label}: {exc}")
+            continue
+        except MalformedCallError as exc:
+            checked.problems.append(
+                {"index": index, "item": label, "field": "MaDonVi", "problem": str(exc)}
+            )
+            continue
         except EventRefusedError as exc:
             checked.problems.extend(_problems(label, index, exc))
             continue
-        normalised = change.dossier or change.progress
-        agency = normalised.agency if normalised is not None else None
-        if agency is not None and agency not in account.agencies:
-            checked.forbidden.append(f"{label}: MaDonVi {agency}")
-        value = orjson.dumps(event)
-        if len(value) > config.max_event_bytes:
-            problem = f"the item is larger than {config.max_event_bytes} bytes"
-            checked.problems.append(
-                {"index": index, "item": label, "field": "data", "problem": problem}
-            )
-            continue
-        key = change.dossier_code.encode()
-        checked.outgoing.append(Outgoing(config.dossier_topic, key, value))
+        checked.outgoing.append(Outgoing(admitted.topic, admitted.key, value))
     return checked
+
+
+def _item_agency(item: object) -> str | None:
+    if not isinstance(item, Mapping):
+        return None
+    for key, value in item.items():
+        if isinstance(key, str) and key.strip().lower() == "madonvi" and isinstance(value, str):
+            return value.strip().upper() or None
+    return None
 
 
 def add_dvcqg_routes(
@@ -210,7 +222,7 @@ def add_dvcqg_routes(
     accounts: AccountBook,
     sessions: SessionKeys,
     sink: EventSink,
-    pipeline: DossierPipeline,
+    handler: EventHandler,
     lookup: DossierLookup,
     metrics: DvcqgMetrics,
     limiter: FailureLimiter,
@@ -311,8 +323,8 @@ def add_dvcqg_routes(
             except PortalCallRefusedError as exc:
                 return refused(service, exc)
             ids = _event_ids(account, request.headers.get("Idempotency-Key"), len(items))
-            checked = _check_items(
-                items, call, account, event_type, ids, pipeline=pipeline, config=config, now=now
+            checked = await _check_items(
+                items, call, account, event_type, ids, handler=handler, now=now
             )
             outgoing, problems, forbidden = checked.outgoing, checked.problems, checked.forbidden
             if forbidden:

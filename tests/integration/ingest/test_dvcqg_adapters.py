@@ -88,6 +88,7 @@ def sync_settings(
     normalized, dlq = topics
     return SyncSettings(
         kafka=kafka,
+        allow_http=True,
         portal=PortalSettings(
             url=portal_url, password=SecretStr(PASSWORD), dstcode="000.00.00.G22", linger_ms=10
         ),
@@ -99,7 +100,6 @@ def sync_settings(
         group_prefix=f"test-sync-{unique}-",
         http_port=0,
         shutdown_budget_seconds=10,
-        allow_http=True,  # the simulator speaks plain http on loopback
     )
 
 

@@ -165,8 +165,7 @@ class Checker:
             error = handled.refusal.error
             return Verdict(sample.where, REFUSED, kind, reason=describe(error), stage=error.stage)
         if handled.state is not None:
-            code, state = handled.state
-            self._states[code] = state
+            self._states[handled.state.code] = handled.state.packed
         output = handled.output
         record = orjson.loads(output.value) if output is not None else None
         key = output.key.decode() if output is not None else None

@@ -13,6 +13,7 @@ bench/results/.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import tempfile
@@ -33,6 +34,7 @@ from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 from services.scores.consumer import ScoresWorker
 from services.scores.database import make_engine, migrate
+from services.scores.main import fetch_options
 from services.scores.metrics import ScoresMetrics
 from services.scores.settings import ScoresOptions, ScoresSettings
 from services.scores.store import ScoreStore
@@ -105,16 +107,27 @@ async def produce(settings: KafkaSettings, topics: Topics, dossiers: int, revisi
     return count
 
 
+def _options(settings: KafkaSettings, topics: Topics, url: str) -> ScoresSettings:
+    return ScoresSettings(
+        kafka=settings, topic_dossier_normalized=topics.normalized,
+        topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template, consumer_group=f"scores-{uuid.uuid4().hex[:8]}",
+        scores=ScoresOptions(database_url=url),
+    )  # fmt: skip
+
+
 async def bare_loop(settings: KafkaSettings, topics: Topics, expected: int) -> float:
+    """Fetch every record with the worker's own fetch settings and commit per batch."""
+    fetch = fetch_options(_options(settings, topics, "sqlite://"))
     group = f"bare-{uuid.uuid4().hex[:8]}"
     consumer = make_consumer(
-        settings, topics.normalized, topics.acked("portal"), group_id=group, max_poll_records=2000
+        settings, topics.normalized, topics.acked("portal"), group_id=group, **fetch
     )
     seen = 0
     async with consumer:
         started = time.perf_counter()
         while seen < expected:
-            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            batches = await consumer.getmany(timeout_ms=500, max_records=fetch["max_poll_records"])
             offsets = {}
             for tp, messages in batches.items():
                 seen += len(messages)
@@ -127,37 +140,42 @@ async def bare_loop(settings: KafkaSettings, topics: Topics, expected: int) -> f
 async def worker_loop(
     settings: KafkaSettings, topics: Topics, expected: int, url: str
 ) -> tuple[float, dict[str, Any]]:
+    """The service's worker as it runs (`ScoresWorker.run`), timed from its start until it has
+    applied and committed every record."""
     engine = make_engine(url)
     migrate(engine)
     store = ScoreStore(engine)
     store.prepare()
-    options = ScoresSettings(
-        kafka=settings, topic_dossier_normalized=topics.normalized,
-        topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
-        acked_topic_template=topics.acked_template, consumer_group=f"scores-{uuid.uuid4().hex[:8]}",
-        scores=ScoresOptions(database_url=url),
-    )  # fmt: skip
-    consumer = make_consumer(
-        settings, group_id=options.consumer_group, max_poll_records=options.scores.batch_max_records
-    )
+    options = _options(settings, topics, url)
+    consumer = make_consumer(settings, group_id=options.consumer_group, **fetch_options(options))
     producer = make_producer(settings)
-    seen = applied = 0
+    metrics = ScoresMetrics(CollectorRegistry())
     async with producer, consumer:
-        worker = ScoresWorker(
-            options, store, consumer=consumer, producer=producer,
-            metrics=ScoresMetrics(CollectorRegistry()),
-        )  # fmt: skip
-        consumer.subscribe(worker.topics)
+        worker = ScoresWorker(options, store, consumer=consumer, producer=producer, metrics=metrics)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        # Timed from the group's assignment, as the bare loop is (its consumer joins in
+        # `start`); polled: 10 ms at most on a figure of seconds.
+        while not consumer.assignment() and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         started = time.perf_counter()
-        while seen < expected:
-            fetched = await consumer.getmany(timeout_ms=500, max_records=2000)
-            if fetched:
-                seen += sum(len(m) for m in fetched.values())
-                result = await worker.process(fetched)
-                applied += result.dossiers + result.acks
+        while worker.records_done < expected and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
+        stop.set()
+        await task
     engine.dispose()
-    return seconds, {"applied": applied, "batches": worker.applied_batches}
+
+    def outcome(kind: str, name: str) -> int:
+        return int(metrics.records.labels(kind, name)._value.get())
+
+    detail = {
+        "batches": worker.applied_batches,
+        "dossiers_applied": outcome("dossier", "applied"),
+        "dossiers_stale": outcome("dossier", "stale"),
+        "acks_applied": outcome("ack", "applied"),
+    }
+    return seconds, detail
 
 
 async def main_async(args: Any) -> dict[str, Any]:

@@ -72,6 +72,15 @@ def engine_for(settings: ScoresSettings) -> Engine:
     return make_engine(url)
 
 
+def fetch_options(settings: ScoresSettings) -> dict[str, int]:
+    """How much one fetch brings (the benchmark's bare loop uses the same)."""
+    return {
+        "max_poll_records": settings.scores.batch_max_records,
+        "fetch_max_bytes": settings.scores.fetch_max_bytes,
+        "max_partition_fetch_bytes": settings.scores.partition_fetch_max_bytes,
+    }
+
+
 def refresh_gauges(scoreboard: Scoreboard, metrics: ScoresMetrics, *, limit: int) -> None:
     """Recompute the score gauges of the current month, quarter and year (blocking)."""
     now = scoreboard.clock()
@@ -129,7 +138,7 @@ async def run(
         consumer = make_consumer(
             settings.kafka,
             group_id=settings.consumer_group,
-            max_poll_records=settings.scores.batch_max_records,
+            **fetch_options(settings),
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
             # The acknowledgements' topic is created by the portal sync, maybe after we start:

@@ -34,8 +34,14 @@ class ScoresOptions(BaseModel):
     are listed as unknown."""
     procedure_catalogue: Path | None = None
     """CSV `procedure_code,paper_result[,fee_bearing,legal_limit_days]` (4.1, 3.3, 4.2, 3.6)."""
-    batch_max_records: int = Field(default=2000, ge=1, le=100_000)
-    """Records applied per database transaction at most."""
+    batch_max_records: int = Field(default=10_000, ge=1, le=100_000)
+    """Records fetched and applied per database transaction at most. Larger batches catch more
+    revisions of one dossier in one fetch (only the newest is decoded and written) and spread
+    each statement's cost over more rows; two batches are in memory at once."""
+    fetch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    """Bytes one fetch from the broker may bring (all partitions)."""
+    partition_fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    """Bytes one fetch may bring per partition."""
     metrics_refresh_seconds: float = Field(default=15.0, gt=0)
     """How often the score gauges of the current month, quarter and year are recomputed."""
     agency_label_limit: int = Field(default=200, ge=1)

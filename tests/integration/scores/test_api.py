@@ -16,12 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.dossier import DossierStatus
 from services.scores import pages
 from services.scores.api import create_app
+from services.scores.changes import AckChange, Batch, DossierChange
 from services.scores.crosswalk import Crosswalk, parse_crosswalk
 from services.scores.database import make_engine, migrate
 from services.scores.main import refresh_gauges
 from services.scores.metrics import ScoresMetrics
 from services.scores.scoreboard import Scoreboard
-from services.scores.store import AckChange, Batch, DossierChange, ScoreStore
+from services.scores.store import ScoreStore
 from tests.support.scores_cases import (
     AGENCY,
     NOVEMBER,

@@ -131,7 +131,13 @@ class IngestMetrics:
             "unavailable",
         ):
             self.intake.labels(result)
-        for reason in ("missing", "unknown", "source_not_allowed", "rate_limited"):
+        for reason in (
+            "missing",
+            "unknown",
+            "source_not_allowed",
+            "agency_not_allowed",
+            "rate_limited",
+        ):
             self.auth_failures.labels(reason)
         for agency in sorted(self.agency.agencies):
             self._zero_agency(agency)

@@ -140,6 +140,7 @@ def build_services(
                 url=sim_portal, password=SecretStr(SIMULATOR_SECRET), dstcode="000.00.00.G22"
             ),
             ndxp=NdxpSettings(url=sim_ndxp, client_secret=SecretStr(SIMULATOR_SECRET)),
+            allow_http=True,  # the simulator, on loopback
             topic_dossier_normalized=ingest.topic_dossier_normalized,
             topic_dlq=ingest.topic_dlq,
             acked_topic_template=f"{topics.SYNC_ACKED_TEMPLATE}{suffix}",

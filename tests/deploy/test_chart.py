@@ -412,3 +412,20 @@ def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
 def test_scores_without_a_database_host_does_not_render() -> None:
     with pytest.raises(Exception, match=r"scores\.database\.host"):
         render({"scores": {"enabled": True}})
+
+
+def test_ingest_hardening_settings_reach_the_service(
+    production_render: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMaps' variables, read by the service's own settings class."""
+    from services.ingest.settings import IngestSettings
+
+    for name in ("govsync-common", "govsync-ingest"):
+        for key, value in production_render.named("ConfigMap", name)["data"].items():
+            monkeypatch.setenv(key, value)
+    settings = IngestSettings()
+    assert settings.trusted_proxies == ("10.244.0.0/16",)
+    assert settings.source_agencies == {
+        "urn:vn:gov:dvc:h29": ["000.00.10.H29", "000.00.12.H29"],
+        "urn:vn:gov:edoc:h29": ["000.00.10.H29", "000.00.12.H29"],
+    }

@@ -250,13 +250,15 @@ def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime | str) 
 # --- signed PDFs ----------------------------------------------------------------------------
 
 
-def _minimal_pdf() -> bytes:
-    """A one-page PDF with a correct cross-reference table, written by hand."""
+def _minimal_pdf(padding: int = 0) -> bytes:
+    """A one-page PDF with a correct cross-reference table, written by hand; `padding` bytes of
+    comment in its content stream make it as large as a test needs."""
+    content = b"%" + b"p" * (padding - 1) if padding else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << >> >>",
-        b"<< /Length 0 >>\nstream\n\nendstream",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
     ]
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")
@@ -274,11 +276,11 @@ def _minimal_pdf() -> bytes:
     return out.getvalue()
 
 
-def unsigned_pdf() -> bytes:
-    return _minimal_pdf()
+def unsigned_pdf(padding: int = 0) -> bytes:
+    return _minimal_pdf(padding)
 
 
-def signed_pdf(identity: Identity) -> bytes:
+def signed_pdf(identity: Identity, *, padding: int = 0) -> bytes:
     """A PDF signed with pyHanko by `identity`, its issuers embedded in the CMS."""
     from asn1crypto import keys  # type: ignore[import-untyped]
     from asn1crypto import x509 as asn1_x509
@@ -301,7 +303,7 @@ def signed_pdf(identity: Identity) -> bytes:
             [asn1(c) for c in identity.chain]
         ),
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(_minimal_pdf()))
+    writer = IncrementalPdfFileWriter(io.BytesIO(_minimal_pdf(padding)))
     output = signers.sign_pdf(
         writer, signers.PdfSignatureMetadata(field_name="Signature1"), signer=signer
     )

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from services.ingest.api import Outgoing
 from services.ingest.dvcqg.accounts import hash_password
 from services.ingest.errors import BrokerUnavailableError
-from services.ingest.main import build_documents, build_pipeline, intake_app
+from services.ingest.main import build_documents, build_handler, build_pipeline, intake_app
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import DvcqgAccount, IngestSettings
 
@@ -51,9 +51,8 @@ async def served() -> AsyncIterator[tuple[httpx.AsyncClient, Sink]]:
         registry=registry,
         readiness=ready,
         sink=sink,
-        pipeline=build_pipeline(settings),
-        documents=build_documents(settings),
-        metrics=IngestMetrics(registry, agency_limit=10),
+        handler=build_handler(settings, build_pipeline(settings), build_documents(settings)),
+        metrics=IngestMetrics(registry),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest/dvcqg") as client:

@@ -22,6 +22,7 @@ from services.common.kafka import (
     make_consumer,
     make_producer,
 )
+from services.common.labels import AgencyLabels
 from services.common.lifecycle import install_stop_handlers, run_async, wait_or_stop
 from services.common.logging import configure_logging, get_logger
 from services.scores import pages
@@ -81,15 +82,23 @@ def fetch_options(settings: ScoresSettings) -> dict[str, int]:
     }
 
 
-def refresh_gauges(scoreboard: Scoreboard, metrics: ScoresMetrics, *, limit: int) -> None:
+def label_agencies(settings: ScoresSettings) -> frozenset[str]:
+    """The agencies whose score gauges carry their own label (`GOVSYNC_LABEL_AGENCIES` and the
+    agencies served, `GOVSYNC_SCORES_AGENCIES`, well-formed codes only); the rest are `other`."""
+    return AgencyLabels(settings.label_agencies | settings.scores.agencies).agencies
+
+
+def refresh_gauges(
+    scoreboard: Scoreboard, metrics: ScoresMetrics, *, agencies: frozenset[str]
+) -> None:
     """Recompute the score gauges of the current month, quarter and year (blocking)."""
     now = scoreboard.clock()
     cards = [
         (kind, card)
         for kind, period in current_periods(now).items()
-        for card in scoreboard.scorecards(period, now)
+        for card in scoreboard.scorecards(period, now, labelled=agencies)
     ]
-    metrics.publish(cards, limit=limit, at=time.time())
+    metrics.publish(cards, at=time.time())
 
 
 async def _refresh_loop(
@@ -98,7 +107,7 @@ async def _refresh_loop(
     while True:
         try:
             await asyncio.to_thread(
-                refresh_gauges, scoreboard, metrics, limit=settings.scores.agency_label_limit
+                refresh_gauges, scoreboard, metrics, agencies=label_agencies(settings)
             )
         except Exception as exc:  # noqa: BLE001 - the gauges wait for the next round
             log.warning("score gauges not refreshed", error=type(exc).__name__)

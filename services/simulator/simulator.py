@@ -15,9 +15,11 @@ import hashlib
 import random
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.simulator.departments import Departments
 from services.simulator.faults import Faults
 from services.simulator.state import Call, Orphan, PortalDossier, SimulatorState
 
@@ -61,8 +63,14 @@ class Simulator:
         client_id: str = "govsync",
         client_secret: str = "secret",  # noqa: S107
         seed: int | None = None,
+        departments: Departments | None = None,
+        legal_limits_days: Mapping[str, int] | None = None,
     ) -> None:
+        """`departments`: the reporting API's units (agency codes not in it get their own);
+        `legal_limits_days`: per procedure code (`MaTTHC`), for 2.1 without `NgayHenTra`."""
         self.faults = faults or Faults()
+        self.departments = departments or Departments()
+        self.legal_limits_days: Mapping[str, int] = legal_limits_days or {}
         self.state = SimulatorState()
         self.username = username
         self.password = password

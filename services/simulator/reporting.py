@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from services.simulator.departments import Department
 from services.simulator.routing import fault_response, simulator_of
 from services.simulator.scores import (
+    Held,
     Period,
     Tally,
     held,
@@ -41,6 +42,7 @@ from services.simulator.scores import (
     tally,
 )
 from services.simulator.simulator import PORTAL, Simulator
+from services.simulator.state import PortalDossier
 
 router = APIRouter(prefix="/portal/api/v1/reporting/evaluation")
 
@@ -90,10 +92,9 @@ def report(sim: Simulator, body: dict[str, Any]) -> Report:
     page = max(_int(body, "currentPage", 1) or 1, 1)
     page_size = max(_int(body, "pageSize", 200) or 200, 1)
     departments = sim.departments
-    by_agency: dict[str, list[Any]] = {}
+    by_agency: dict[str, list[Held]] = {}
     for dossier in sim.state.portal.values():
-        facts = held(dossier.madonvi, dossier.header, dossier.status, dossier.steps)
-        by_agency.setdefault(dossier.madonvi, []).append(facts)
+        by_agency.setdefault(dossier.madonvi, []).append(_read(sim, dossier))
     children = departments.children(set(by_agency))
     delta = sim.faults.received_count_delta
     limits = sim.legal_limits_days
@@ -108,7 +109,10 @@ def report(sim: Simulator, body: dict[str, Any]) -> Report:
     wanted = str(body.get("rootDepartmentId") or departments.root.id)
     if wanted == departments.root.id:
         agencies = list(units)
-        root = Unit(departments.root, count(agencies, period))
+        top = Tally()
+        for u in units.values():
+            top.add(u.tally)
+        root = Unit(departments.root, top)
         included = sorted(units.values(), key=lambda u: u.department.code)
     else:
         agencies = [a for a, u in units.items() if u.department.id == wanted][:1]
@@ -117,10 +121,23 @@ def report(sim: Simulator, body: dict[str, Any]) -> Report:
         root, included = units[agencies[0]], []
 
     def monthly(month: int) -> Tally:
+        if period.kind == "month":
+            return root.tally  # the one month asked about
         return count(agencies, Period.of("month", period.year, month))
 
-    top = root.department == departments.root
-    return Report(period, root, top, included, page, page_size, monthly)
+    is_top = root.department == departments.root
+    return Report(period, root, is_top, included, page, page_size, monthly)
+
+
+def _read(sim: Simulator, dossier: PortalDossier) -> Held:
+    """`held(...)` of one dossier, kept until it changes (a report reads every one)."""
+    key = (dossier.madonvi, dossier.status, dossier.updates, len(dossier.steps), id(dossier.header))
+    known = sim.scored.get(dossier.code)
+    if known is not None and known[0] == key:
+        return known[1]
+    facts = held(dossier.madonvi, dossier.header, dossier.status, dossier.steps)
+    sim.scored[dossier.code] = (key, facts)
+    return facts
 
 
 # --- rows --------------------------------------------------------------------------------------

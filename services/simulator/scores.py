@@ -43,17 +43,26 @@ RECEIVED = frozenset({2, 4, 5, 6, 7, 8, 9, 10})
 ENDS = (9, 10, 8, 3)
 WITHDRAWN = 7
 SUPPLEMENT = 5
-DATE_FORMAT = "%Y%m%d%H%M%S"
+DATE_SHAPE = "yyyyMMddHHmmss"
 
 Kind = Literal["month", "quarter", "year"]
 
 
 def parse_date(value: object) -> datetime | None:
     """A portal date (`yyyyMMddHHmmss`, Vietnam time), or None if there is none or it is bad."""
-    if not isinstance(value, str):
+    # By slices rather than strptime: a report reads every held date, and this is 10x faster.
+    if not isinstance(value, str) or len(value) != len(DATE_SHAPE) or not value.isdigit():
         return None
     try:
-        return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=LOCAL)
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]),
+            int(value[12:14]),
+            tzinfo=LOCAL,
+        )
     except ValueError:
         return None
 
@@ -64,6 +73,9 @@ class Period:
     year: int
     number: int
     """The month (1-12) or quarter (1-4); 0 for a year."""
+    start: datetime
+    end: datetime
+    """Exclusive: midnight after the period's last day."""
 
     @classmethod
     def of(cls, kind: str, year: int, number: int | None = None) -> Period:
@@ -71,42 +83,43 @@ class Period:
         if not 2000 <= year <= 2100:
             raise ValueError(f"year out of range: {year}")
         if kind == "year":
-            return cls("year", year, 0)
+            return cls._made("year", year, 0)
         limit = {"month": 12, "quarter": 4}.get(kind)
         if limit is None:
             raise ValueError(f"timeType must be month, quarter or year, not {kind!r}")
         if number is None or not 1 <= number <= limit:
             raise ValueError(f"{kind} must be 1..{limit}")
-        return cls("month" if kind == "month" else "quarter", year, number)
+        return cls._made("month" if kind == "month" else "quarter", year, number)
+
+    @classmethod
+    def _made(cls, kind: Kind, year: int, number: int) -> Period:
+        months = _months(kind, number)
+        last = months[-1]
+        end = datetime(year, last, calendar.monthrange(year, last)[1], tzinfo=LOCAL)
+        start = datetime(year, months[0], 1, tzinfo=LOCAL)
+        return cls(kind, year, number, start, end + timedelta(days=1))
 
     @property
     def months(self) -> range:
-        if self.kind == "month":
-            return range(self.number, self.number + 1)
-        if self.kind == "quarter":
-            return range(3 * self.number - 2, 3 * self.number + 1)
-        return range(1, 13)
-
-    @property
-    def start(self) -> datetime:
-        return datetime(self.year, self.months[0], 1, tzinfo=LOCAL)
-
-    @property
-    def end(self) -> datetime:
-        """Exclusive: midnight after the period's last day."""
-        last = self.months[-1]
-        days = calendar.monthrange(self.year, last)[1]
-        return datetime(self.year, last, days, tzinfo=LOCAL) + timedelta(days=1)
+        return _months(self.kind, self.number)
 
     def contains(self, at: datetime | None) -> bool:
         return at is not None and self.start <= at < self.end
 
     def last_year(self) -> Period:
-        return Period("year", self.year - 1, 0)
+        return Period.of("year", self.year - 1)
 
     def share_of_year(self) -> int:
         """What last year's total is divided by when 1.4 has nothing else (DOMAIN.md §2)."""
         return {"month": 12, "quarter": 4, "year": 1}[self.kind]
+
+
+def _months(kind: Kind, number: int) -> range:
+    if kind == "month":
+        return range(number, number + 1)
+    if kind == "quarter":
+        return range(3 * number - 2, 3 * number + 1)
+    return range(1, 13)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from services.simulator.departments import Departments
 from services.simulator.faults import Faults
+from services.simulator.scores import Held
 from services.simulator.state import Call, Orphan, PortalDossier, SimulatorState
 
 PORTAL = "portal"
@@ -71,6 +72,8 @@ class Simulator:
         self.faults = faults or Faults()
         self.departments = departments or Departments()
         self.legal_limits_days: Mapping[str, int] = legal_limits_days or {}
+        self.scored: dict[str, tuple[tuple[object, ...], Held]] = {}
+        """What the reporting API read of each held dossier, and of which version of it."""
         self.state = SimulatorState()
         self.username = username
         self.password = password
@@ -115,6 +118,7 @@ class Simulator:
 
     def reset(self) -> None:
         self.state = SimulatorState()
+        self.scored.clear()
         self.sessions.clear()
         self.tokens.clear()
         self.outage_until = 0.0

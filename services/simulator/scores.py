@@ -10,7 +10,8 @@ How each figure is read from what the portal holds (its DongBoHoSoMC items and s
   dossier in it is `NgayTiepNhan`, else the first step in a received status.
 - Received: the held status is one of 2, 4-10. 1.4: received in the period / the larger of that
   count and the portal's own received count (the held count plus `received_count_delta`); both 0:
-  last year's received / 12 (month), / 4 (quarter), or last year's (year).
+  last year's received / 12 (month), / 4 (quarter), or last year's (year). The newer revision's
+  "progress reached the portal on time" condition is not modelled.
 - 2.1: received before the period's end and not ended before its start. End: the earliest of
   `NgayKetThucXuLy`, `NgayTra`, `NgayTuChoi` and the steps to 9, 10, 8, 3 or 7. On time: the end
   (or, unfinished, the period's end) is no later than `NgayHenTra`, moved by the one supplement

@@ -15,10 +15,13 @@ import hashlib
 import random
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.simulator.departments import Departments
 from services.simulator.faults import Faults
+from services.simulator.scores import Held
 from services.simulator.state import Call, Orphan, PortalDossier, SimulatorState
 
 PORTAL = "portal"
@@ -61,8 +64,16 @@ class Simulator:
         client_id: str = "govsync",
         client_secret: str = "secret",  # noqa: S107
         seed: int | None = None,
+        departments: Departments | None = None,
+        legal_limits_days: Mapping[str, int] | None = None,
     ) -> None:
+        """`departments`: the reporting API's units (agency codes not in it get their own);
+        `legal_limits_days`: per procedure code (`MaTTHC`), for 2.1 without `NgayHenTra`."""
         self.faults = faults or Faults()
+        self.departments = departments or Departments()
+        self.legal_limits_days: Mapping[str, int] = legal_limits_days or {}
+        self.scored: dict[str, tuple[tuple[object, ...], Held]] = {}
+        """What the reporting API read of each held dossier, and of which version of it."""
         self.state = SimulatorState()
         self.username = username
         self.password = password
@@ -107,6 +118,7 @@ class Simulator:
 
     def reset(self) -> None:
         self.state = SimulatorState()
+        self.scored.clear()
         self.sessions.clear()
         self.tokens.clear()
         self.outage_until = 0.0

@@ -1,0 +1,80 @@
+"""The reconciliation's Prometheus metrics, from the sweeps stored in the scores database (so a
+sweep run by `govsync reconcile` shows as well as a scheduled one); agency labels bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from services.common.labels import AgencyLabels
+from services.reconcile.store import Sweep
+
+STATES = ("missing", "different", "unknown", "matched")
+
+
+class ReconcileMetrics:
+    def __init__(
+        self, registry: CollectorRegistry, *, agency_limit: int = 200, agencies: Iterable[str] = ()
+    ) -> None:
+        self._agency = AgencyLabels(agency_limit, sorted(agencies), missing="other")
+        self.dossiers = Gauge(
+            "govsync_reconcile_dossiers",
+            "What the latest finished sweep of the agency found on the portal, before it re-sent "
+            "anything: matched, missing, different (status or key dates), unknown (received "
+            "dossiers the portal counts that govsync did not find on it; 0 when not asked).",
+            ["agency", "state"],
+            registry=registry,
+        )
+        self.resent = Gauge(
+            "govsync_reconcile_resent_dossiers",
+            "Dossiers the latest sweep re-sent to the portal through the sync.",
+            ["agency"],
+            registry=registry,
+        )
+        self.remaining = Gauge(
+            "govsync_reconcile_remaining_dossiers",
+            "Dossiers still not as govsync knows them after the latest sweep's re-send and "
+            "re-checks (GovsyncReconcileDifferencesPersist).",
+            ["agency"],
+            registry=registry,
+        )
+        self.last_sweep = Gauge(
+            "govsync_reconcile_last_sweep_timestamp_seconds",
+            "When the agency's latest sweep finished.",
+            ["agency"],
+            registry=registry,
+        )
+        self.duration = Gauge(
+            "govsync_reconcile_last_sweep_duration_seconds",
+            "How long the agency's latest finished sweep took, from start to finish.",
+            ["agency"],
+            registry=registry,
+        )
+        for agency in sorted(agencies):
+            self._zero(self._agency(agency))
+
+    def _zero(self, agency: str) -> None:
+        for state in STATES:
+            self.dossiers.labels(agency, state)
+        for gauge in (self.resent, self.remaining):
+            gauge.labels(agency)
+
+    def publish(self, sweeps: Iterable[Sweep]) -> None:
+        """Set the gauges from each agency's latest finished sweep."""
+        for sweep in sweeps:
+            agency = self._agency(sweep.agency)
+            counts = {
+                "missing": sweep.missing,
+                "different": sweep.different,
+                "unknown": sweep.unknown or 0,
+                "matched": sweep.matched,
+            }
+            for state, value in counts.items():
+                self.dossiers.labels(agency, state).set(value)
+            self.resent.labels(agency).set(sweep.resent)
+            self.remaining.labels(agency).set(sweep.remaining or 0)
+            if sweep.finished_ms is not None:
+                self.last_sweep.labels(agency).set(sweep.finished_ms / 1000)
+            if sweep.duration_seconds is not None:
+                self.duration.labels(agency).set(sweep.duration_seconds)

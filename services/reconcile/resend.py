@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -99,46 +100,38 @@ async def read_histories(
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     ends = await consumer.end_offsets(tps)
-    waiting = {tp for tp in tps if ends[tp] > 0}
-    for tp in tps:
-        if tp not in waiting:
-            continue
-        if await consumer.position(tp) >= ends[tp]:
-            waiting.discard(tp)
+    # Read to the end offsets, then until one fetch brings nothing more: a broker may report a
+    # partition's end as its last batch's base offset + 1 (the embedded Tansu does), and the
+    # rest of that batch is wanted too. Records added meanwhile are the dossiers' newer ones.
+    reading = set(tps)
     async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
-        while waiting:
-            batches = await consumer.getmany(*waiting, timeout_ms=500, max_records=5000)
+        while reading:
+            batches = await consumer.getmany(*reading, timeout_ms=300, max_records=5000)
             for tp, messages in batches.items():
                 for message in messages:
-                    if message.offset >= ends[tp]:
-                        continue
-                    key = message.key
-                    if key is None or message.value is None:
-                        continue
-                    code = key.decode(errors="replace")
-                    headers = tuple(message.headers or ())
-                    if code not in codes or is_resend(headers):
-                        continue
-                    try:
-                        head = _Header.model_validate_json(message.value)
-                    except ValidationError:
-                        continue  # the sync dead-letters it; nothing to re-send
-                    found.setdefault(code, History()).add(
-                        Found(
-                            tp.partition,
-                            message.offset,
-                            head.revision,
-                            head.kind,
-                            key,
-                            message.value,
-                            headers,
-                        )
-                    )
-            for tp in list(waiting):
-                if await consumer.position(tp) >= ends[tp]:
-                    waiting.discard(tp)
+                    _keep(found, codes, tp.partition, message)
+            for tp in list(reading):
+                if tp not in batches and await consumer.position(tp) >= ends[tp]:
+                    reading.discard(tp)
     consumer.assign([])
     return found
+
+
+def _keep(found: dict[str, History], codes: set[str], partition: int, message: Any) -> None:
+    key = message.key
+    if key is None or message.value is None:
+        return
+    code = key.decode(errors="replace")
+    headers = tuple(message.headers or ())
+    if code not in codes or is_resend(headers):
+        return
+    try:
+        head = _Header.model_validate_json(message.value)
+    except ValidationError:
+        return  # the sync dead-letters it; nothing to re-send
+    found.setdefault(code, History()).add(
+        Found(partition, message.offset, head.revision, head.kind, key, message.value, headers)
+    )
 
 
 async def republish(

@@ -142,7 +142,7 @@ async def _service(
 
 def _delivered(sim: Simulator) -> set[tuple[str, int]]:
     """(dossier, revision) the portal acknowledged (kept or dropped by a fault alike)."""
-    out = set()
+    out: set[tuple[str, int | None]] = set()
     for call in sim.state.calls:
         if call.destination == PORTAL and call.error_code == 0:
             out.update(zip(call.dossiers, call.revisions, strict=False))

@@ -1,5 +1,8 @@
 """The reconciliation's Prometheus metrics, from the sweeps stored in the scores database (so a
-sweep run by `govsync reconcile` shows as well as a scheduled one); agency labels bounded."""
+sweep run by `govsync reconcile` shows as well as a scheduled one); agency labels bounded.
+
+Per agency, the counts add up the latest finished sweep of the current month and of the month
+before (the periods the schedule sweeps); the time and duration are of the latest of them."""
 
 from __future__ import annotations
 
@@ -61,20 +64,27 @@ class ReconcileMetrics:
             gauge.labels(agency)
 
     def publish(self, sweeps: Iterable[Sweep]) -> None:
-        """Set the gauges from each agency's latest finished sweep."""
+        """Set the gauges from the sweeps (one per agency and period)."""
+        totals: dict[str, dict[str, float]] = {}
+        latest: dict[str, Sweep] = {}
         for sweep in sweeps:
             agency = self._agency(sweep.agency)
-            counts = {
-                "missing": sweep.missing,
-                "different": sweep.different,
-                "unknown": sweep.unknown or 0,
-                "matched": sweep.matched,
-            }
-            for state, value in counts.items():
-                self.dossiers.labels(agency, state).set(value)
-            self.resent.labels(agency).set(sweep.resent)
-            self.remaining.labels(agency).set(sweep.remaining or 0)
-            if sweep.finished_ms is not None:
-                self.last_sweep.labels(agency).set(sweep.finished_ms / 1000)
-            if sweep.duration_seconds is not None:
-                self.duration.labels(agency).set(sweep.duration_seconds)
+            total = totals.setdefault(agency, dict.fromkeys((*STATES, "resent", "remaining"), 0))
+            total["missing"] += sweep.missing
+            total["different"] += sweep.different
+            total["unknown"] += sweep.unknown or 0
+            total["matched"] += sweep.matched
+            total["resent"] += sweep.resent
+            total["remaining"] += sweep.remaining or 0
+            if agency not in latest or (sweep.finished_ms or 0) > (latest[agency].finished_ms or 0):
+                latest[agency] = sweep
+        for agency, total in totals.items():
+            for state in STATES:
+                self.dossiers.labels(agency, state).set(total[state])
+            self.resent.labels(agency).set(total["resent"])
+            self.remaining.labels(agency).set(total["remaining"])
+            last = latest[agency]
+            if last.finished_ms is not None:
+                self.last_sweep.labels(agency).set(last.finished_ms / 1000)
+            if last.duration_seconds is not None:
+                self.duration.labels(agency).set(last.duration_seconds)

@@ -48,17 +48,22 @@ async def run(
     )
     store = ReconcileStore(engine)
     async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(_gauges(store, metrics, options.gauges_refresh_seconds, stop))
+        tasks.create_task(_gauges(store, board, metrics, options.gauges_refresh_seconds, stop))
         if options.schedule:
             tasks.create_task(_rounds(settings, engine, board, stop))
 
 
 async def _gauges(
-    store: ReconcileStore, metrics: ReconcileMetrics, every: float, stop: asyncio.Event
+    store: ReconcileStore,
+    board: Scoreboard,
+    metrics: ReconcileMetrics,
+    every: float,
+    stop: asyncio.Event,
 ) -> None:
     while True:
         try:
-            metrics.publish(await asyncio.to_thread(store.latest_finished))
+            periods = [str(p) for p in periods_to_sweep(board)]
+            metrics.publish(await asyncio.to_thread(store.latest_finished, periods))
         except Exception as exc:  # noqa: BLE001 - the gauges wait for the next refresh
             log.warning("reconcile gauges not refreshed", error=type(exc).__name__)
         if await wait_or_stop(stop, every):

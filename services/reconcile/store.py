@@ -480,18 +480,18 @@ class ReconcileStore:
             rows = conn.execute(query.order_by(t.c.id.desc()).limit(limit)).mappings().all()
         return [Sweep.of(row) for row in rows]
 
-    def latest_finished(self) -> list[Sweep]:
-        """Each agency's latest finished sweep (the gauges)."""
+    def latest_finished(self, periods: Sequence[str]) -> list[Sweep]:
+        """The latest finished sweep of each agency and each of these periods (the gauges)."""
         t = reconcile_sweeps
         latest = (
             select(func.max(t.c.id))
-            .where(t.c.phase == Phase.DONE)
-            .group_by(t.c.agency)
+            .where(t.c.phase == Phase.DONE, t.c.period.in_(list(periods)))
+            .group_by(t.c.agency, t.c.period)
             .scalar_subquery()
         )
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(t.c.id.in_(latest))).mappings().all()
-        return sorted((Sweep.of(row) for row in rows), key=lambda s: s.agency)
+        return sorted((Sweep.of(row) for row in rows), key=lambda s: (s.agency, s.id))
 
     # --- per-score checks ---------------------------------------------------------------------
 

@@ -13,12 +13,12 @@ lookup failed is asked again; a failure never makes it missing.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from aiolimiter import AsyncLimiter
 
 from services.common.logging import get_logger
 from services.reconcile.compare import Known, State, Verdict, compare
@@ -51,13 +51,42 @@ class Tally:
         return taken
 
 
+class Pacer:
+    """Starts at most `n` in any `n / rate` seconds (`n` = the rate rounded down, at least 1),
+    evenly spaced, on a schedule that does not drift."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1 / rate
+        self._window = max(1, math.floor(rate))
+        # 2% over the exact span: up to 20 ms of jitter on the way to the portal do
+        # not make `n + 1` arrive there within `n / rate` seconds.
+        self._span = self._window / rate * 1.02
+        self._starts: deque[float] = deque(maxlen=self._window)
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Return at the caller's slot: the next on the schedule (a late wake-up does not push
+        the later slots back), but never the `n + 1`-th start within `n / rate` seconds."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            slot = max(now, self._next)
+            if len(self._starts) == self._window:
+                slot = max(slot, self._starts[0] + self._span)
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            self._next = slot + self._interval
+            self._starts.append(max(loop.time(), slot))
+
+
 class Lookups:
     """Looks dossiers up on the portal for one sweep at a time (see the module docstring)."""
 
     def __init__(self, client: PortalClient, share_path: str, options: ReconcileOptions) -> None:
         self._client = client
         self._share_path = share_path
-        self._limiter = AsyncLimiter(1, 1 / options.lookups_per_second)
+        self._pacer = Pacer(options.lookups_per_second)
         self._slots = asyncio.Semaphore(options.concurrency)
         self._breaker = CircuitBreaker(
             1,
@@ -74,7 +103,7 @@ class Lookups:
             if wait > 0:
                 await self._paused(wait)
                 continue
-            await self._limiter.acquire()
+            await self._pacer.wait()
             self.tally.lookups += 1
             try:
                 body = await self._client.call(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.common.logging import get_logger
-from services.reconcile.compare import State
+from services.reconcile.compare import Known, State
 from services.reconcile.errors import SweepBusyError
 from services.reconcile.lookup import Lookups
 from services.reconcile.options import ReconcileOptions
@@ -175,27 +175,39 @@ class Sweeper:
     async def _look(
         self, sweep: Sweep, period: Period, codes: Sequence[str], check: Callable[[], None]
     ) -> None:
-        store, after = self.store, sweep.checkpoint
+        store, size = self.store, self.options.batch_size
+
+        def following(after: str) -> asyncio.Task[list[Known]]:
+            return asyncio.create_task(
+                asyncio.to_thread(store.batch, codes, period, after=after, limit=size)
+            )
+
         self.lookups.tally.take()
-        while True:
-            check()
-            batch = await asyncio.to_thread(
-                store.batch, codes, period, after=after, limit=self.options.batch_size
-            )
-            if not batch:
-                return
-            verdicts = await self.lookups.verdicts(batch)
-            spent = self.lookups.tally.take()
-            after = batch[-1].code
-            await asyncio.to_thread(
-                store.record_batch,
-                sweep.id,
-                [Looked(k, v) for k, v in zip(batch, verdicts, strict=True)],
-                checkpoint=after,
-                lookups=spent.lookups,
-                pauses=spent.pauses,
-                paused_seconds=spent.paused_seconds,
-            )
+        upcoming = following(sweep.checkpoint)
+        try:
+            while True:
+                check()
+                batch = await upcoming
+                if not batch:
+                    return
+                # Read the next batch while this one is looked up: reading is not looking up,
+                # and the lookups stay one batch at a time (the checkpoint's promise).
+                upcoming = following(batch[-1].code)
+                verdicts = await self.lookups.verdicts(batch)
+                spent = self.lookups.tally.take()
+                await asyncio.to_thread(
+                    store.record_batch,
+                    sweep.id,
+                    [Looked(k, v) for k, v in zip(batch, verdicts, strict=True)],
+                    checkpoint=batch[-1].code,
+                    lookups=spent.lookups,
+                    pauses=spent.pauses,
+                    paused_seconds=spent.paused_seconds,
+                )
+        finally:
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upcoming
 
     async def _resend(self, sweep: Sweep) -> None:
         findings = await asyncio.to_thread(

@@ -8,6 +8,7 @@ header (one per item, in order) to notice a dossier going backwards. A call repe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,9 @@ async def _answer(
     *,
     looked_up: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> JSONResponse:
-    """A call that changes no dossier: faults first, then `handle` on the body, recorded."""
+    """A call that changes no dossier: faults first, then `handle` on the body, recorded (at the
+    time it arrived: the reconciliation tests count lookups per second)."""
+    arrived = time.time()
     sim = simulator_of(request)
     if (failed := await fault_response(sim, PORTAL, service)) is not None:
         return failed
@@ -73,7 +76,7 @@ async def _answer(
     envelope = body if isinstance(body, dict) else {}
     answer = handle(sim, envelope)
     dossiers = looked_up(envelope) if looked_up is not None else None
-    sim.record(PORTAL, service, 200, answer["error_code"], dossiers)
+    sim.record(PORTAL, service, 200, answer["error_code"], dossiers, at=arrived)
     return JSONResponse(answer)
 
 

@@ -137,13 +137,15 @@ class Simulator:
         *,
         replayed: bool = False,
         fault: str | None = None,
+        at: float | None = None,
     ) -> None:
-        """Record one call in the current state (`reset` replaces it)."""
+        """Record one call in the current state (`reset` replaces it); `at`: when it arrived
+        (default now)."""
         state = self.state
         state.record_call(
             Call(
                 state.next_seq(),
-                time.time(),
+                time.time() if at is None else at,
                 destination,
                 service,
                 http_status,
@@ -171,6 +173,7 @@ class Simulator:
 
     async def fault(self, destination: str, service: str) -> FaultAnswer | None:
         """The failure to answer instead of handling the call, if any; records it as a call."""
+        arrived = time.time()
         if self.faults.latency_seconds:
             await asyncio.sleep(self.faults.latency_seconds)
         answer: FaultAnswer | None = None
@@ -193,7 +196,7 @@ class Simulator:
                 status = self.random.choice((500, 502, 503, 504))
                 answer = FaultAnswer("error", status, {"message": "upstream error"})
         if answer is not None:
-            self.record(destination, service, answer.status, None, fault=answer.fault)
+            self.record(destination, service, answer.status, None, fault=answer.fault, at=arrived)
         return answer
 
     # --- portal ----------------------------------------------------------------------------

@@ -4,7 +4,6 @@ window, no drift after a late caller."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 from services.reconcile.lookup import MARGIN, Pacer
 

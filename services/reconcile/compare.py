@@ -25,8 +25,6 @@ from typing import Any
 
 from services.common.dates import LOCAL_TZ
 
-PORTAL_DATE = "%Y%m%d%H%M%S"
-
 
 class State(StrEnum):
     MATCHED = "matched"
@@ -71,7 +69,16 @@ def portal_date(value: object) -> datetime | None:
     if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
         return None
     try:
-        return datetime.strptime(value, PORTAL_DATE).replace(tzinfo=LOCAL_TZ)
+        # By slices: strptime was an eighth of a sweep's CPU time.
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[8:10]),
+            int(value[10:12]),
+            int(value[12:14]),
+            tzinfo=LOCAL_TZ,
+        )
     except ValueError:
         return None
 

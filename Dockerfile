@@ -49,9 +49,12 @@ RUN groupadd --system --gid 10001 govsync \
        --shell /usr/sbin/nologin govsync
 COPY --from=builder --chown=root:root /app/.venv /app/.venv
 # Bytecode is compiled at build time; nothing is written at run time except under /tmp.
+# Two malloc arenas: glibc's default (8 per core) keeps each thread's peak (libxml2 and OpenSSL
+# checking a package) resident; the ingest pod's memory figure in docs/security.md assumes two.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     HOME=/tmp \
     TMPDIR=/tmp
 WORKDIR /tmp

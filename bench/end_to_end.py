@@ -128,6 +128,7 @@ async def pipeline_case(bootstrap: str, rate: float, seconds: float) -> dict[str
         {"GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         | topics.sync_env()
         | {
+            "GOVSYNC_ALLOW_HTTP": "true",
             "GOVSYNC_PORTAL_URL": f"{simulator.base}/portal",
             "GOVSYNC_PORTAL_PASSWORD": SECRET,
             "GOVSYNC_PORTAL_DSTCODE": "000.00.00.G22",

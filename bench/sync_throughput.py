@@ -123,6 +123,7 @@ async def sync_case(
     topics = Topics.unique("bench", unique)
     settings = SyncSettings(
         kafka=kafka,
+        allow_http=True,
         portal=PortalSettings(
             url=f"{sim.base}/portal", password=SecretStr("secret"), dstcode="DVCQG"
         ),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -32,7 +31,8 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1, max_length=1024)
     type: str = Field(min_length=1, max_length=256)
-    time: datetime | None = None
+    time: AwareDatetime | None = None
+    """RFC 3339, so with its offset: a time without one names no moment and is refused."""
     datacontenttype: str | None = Field(default=None, max_length=256)
     subject: str | None = Field(default=None, max_length=1024)
     data: Any = None

@@ -1,5 +1,11 @@
 """Caller credentials: API keys kept only as SHA-256 hashes, compared in constant time, and a
-limit on failed attempts per client address."""
+limit on failed attempts per client address and per credential prefix.
+
+A valid credential is always accepted: the limit refuses only failing attempts, so one caller's
+guessing (or a proxy's many callers sharing an address) never locks out another's valid key.
+The limit bounds the cost of guessing and makes it visible; the keys' entropy is what makes
+guessing hopeless (generate them with `openssl rand -hex 32`).
+"""
 
 from __future__ import annotations
 
@@ -35,16 +41,36 @@ class KeyRing:
 
 
 def token_matches(presented: str | None, expected: str | None) -> bool:
-    """Constant-time comparison of an admin credential; no expected token means no access."""
+    """Constant-time comparison of an admin credential; no expected token means no access.
+
+    The digests are compared, not the tokens: `compare_digest` returns at once when the lengths
+    differ, which would tell a guesser the token's length.
+    """
     if not presented or not expected:
         return False
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
+
+
+PREFIX_CHARS = 6
+"""A presented credential's first characters: guesses of one key from many addresses share them."""
+
+
+def attempt_scopes(client: str, presented: str | None) -> tuple[str, ...]:
+    """What a failed attempt counts against: its address, and its credential's prefix if any."""
+    if presented:
+        return (f"address {client}", f"prefix {presented[:PREFIX_CHARS]}")
+    return (f"address {client}",)
 
 
 class FailureLimiter:
-    """Refuses a client after `limit` failed attempts within `window` seconds.
+    """Refuses failing attempts in a scope (an address, a credential prefix) once it has seen
+    `limit` of them within `window` seconds; refused attempts count too, so a guesser who keeps
+    going stays refused. Callers ask it only about attempts whose credential failed.
 
-    Memory is bounded: at most `max_clients` addresses are tracked, the oldest forgotten first.
+    Memory is bounded: at most `max_clients` scopes are tracked, the oldest forgotten first, and
+    each keeps its last `limit` failures only.
     """
 
     def __init__(self, *, limit: int = 10, window: float = 60.0, max_clients: int = 10_000) -> None:
@@ -53,22 +79,25 @@ class FailureLimiter:
         self._max_clients = max_clients
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        attempts = self._failures.get(client)
+    def _recent(self, scope: str, now: float) -> deque[float]:
+        attempts = self._failures.get(scope)
         if attempts is None:
-            return deque()
+            return deque(maxlen=self._limit)
         while attempts and now - attempts[0] > self._window:
             attempts.popleft()
         return attempts
 
-    def blocked(self, client: str, *, now: float | None = None) -> bool:
-        return len(self._recent(client, time.monotonic() if now is None else now)) >= self._limit
-
-    def failed(self, client: str, *, now: float | None = None) -> None:
+    def blocked(self, *scopes: str, now: float | None = None) -> bool:
+        """Any of `scopes` has reached the limit."""
         at = time.monotonic() if now is None else now
-        attempts = self._recent(client, at)
-        attempts.append(at)
-        self._failures[client] = attempts
-        self._failures.move_to_end(client)
+        return any(len(self._recent(scope, at)) >= self._limit for scope in scopes)
+
+    def failed(self, *scopes: str, now: float | None = None) -> None:
+        at = time.monotonic() if now is None else now
+        for scope in scopes:
+            attempts = self._recent(scope, at)
+            attempts.append(at)
+            self._failures[scope] = attempts
+            self._failures.move_to_end(scope)
         while len(self._failures) > self._max_clients:
             self._failures.popitem(last=False)

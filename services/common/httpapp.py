@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -73,10 +73,28 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(app: FastAPI, *, host: str, port: int, stop: asyncio.Event) -> None:
-    """Run uvicorn until `stop` is set; signals are ours, not uvicorn's."""
+async def serve(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    trusted_proxies: Sequence[str] = (),
+) -> None:
+    """Run uvicorn until `stop` is set; signals are ours, not uvicorn's.
+
+    `X-Forwarded-For` is read only from `trusted_proxies`: uvicorn's own default trusts it from
+    127.0.0.1, which lets anything beside the pod (a sidecar, a port-forward) name any address.
+    """
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())

@@ -76,8 +76,8 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
     options = client_options(settings) | {
         "acks": "all",
         "linger_ms": 5,
-        # edXML packages carry their attachments (up to 20 MiB by default); the topics'
-        # `max.message.bytes` must allow as much.
+        # edXML packages carry their attachments (10 MiB by default, more if configured): the
+        # topics' `max.message.bytes` must allow as much.
         "max_request_size": 32 * 1024 * 1024,
         "compression_type": None,
         # aiokafka's 16 KiB default fills after a dozen dossier records, and a full batch makes

@@ -3,13 +3,16 @@ fields the services have in common, and the one configuration of every settings 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common import topics
+from services.common.labels import LabelAgencies
 
 
 class SecurityProtocol(StrEnum):
@@ -64,7 +67,9 @@ def settings_config(secrets_dir: str | None = None) -> SettingsConfigDict:
 
 
 class ServiceSettings(BaseSettings):
-    """Base of every service's settings: the broker, and the dead-letter topic all of them write.
+    """Base of every service's settings: the broker, the dead-letter topic all of them write, and
+    the topics govsync reads its input from (a dead letter is replayed to one of them or not at
+    all, so every service that replays knows them).
 
     Fields stay flat (`GOVSYNC_TOPIC_DLQ`), so a subclass adds its own next to these.
     """
@@ -73,13 +78,49 @@ class ServiceSettings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     topic_dlq: str = topics.DLQ
+    topic_dossier: str = topics.DOSSIER
+    topic_edocument: str = topics.EDOCUMENT
+    topic_dossier_normalized: str = topics.DOSSIER_NORMALIZED
+
+    def replay_topics(self) -> frozenset[str]:
+        """Where dead letters may go back to: ingest's inputs and the sync services' input.
+
+        Never a state or acknowledgement topic, whatever a dead letter's header names: a record
+        written there would be taken for govsync's own memory.
+        """
+        return frozenset({self.topic_dossier, self.topic_edocument, self.topic_dossier_normalized})
+
+
+def parse_trusted_proxies(value: object) -> tuple[str, ...]:
+    """`GOVSYNC_TRUSTED_PROXIES`: comma-separated addresses or networks (CIDR), checked."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list | tuple | set | frozenset):
+        raise ValueError("expected a comma-separated list of addresses or networks")
+    found: list[str] = []
+    for part in parts:
+        text = str(part).strip()
+        if text:
+            # Never "*": trusting every peer's X-Forwarded-For trusts every caller's word.
+            found.append(str(ipaddress.ip_network(text, strict=False)))
+    return tuple(found)
+
+
+TrustedProxies = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_trusted_proxies)]
 
 
 class PipelineSettings(ServiceSettings):
-    """A service on the dossier pipeline (ingest, sync): the normalised topic between them, and
-    how their consumers keep their group membership."""
+    """A service on the dossier pipeline (ingest, sync): how their consumers keep their group
+    membership, and whom their HTTP ports believe about a caller's address."""
 
-    topic_dossier_normalized: str = topics.DOSSIER_NORMALIZED
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    label_agencies: LabelAgencies = frozenset()
+    """Comma-separated agency codes (`GOVSYNC_LABEL_AGENCIES`) that get a metric label of their
+    own (ingest adds its own agencies); every other agency is counted as `other`."""
+    trusted_proxies: TrustedProxies = ()
+    """Peers (addresses or CIDR networks) whose `X-Forwarded-For` names the real client: the
+    failed-attempt limits count that address instead of the proxy's. Empty: the header is
+    ignored and every peer is its own client."""

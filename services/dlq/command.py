@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from services.common.kafka import make_consumer, make_producer
 from services.common.logging import configure_logging
 from services.common.settings import ServiceSettings
-from services.dlq.store import Selection, read_letters, replay
+from services.dlq.store import Selection, parse_time, read_letters, replay
 
 
 class DlqSettings(ServiceSettings):
@@ -24,15 +24,17 @@ class DlqSettings(ServiceSettings):
 
 
 def selection_from(args: argparse.Namespace) -> Selection:
-    def when(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
+    """Raises `ValueError` naming the option for a time that is not ISO 8601 with an offset."""
+
+    def when(value: str | None, name: str) -> datetime | None:
+        return parse_time(value, name=name) if value else None
 
     return Selection(
         reason=args.reason,
         stage=args.stage,
         source=args.source,
-        since=when(args.since),
-        until=when(args.until),
+        since=when(args.since, "--since"),
+        until=when(args.until, "--until"),
         limit=args.limit,
     )
 
@@ -49,15 +51,20 @@ async def run(settings: DlqSettings, action: str, selection: Selection) -> int:
     producer = make_producer(settings.kafka)
     await producer.start()
     try:
-        count = await replay(producer, letters)
+        done = await replay(producer, letters, topics=settings.replay_topics())
     finally:
         await producer.stop()
-    sys.stdout.write(json.dumps({"replayed": count}) + "\n")
-    return count
+    sys.stdout.write(json.dumps({"replayed": done.replayed, "refused": done.refused}) + "\n")
+    return done.replayed
 
 
 def main(args: argparse.Namespace) -> int:
     settings = DlqSettings(_secrets_dir=os.environ.get("GOVSYNC_SECRETS_DIR"))
     configure_logging(settings.log_level, service="govsync-dlq")
-    asyncio.run(run(settings, args.dlq_command, selection_from(args)))
+    try:
+        selection = selection_from(args)
+    except ValueError as exc:
+        sys.stderr.write(f"govsync dlq: {exc}\n")
+        return 2
+    asyncio.run(run(settings, args.dlq_command, selection))
     return 0

@@ -139,11 +139,24 @@ async def read_letters(
         await reader.stop()
 
 
-async def replay(producer: AIOKafkaProducer, letters: list[StoredLetter]) -> int:
-    """Re-publish each letter, untouched but for the dead-letter headers, to where it came from."""
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    replayed: int
+    refused: int
+    """Letters whose source topic is not one govsync reads (or is missing): left alone."""
+
+
+async def replay(
+    producer: AIOKafkaProducer, letters: list[StoredLetter], *, topics: frozenset[str]
+) -> Replayed:
+    """Re-publish each letter, untouched but for the dead-letter headers, to where it came from,
+    if that is one of `topics` (`ServiceSettings.replay_topics()`): a header is anyone's word,
+    and a record replayed to a state topic would be taken for govsync's memory."""
     futures = []
+    refused = 0
     for letter in letters:
-        if not letter.source_topic:
+        if letter.source_topic not in topics:
+            refused += 1
             continue
         futures.append(
             await producer.send(
@@ -155,4 +168,19 @@ async def replay(producer: AIOKafkaProducer, letters: list[StoredLetter]) -> int
         )
     for future in futures:
         await future
-    return len(futures)
+    return Replayed(replayed=len(futures), refused=refused)
+
+
+def parse_time(text: str, *, name: str) -> datetime:
+    """A selection bound: ISO 8601 with its offset; a time without one names no moment."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name} is not an ISO 8601 time") from None
+    return aware(moment, name=name)
+
+
+def aware(moment: datetime, *, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00+07:00")
+    return moment

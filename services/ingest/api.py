@@ -1,9 +1,10 @@
 """HTTP intake for systems that cannot produce to Kafka: `POST /v1/events`.
 
-Each event is checked as the Kafka worker would check it (envelope, contract, normalisation),
-so a caller hears about a bad event at once, with the fields at fault. Accepted events are
-written to the source topic in structured mode; the answer is 202 only once the broker has
-acknowledged them.
+Each event is checked as the Kafka worker will check it (`EventHandler.admit`: the per-event
+limit, envelope, contract, normalisation and decision), so a 202 means the worker will not
+dead-letter it, and a caller hears about a bad event at once, with the fields at fault.
+Accepted events are written to the source topic in structured mode; the answer is 202 only once
+the broker has acknowledged them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from schemas.cloudevents import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
-from services.common.auth import FailureLimiter, KeyRing
+from services.common.auth import FailureLimiter, KeyRing, attempt_scopes
 from services.common.problem import FieldProblem, problem_response, problem_responses
-from services.ingest.dossiers.pipeline import DossierPipeline
-from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.envelope import XML_TYPES, from_structured
-from services.ingest.errors import BrokerUnavailableError, ContractError, EventRefusedError
+from services.ingest.edocuments.normalise import VerificationBudget
+from services.ingest.envelope import from_structured, json_values_at_most
+from services.ingest.errors import (
+    AgencyNotAllowedError,
+    BrokerUnavailableError,
+    ContractError,
+    EventRefusedError,
+    EventTooLargeError,
+    RequestTooLargeError,
+    at_stage,
+)
+from services.ingest.handling import EventHandler
 from services.ingest.metrics import IngestMetrics
 
 
@@ -72,6 +81,8 @@ class IntakeConfig:
     edocument_topic: str
     max_request_bytes: int
     max_batch_events: int
+    max_pdfs_per_request: int = 20
+    concurrency: int = 2
 
 
 _REQUEST_BODY: dict[str, Any] = {
@@ -109,12 +120,12 @@ def add_intake_routes(
     config: IntakeConfig,
     keys: KeyRing,
     sink: EventSink,
-    pipeline: DossierPipeline,
-    documents: DocumentPipeline,
+    handler: EventHandler,
     metrics: IngestMetrics,
     limiter: FailureLimiter,
 ) -> None:
     """Mount `POST /v1/events` on the service's app."""
+    gate = asyncio.Semaphore(config.concurrency)
 
     def refuse(outcome: str, status: int, title: str, detail: str, **kw: Any) -> _RefusedError:
         metrics.intake.labels(outcome).inc()
@@ -123,8 +134,17 @@ def add_intake_routes(
     def authenticate(
         request: Request, authorization: str | None, api_key: str | None
     ) -> frozenset[str]:
-        client = _client(request)
-        if limiter.blocked(client):
+        """A valid key is accepted whatever others did; failing attempts meet the limiter."""
+        key = api_key
+        if key is None and authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        sources = keys.sources_for(key) if key else None
+        if sources is not None:
+            return sources
+        scopes = attempt_scopes(_client(request), key)
+        blocked = limiter.blocked(*scopes)
+        limiter.failed(*scopes)
+        if blocked:
             metrics.auth_failures.labels("rate_limited").inc()
             raise refuse(
                 "unauthorized",
@@ -134,33 +154,16 @@ def add_intake_routes(
                 slug="rate-limited",
                 headers={"Retry-After": "60"},
             )
-        key = api_key
-        if key is None and authorization and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
-        if not key:
-            limiter.failed(client)
-            metrics.auth_failures.labels("missing").inc()
-            raise refuse(
-                "unauthorized",
-                401,
-                "Unauthorized",
-                "an API key is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        sources = keys.sources_for(key)
-        if sources is None:
-            limiter.failed(client)
-            metrics.auth_failures.labels("unknown").inc()
-            raise refuse(
-                "unauthorized",
-                401,
-                "Unauthorized",
-                "the API key is not valid",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return sources
+        metrics.auth_failures.labels("unknown" if key else "missing").inc()
+        raise refuse(
+            "unauthorized",
+            401,
+            "Unauthorized",
+            "the API key is not valid" if key else "an API key is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
-    async def read_body(request: Request) -> bytes:
+    async def read_body(request: Request) -> bytearray:
         def too_large() -> _RefusedError:
             detail = f"the body exceeds {config.max_request_bytes} bytes"
             return refuse("too_large", 413, "Request too large", detail, slug="too-large")
@@ -173,9 +176,9 @@ def add_intake_routes(
             body.extend(chunk)
             if len(body) > config.max_request_bytes:
                 raise too_large()
-        return bytes(body)
+        return body  # no copy: orjson reads a bytearray as it is
 
-    def parse(body: bytes, content_type: str) -> list[Any]:
+    def media_type(content_type: str) -> str:
         media = content_type.split(";")[0].strip().lower()
         if media not in (STRUCTURED_CONTENT_TYPE, BATCH_CONTENT_TYPE, "application/json"):
             raise refuse(
@@ -184,6 +187,17 @@ def add_intake_routes(
                 "Unsupported media type",
                 f"send {STRUCTURED_CONTENT_TYPE} or {BATCH_CONTENT_TYPE}",
                 slug="media-type",
+            )
+        return media
+
+    def parse(body: bytearray, media: str) -> list[Any]:
+        if json_values_at_most(body) > handler.max_json_values:
+            raise refuse(
+                "too_large",
+                413,
+                "Request too large",
+                f"the body holds more than {handler.max_json_values} JSON values",
+                slug="too-large",
             )
         try:
             parsed = orjson.loads(body)
@@ -227,12 +241,16 @@ def add_intake_routes(
         accepted: list[tuple[str, Outgoing]] = []
         problems: list[FieldProblem] = []
         now = datetime.now(UTC)
-        for index, raw in enumerate(events):
+        budget = VerificationBudget(config.max_pdfs_per_request)
+        for index in range(len(events)):
+            # Taken out of the list: once written out as bytes, the parsed event can go.
+            raw, events[index] = events[index], None
             if not isinstance(raw, dict):
                 problems.append(FieldProblem(index=index, field="event", problem="not an object"))
                 continue
             try:
-                envelope = from_structured(raw)
+                with at_stage("decode"):
+                    envelope = from_structured(raw, max_json_values=handler.max_json_values)
                 if envelope.source not in sources:
                     metrics.auth_failures.labels("source_not_allowed").inc()
                     raise refuse(
@@ -241,19 +259,23 @@ def add_intake_routes(
                         "Forbidden",
                         f"this API key may not publish events of source {envelope.source!r}",
                     )
-                if envelope.type in XML_TYPES:
-                    # Parsed and verified off the loop, exactly as the worker will.
-                    document = await asyncio.to_thread(documents.normalise, envelope, now=now)
-                    key = document.document_id.encode()
-                    outgoing = Outgoing(config.edocument_topic, key, orjson.dumps(raw))
-                    accepted.append((envelope.id, outgoing))
-                    continue
-                change = pipeline.change(envelope, now=now)
+                # The bytes the worker will read, checked as the worker will check them.
+                with at_stage("decode"):
+                    value = orjson.dumps(raw)
+                del raw
+                admitted = await handler.admit(envelope, value, now=now, budget=budget)
+            except AgencyNotAllowedError as exc:
+                metrics.auth_failures.labels("agency_not_allowed").inc()
+                raise refuse("forbidden", 403, "Forbidden", str(exc)) from None
+            except (EventTooLargeError, RequestTooLargeError) as exc:
+                raise refuse(
+                    "too_large", 413, "Request too large", str(exc), slug="too-large"
+                ) from None
             except EventRefusedError as exc:
                 problems.extend(_field_problems(index, exc))
                 continue
-            key = change.dossier_code.encode()
-            accepted.append((envelope.id, Outgoing(config.dossier_topic, key, orjson.dumps(raw))))
+            outgoing = Outgoing(admitted.topic, admitted.key, value)
+            accepted.append((admitted.event_id, outgoing))
         if problems:
             raise refuse(
                 "invalid",
@@ -282,20 +304,21 @@ def add_intake_routes(
         """All or nothing: either every event of the request is written, or none is."""
         try:
             sources = authenticate(request, authorization, x_api_key)
-            body = await read_body(request)
-            events = parse(body, request.headers.get("content-type", ""))
-            accepted = await check(events, sources)
-            try:
-                await sink.publish([outgoing for _, outgoing in accepted])
-            except BrokerUnavailableError:
-                raise refuse(
-                    "unavailable",
-                    503,
-                    "Service unavailable",
-                    "the events could not be stored; resend them later",
-                    slug="unavailable",
-                    headers={"Retry-After": "5"},
-                ) from None
+            media = media_type(request.headers.get("content-type", ""))
+            # A few requests at a time hold bodies and verify packages: memory stays bounded.
+            async with gate:
+                accepted = await check(parse(await read_body(request), media), sources)
+                try:
+                    await sink.publish([outgoing for _, outgoing in accepted])
+                except BrokerUnavailableError:
+                    raise refuse(
+                        "unavailable",
+                        503,
+                        "Service unavailable",
+                        "the events could not be stored; resend them later",
+                        slug="unavailable",
+                        headers={"Retry-After": "5"},
+                    ) from None
         except _RefusedError as refused:
             return refused.response
         metrics.intake.labels("accepted").inc()

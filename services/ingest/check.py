@@ -28,7 +28,7 @@ from services.ingest.dossiers.pipeline import DossierPipeline
 from services.ingest.dossiers.state import DossierState
 from services.ingest.dvcqg import protocol
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.envelope import XML_TYPES, Envelope, decode_record, from_structured
+from services.ingest.envelope import XML_TYPES, Envelope, decode_record
 from services.ingest.errors import (
     DecodeError,
     EventRefusedError,
@@ -49,9 +49,8 @@ class Sample:
     where: str
     """`FILE`, `FILE:LINE` or `FILE#INDEX`."""
     value: bytes | None = None
-    """A Kafka record value (decoded as the worker decodes one)."""
-    event: Mapping[str, Any] | None = None
-    """A structured CloudEvent built from a portal envelope's item."""
+    """A Kafka record value (decoded as the worker decodes one); a portal envelope's item is the
+    CloudEvent `/dvcqg` would write for it."""
     error: str | None = None
     """Why the file or line could not even be read."""
 
@@ -111,7 +110,8 @@ def _portal_envelope(where: str, body: Mapping[str, Any], now: datetime) -> Iter
             agency=call.madonvi,
             now=now,
         )
-        yield Sample(f"{where}#{index} {protocol.item_label(index, item)}", event=event)
+        label = f"{where}#{index} {protocol.item_label(index, item)}"
+        yield Sample(label, value=orjson.dumps(event))
 
 
 def read(path: Path, now: datetime) -> Iterator[Sample]:
@@ -165,8 +165,6 @@ class Checker:
         self._states: dict[str, DossierState] = {}
 
     def _envelope(self, sample: Sample) -> Envelope:
-        if sample.event is not None:
-            return from_structured(sample.event)
         value = sample.value or b""
         is_xml = value.lstrip().startswith(b"<")
         limit = self._documents.limits.max_bytes if is_xml else self._max_event_bytes

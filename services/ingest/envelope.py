@@ -17,7 +17,12 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.cloudevents import CloudEvent, EventType
-from services.ingest.errors import ContractError, DecodeError, UnsupportedTypeError
+from services.ingest.errors import (
+    ContractError,
+    DecodeError,
+    EventTooLargeError,
+    UnsupportedTypeError,
+)
 
 XML_TYPES = frozenset({EventType.EDXML, EventType.EDOC_STATUS})
 _BINARY_PREFIX = "ce_"
@@ -36,6 +41,24 @@ class Envelope:
     agency: str | None
     mode: str
     """structured, binary or bare: how it arrived, for the logs and the metrics."""
+
+
+DEFAULT_MAX_JSON_VALUES = 200_000
+
+
+def json_values_at_most(text: bytes | bytearray) -> int:
+    """An upper bound on the JSON values (keys included) in `text`, counted before parsing.
+
+    Every value but the first follows a `[`, `,` or `:`, and every key a `{` or `,`; those bytes
+    inside strings only raise the bound. A few passes of `bytes.count` (memchr), where parsing
+    a body of empty objects costs 35 times its size in memory.
+    """
+    return 1 + sum(text.count(c) for c in (b",", b":", b"[", b"{"))
+
+
+def check_json_values(text: bytes, max_values: int) -> None:
+    if json_values_at_most(text) > max_values:
+        raise EventTooLargeError(f"the JSON holds more than {max_values} values")
 
 
 def _event_type(value: str) -> EventType:
@@ -57,7 +80,9 @@ def _content_id(value: bytes) -> str:
     return "sha256:" + hashlib.sha256(value).hexdigest()
 
 
-def from_structured(obj: Mapping[str, Any]) -> Envelope:
+def from_structured(
+    obj: Mapping[str, Any], *, max_json_values: int = DEFAULT_MAX_JSON_VALUES
+) -> Envelope:
     """A structured-mode CloudEvent already parsed from JSON (a Kafka value or an HTTP body)."""
     try:
         event = CloudEvent.model_validate(obj)
@@ -75,6 +100,7 @@ def from_structured(obj: Mapping[str, Any]) -> Envelope:
         except (binascii.Error, ValueError):
             raise DecodeError("data_base64 is not valid base64") from None
         if event_type not in XML_TYPES:
+            check_json_values(data, max_json_values)
             try:
                 data = orjson.loads(data)
             except orjson.JSONDecodeError:
@@ -94,7 +120,7 @@ def from_structured(obj: Mapping[str, Any]) -> Envelope:
     )
 
 
-def _from_binary(value: bytes, headers: Mapping[str, str]) -> Envelope:
+def _from_binary(value: bytes, headers: Mapping[str, str], max_json_values: int) -> Envelope:
     attributes: dict[str, Any] = {
         key[len(_BINARY_PREFIX) :]: val for key, val in headers.items() if key.startswith("ce_")
     }
@@ -103,6 +129,7 @@ def _from_binary(value: bytes, headers: Mapping[str, str]) -> Envelope:
     envelope = from_structured({**attributes, "data": value})
     data: Any = value
     if envelope.type not in XML_TYPES:
+        check_json_values(value, max_json_values)
         try:
             data = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -136,20 +163,30 @@ def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
     )
 
 
+def check_size(value: bytes, max_bytes: int) -> None:
+    """The per-event limit of a topic; the HTTP intake applies it to what it will write."""
+    if len(value) > max_bytes:
+        raise EventTooLargeError(f"the event is larger than {max_bytes} bytes")
+
+
 def decode_record(
-    value: bytes | None, headers: Sequence[tuple[str, bytes]], *, topic: str, max_bytes: int
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+    *,
+    topic: str,
+    max_bytes: int,
+    max_json_values: int = DEFAULT_MAX_JSON_VALUES,
 ) -> Envelope:
-    """Decode one Kafka record into an envelope."""
+    """Decode one Kafka record into an envelope; its size and JSON values bounded first."""
     if value is None:
         raise DecodeError("the record has no value")
-    if len(value) > max_bytes:
-        raise DecodeError(f"the record is larger than {max_bytes} bytes")
+    check_size(value, max_bytes)
     try:
         text_headers = {k.lower(): v.decode() for k, v in headers if v is not None}
     except UnicodeDecodeError:
         raise DecodeError("a header is not valid UTF-8") from None
     if "ce_specversion" in text_headers:
-        return _from_binary(value, text_headers)
+        return _from_binary(value, text_headers, max_json_values)
     stripped = value.lstrip()
     if stripped.startswith(b"<"):
         return Envelope(
@@ -161,10 +198,11 @@ def decode_record(
             agency=None,
             mode="bare",
         )
+    check_json_values(value, max_json_values)
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
         raise DecodeError("the record is neither JSON nor XML (or not valid UTF-8)") from None
     if isinstance(parsed, dict) and "specversion" in parsed:
-        return from_structured(parsed)
+        return from_structured(parsed, max_json_values=max_json_values)
     return _bare(value, parsed, topic)

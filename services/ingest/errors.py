@@ -4,13 +4,21 @@
     ├── EventRefusedError            one event can never be accepted as it is; not retryable: the
     │   │                            same bytes fail the same way, so they go to the dead-letter
     │   │                            topic (the HTTP intake answers 422); `stage` says where
-    │   ├── DecodeError              decode: not a CloudEvent, not JSON, wrong encoding, too large
+    │   ├── DecodeError              decode: not a CloudEvent, not JSON, wrong encoding
+    │   │   └── EventTooLargeError       over the topic's per-event limit (the intake answers 413)
     │   ├── UnsupportedTypeError     decode: a CloudEvents `type` govsync does not handle
     │   ├── ContractError            validate: breaks the contract in `schemas/` (field errors)
     │   ├── NormalisationError       normalise: valid shape, impossible content
     │   │   ├── InvalidDateError         a date that does not exist or is in no known format
-    │   │   └── InvalidCodeError         a status, channel or agency code that cannot be mapped
-    │   └── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
+    │   │   ├── InvalidCodeError         a status, channel or agency code that cannot be mapped
+    │   │   └── InvalidUrlError          a file link the portal must not be sent (not http(s),
+    │   │                                credentials in it, an internal or loopback host)
+    │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
+    │   ├── AgencyNotAllowedError    authorise: the event names an agency its source is not bound
+    │   │                            to (`binding.py`); the intake answers 403
+    │   └── UnexpectedEventError     any other exception met while handling one event (a defect
+    │                                the event's content triggers): dead-lettered with the stage
+    │                                and the exception's class, never a crashed worker
     ├── EdxmlError                   raised by the edXML reader (`edocuments/edxml.py`); not
     │   │                            retryable; the e-document pipeline turns each into an
     │   │                            EdxmlRefusedError, so none reaches a handler itself
@@ -22,13 +30,16 @@
     │   ├── NotEdxmlError            well-formed, but neither a document nor a status package
     │   ├── WrappedContentError      a second MessageHeader, or package parts inside a Signature
     │   └── EdxmlFieldError          a required field missing or unreadable
+    ├── RequestTooLargeError         an HTTP request over a budget its events share (PDF
+    │                                signature checks): 413, the caller splits it; not an event's
+    │                                fault, so never a dead letter
     ├── BrokerUnavailableError       retryable: the broker did not acknowledge an intake write
     │                                in time (the HTTP intake answers 503; the caller resends)
     ├── PortalCallRefusedError       a call of the portal-compatible intake (`dvcqg/`) refused as
     │   │                            a whole before any item is written; not retryable as sent
     │   ├── SessionRefusedError      the session token is missing, forged, expired or its
     │   │                            account's password changed (the adapter logs in again)
-    │   ├── AgencyNotAllowedError    a `madonvi` (envelope or item) the account is not bound to
+    │   ├── AccountAgencyNotAllowedError a `madonvi` (envelope or item) the account is not bound to
     │   └── MalformedCallError       not the portal's envelope, an unknown service, too many items
     └── TrustBundleError             configuration (also a ValueError): the trust bundle cannot
                                      be used; fix it and restart
@@ -41,7 +52,10 @@ when it is a code).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import ValidationError
@@ -65,6 +79,10 @@ class DecodeError(EventRefusedError):
     """Not retryable."""
 
     stage = "decode"
+
+
+class EventTooLargeError(DecodeError):
+    """Over the per-event limit of its topic. Not retryable."""
 
 
 class UnsupportedTypeError(EventRefusedError):
@@ -108,6 +126,10 @@ class InvalidCodeError(NormalisationError):
     """Not retryable."""
 
 
+class InvalidUrlError(NormalisationError):
+    """Not retryable."""
+
+
 class EdxmlRefusedError(EventRefusedError):
     """The package is hostile, too large, malformed or not edXML. Not retryable."""
 
@@ -116,6 +138,47 @@ class EdxmlRefusedError(EventRefusedError):
     def __init__(self, error: EdxmlError) -> None:
         super().__init__(str(error))
         self.cause = type(error).__name__
+
+
+class AgencyNotAllowedError(EventRefusedError):
+    """The source may not write this agency's dossiers or documents. Not retryable."""
+
+    stage = "authorise"
+
+
+class UnexpectedEventError(EventRefusedError):
+    """An exception nobody foresaw, raised while handling one event. Not retryable as it is: the
+    same bytes meet the same defect, so the event is dead-lettered (kept for replay once the
+    defect is fixed) and the worker moves on.
+
+    The message names the stage, the exception's class and where it was raised, never the
+    exception's own text: that may quote the event (pydantic quotes input values).
+    """
+
+    def __init__(self, stage: str, error: Exception) -> None:
+        self.stage = stage
+        self.error_class = type(error).__name__
+        frames = traceback.extract_tb(error.__traceback__)
+        self.where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+        super().__init__(
+            f"unexpected {self.error_class} at stage {stage} ({self.where}): a defect met by"
+            " this event, kept for replay once fixed"
+        )
+
+
+@contextmanager
+def at_stage(name: str) -> Iterator[None]:
+    """Name the stage of any exception that is not already one of ours.
+
+    `IngestError`s pass unchanged (they carry their own stage, and an inner `at_stage` names its
+    own); anything else becomes an `UnexpectedEventError` of this stage.
+    """
+    try:
+        yield
+    except IngestError:
+        raise
+    except Exception as exc:
+        raise UnexpectedEventError(name, exc) from exc
 
 
 def describe(error: EventRefusedError) -> str:
@@ -188,6 +251,12 @@ class EdxmlFieldError(EdxmlError):
 # --- the service, not the event -----------------------------------------------------------------
 
 
+class RequestTooLargeError(IngestError):
+    """An HTTP request asks for more work than one request may. Not retryable as it is."""
+
+    stage = "intake"
+
+
 class BrokerUnavailableError(IngestError):
     """The broker did not acknowledge the write in time. Retryable: the caller may resend."""
 
@@ -204,7 +273,7 @@ class SessionRefusedError(PortalCallRefusedError):
     """Missing, forged or expired session token. Not retryable with the same session."""
 
 
-class AgencyNotAllowedError(PortalCallRefusedError):
+class AccountAgencyNotAllowedError(PortalCallRefusedError):
     """An agency code the account may not write. Not retryable."""
 
 

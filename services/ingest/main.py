@@ -21,6 +21,7 @@ from services.common.lifecycle import install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
 from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
+from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
 from services.ingest.dvcqg.accounts import AccountBook
@@ -30,6 +31,7 @@ from services.ingest.dvcqg.sessions import SessionKeys
 from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.edocuments.trust import load_trust_bundle
+from services.ingest.handling import EventHandler, HandlerTopics
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 from services.ingest.worker import IngestWorker, WorkerTopics
@@ -55,6 +57,8 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
+        binding=SourceBinding(settings.source_agencies),
+        internal_urls=settings.allow_internal_file_urls,
     )
 
 
@@ -65,6 +69,25 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
         trust=trust,
         limits=settings.edxml,
         bindings=SignerBindings(settings.signer_bindings),
+        binding=SourceBinding(settings.source_agencies),
+    )
+
+
+def build_handler(
+    settings: IngestSettings, pipeline: DossierPipeline, documents: DocumentPipeline
+) -> EventHandler:
+    """The per-event handling the worker and the intake share."""
+    return EventHandler(
+        pipeline=pipeline,
+        documents=documents,
+        topics=HandlerTopics(
+            dossier=settings.topic_dossier,
+            dossier_output=settings.topic_dossier_normalized,
+            edocument=settings.topic_edocument,
+            edocument_output=settings.topic_edocument_normalized,
+        ),
+        max_event_bytes=settings.max_event_bytes,
+        max_json_values=settings.max_json_values,
     )
 
 
@@ -74,8 +97,7 @@ def intake_app(
     registry: CollectorRegistry,
     readiness: ReadinessCheck,
     sink: EventSink,
-    pipeline: DossierPipeline,
-    documents: DocumentPipeline,
+    handler: EventHandler,
     metrics: IngestMetrics,
     lookup: DossierLookup | None = None,
 ) -> FastAPI:
@@ -92,11 +114,12 @@ def intake_app(
             edocument_topic=settings.topic_edocument,
             max_request_bytes=settings.max_request_bytes,
             max_batch_events=settings.max_batch_events,
+            max_pdfs_per_request=settings.max_pdfs_per_request,
+            concurrency=settings.intake_concurrency,
         ),
         keys=KeyRing(settings.api_keys),
         sink=sink,
-        pipeline=pipeline,
-        documents=documents,
+        handler=handler,
         metrics=metrics,
         limiter=FailureLimiter(
             limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
@@ -108,11 +131,12 @@ def intake_app(
             dossier_topic=settings.topic_dossier,
             max_request_bytes=settings.max_request_bytes,
             max_items=settings.dvcqg_max_items,
+            max_event_bytes=settings.max_event_bytes,
         ),
         accounts=AccountBook(settings.dvcqg_accounts),
         sessions=session_keys(settings),
         sink=sink,
-        pipeline=pipeline,
+        pipeline=handler.pipeline,
         lookup=lookup or StateLookup({}),
         metrics=DvcqgMetrics(registry),
         limiter=FailureLimiter(
@@ -144,13 +168,15 @@ def policy(settings: IngestSettings) -> Policy:
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; an exception from the worker or the server ends the process."""
     registry = new_registry()
-    metrics = IngestMetrics(
-        registry, agency_limit=settings.agency_label_limit, agencies=sorted(settings.own_agencies)
-    )
+    metrics = IngestMetrics(registry, agencies=settings.label_agencies | settings.own_agencies)
+    if not settings.source_agencies:
+        log.warning(
+            "no source is bound to agencies (GOVSYNC_SOURCE_AGENCIES): every source may write"
+            " every agency's dossiers and documents"
+        )
     if settings.create_topics:
         await ensure_topics(settings.kafka, topics(settings))
-    pipeline = build_pipeline(settings)
-    documents = build_documents(settings)
+    handler = build_handler(settings, build_pipeline(settings), build_documents(settings))
     async with AsyncExitStack() as stack:
         producer = make_producer(settings.kafka)
         consumer = make_consumer(
@@ -168,8 +194,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             producer=producer,
             restorer=restorer,
             dead_letters=DeadLetterWriter(producer, settings.topic_dlq),
-            pipeline=pipeline,
-            documents=documents,
+            handler=handler,
             metrics=metrics,
             topics=WorkerTopics(
                 dossier=settings.topic_dossier,
@@ -179,7 +204,6 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
                 edocument_output=settings.topic_edocument_normalized,
             ),
             policy=policy(settings),
-            max_event_bytes=settings.max_event_bytes,
             max_batch=settings.max_batch_events,
             eviction_interval_seconds=settings.eviction_interval_seconds,
         )
@@ -193,8 +217,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             registry=registry,
             readiness=worker.readiness,
             sink=KafkaEventSink(producer),
-            pipeline=pipeline,
-            documents=documents,
+            handler=handler,
             metrics=metrics,
             lookup=StateLookup(worker.states.partitions),
         )
@@ -207,7 +230,13 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(_until_stopped(_consume(consumer, worker, stop), stop))
             tasks.create_task(
-                serve(app, host=settings.http_host, port=settings.http_port, stop=stop)
+                serve(
+                    app,
+                    host=settings.http_host,
+                    port=settings.http_port,
+                    stop=stop,
+                    trusted_proxies=settings.trusted_proxies,
+                )
             )
         log.info("ingest stopped")
 

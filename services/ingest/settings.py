@@ -1,5 +1,5 @@
 """Settings of the ingest service, read once from `GOVSYNC_*` environment variables (and files),
-and the settings types its parts receive (`EdxmlLimits`, `AgencyList`)."""
+and the settings types its parts receive (`EdxmlLimits`, `SignerBinding`)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     model_validator,
 )
-from pydantic_settings import NoDecode
 
 from schemas.edocument import is_regular_organ_id
 from services.common import topics
+from services.common.labels import AgencyList as AgencyList  # re-exported for importers
+from services.common.labels import parse_agency_list as parse_agency_list
 from services.common.settings import PipelineSettings
 
 # One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.
@@ -51,13 +51,27 @@ class EdxmlLimits(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """A whole e-document event (the Kafka record or one event of a request, base64 included).
+    Checking a package costs some 10 times its size in memory (signxml copies the tree and
+    canonicalises it): the chart's 512 MiB pod holds this default with a margin
+    (docs/security.md)."""
     max_depth: int = Field(default=48, ge=8, le=250)
     """libxml2 stops at 256 levels on its own; ours is lower and configurable."""
     max_attachment_bytes: int = Field(default=7 * 1024 * 1024, ge=1)
     """Decoded size. Without huge_tree libxml2 caps a text node at 10 MB: about 7.1 MiB decoded."""
     max_attachments: int = Field(default=200, ge=0)
     max_subject_chars: int = Field(default=2000, ge=1)
+    max_nodes: int = Field(default=20_000, ge=100)
+    """Elements and attributes, counted as they are parsed: libxml2 spends some 120 bytes on each,
+    and a real package has a few hundred; millions of empty elements cost gigabytes."""
+    concurrency: int = Field(default=1, ge=1)
+    """Packages parsed and verified at once in the process, the intake's and the worker's
+    together, on as many threads: the CPU-bound checks gain little from more, and each package
+    holds some 10 times its size while it is checked."""
+    max_pdfs: int = Field(default=20, ge=0)
+    """PDF attachments whose signatures one package may ask to verify (each costs 10-60 ms of
+    CPU); a package with more is refused."""
 
 
 class SignerBinding(BaseModel):
@@ -108,21 +122,6 @@ SignerBindingMap = Annotated[
 """`GOVSYNC_SIGNER_BINDINGS` (JSON): agency code to the bindings any one of which suffices."""
 
 
-def parse_agency_list(value: object) -> frozenset[str]:
-    """`GOVSYNC_OWN_AGENCIES`: comma-separated OrganIds (spaces ignored), as a set."""
-    if value is None:
-        return frozenset()
-    if isinstance(value, str):
-        return frozenset(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple | set | frozenset):
-        return frozenset(str(part).strip() for part in value if str(part).strip())
-    raise ValueError("expected a comma-separated list of agency codes")
-
-
-AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_list)]
-"""Settings field type for `own_agencies`: `NoDecode` stops pydantic-settings reading it as JSON."""
-
-
 class DvcqgAccount(BaseModel):
     """One source system's login on the portal-compatible intake (`govsync dvcqg-account`)."""
 
@@ -139,18 +138,16 @@ class DvcqgAccount(BaseModel):
 class IngestSettings(PipelineSettings):
     """Everything the ingest process needs; built once in `main()` and passed down.
 
-    `kafka`, `topic_dlq`, `topic_dossier_normalized` and the consumer's session and heartbeat
-    come from `PipelineSettings`.
+    `kafka`, `topic_dlq`, `topic_dossier`, `topic_edocument`, `topic_dossier_normalized` and the
+    consumer's session and heartbeat come from `PipelineSettings`.
     """
 
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own interface
     http_port: int = Field(default=8081, ge=1, le=65535)
     log_level: str = "INFO"
 
-    topic_dossier: str = topics.DOSSIER
     topic_state: str = topics.INGEST_STATE
     """Compacted, keyed by dossier code, same partition count as `topic_dossier`."""
-    topic_edocument: str = topics.EDOCUMENT
     topic_edocument_normalized: str = topics.EDOCUMENT_NORMALIZED
     consumer_group: str = topics.INGEST_GROUP
 
@@ -169,6 +166,10 @@ class IngestSettings(PipelineSettings):
 
     api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
+    source_agencies: dict[str, list[str]] = {}  # noqa: RUF012
+    """CloudEvents source to the agency codes it may write (`MaDonVi`, the `agency` attribute, an
+    edXML `From/OrganId`); a code listed for several sources is shared by them. A bare Kafka
+    record's source is its topic. Empty: no binding, any source writes any agency (warned)."""
     admin_token: SecretStr | None = None
 
     dvcqg_accounts: dict[str, DvcqgAccount] = {}  # noqa: RUF012
@@ -185,12 +186,23 @@ class IngestSettings(PipelineSettings):
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_request_bytes: int = Field(default=24 * 1024 * 1024, ge=1024)
-    """An HTTP request body; large enough for one edXML package with its attachments."""
+    """A dossier event (a Kafka record, or one event of a request); e-documents have `edxml`'s."""
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """An HTTP request body, refused from its Content-Length or as it streams in."""
+    max_json_values: int = Field(default=200_000, ge=1000)
+    """JSON values (keys included) in one request body or Kafka record, counted before parsing:
+    a body of empty objects costs 35 times its size once parsed."""
     max_batch_events: int = Field(default=500, ge=1)
+    intake_concurrency: int = Field(default=2, ge=1)
+    """HTTP intake requests read and checked at once; the rest wait their turn (after their
+    credentials are checked), so the memory a burst of large requests takes stays bounded."""
+    max_pdfs_per_request: int = Field(default=20, ge=0)
+    """PDF signature checks one HTTP request may ask for, over all its packages (each package
+    also has `edxml.max_pdfs`); more is 413: the caller sends smaller requests."""
     max_text_chars: int = Field(default=4000, ge=100)
-    agency_label_limit: int = Field(default=200, ge=1)
-    """Distinct agency label values per metric; the rest are counted as `other`."""
+    allow_internal_file_urls: bool = False
+    """Let file links (`DuongDanTaiTepTin`, `DuongDanTepTinKetQua`) name internal, loopback or
+    link-local hosts; they are sent to the portal as they are. Off: such a dossier is refused."""
     finished_retention: timedelta = timedelta(days=30)
     """How long a finished dossier's state is kept after its last change before eviction."""
     eviction_interval_seconds: float = Field(default=60.0, gt=0)

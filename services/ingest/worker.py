@@ -7,6 +7,10 @@ a batch's completion starts only once the previous one has ended, so commits sta
 Dossier state lives in a compacted topic written to the same partition number as the input
 record, so the replica that owns an input partition restores exactly the state it needs when
 the partition is assigned.
+
+Every record ends in exactly one outcome, decided by `handling.EventHandler`, which raises for
+nothing a record can carry: a poison pill is that record's dead letter. Only the broker calls
+made here (send, commit, fetch) can end the loop, and then the process.
 """
 
 from __future__ import annotations
@@ -21,16 +25,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from schemas.edocument import EDocumentStatusRecord
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.kafka import broker_reachable
 from services.common.logging import get_logger
 from services.ingest.dossiers.decide import Policy, evictable
-from services.ingest.dossiers.pipeline import UNKNOWN_TYPE, DossierPipeline, Result
 from services.ingest.dossiers.state import DossierState
-from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.envelope import XML_TYPES, Envelope, decode_record
-from services.ingest.errors import EventRefusedError, describe
+from services.ingest.handling import EventHandler, Handled, Refusal
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outcome import Outcome
 
@@ -76,12 +76,10 @@ class IngestWorker:
         producer: AIOKafkaProducer,
         restorer: AIOKafkaConsumer,
         dead_letters: DeadLetterWriter,
-        pipeline: DossierPipeline,
-        documents: DocumentPipeline,
+        handler: EventHandler,
         metrics: IngestMetrics,
         topics: WorkerTopics,
         policy: Policy,
-        max_event_bytes: int,
         max_batch: int,
         clock: Clock = utc_now,
         eviction_interval_seconds: float = 60.0,
@@ -90,12 +88,10 @@ class IngestWorker:
         self._producer = producer
         self._restorer = restorer
         self._dead_letters = dead_letters
-        self._pipeline = pipeline
-        self._documents = documents
+        self._handler = handler
         self._metrics = metrics
         self._topics = topics
         self._policy = policy
-        self._max_event_bytes = max_event_bytes
         self._max_batch = max_batch
         self._clock = clock
         self._eviction_interval = eviction_interval_seconds
@@ -282,99 +278,61 @@ class IngestWorker:
         states: dict[str, DossierState],
         state_updates: dict[tuple[int, str], DossierState],
     ) -> list[Awaitable[Any]]:
+        """One record's outcome, then its writes; only the broker calls here may raise."""
         started = time.perf_counter()
         headers = list(record.headers or ())
-        now = self._clock()
-        limit = (
-            self._documents.limits.max_bytes
-            if tp.topic == self._topics.edocument
-            else self._max_event_bytes
+        handled = await self._handler.handle(
+            tp.topic, record.value, headers, states=states, now=self._clock()
         )
-        try:
-            envelope = decode_record(record.value, headers, topic=tp.topic, max_bytes=limit)
-        except EventRefusedError as exc:
-            result = Result(Outcome.DEAD_LETTERED, UNKNOWN_TYPE, error=exc)
-        else:
-            if envelope.type in XML_TYPES:
-                return await self._document(tp, record, headers, envelope, now, started)
-            result = self._pipeline.handle(envelope, states=states, now=now)
-        self._finish(result.event_type, result.outcome, started)
-        if result.outcome is Outcome.DEAD_LETTERED:
-            return [await self._dead_letter(tp, record, headers, result)]
-        decision = result.decision
-        if decision is None or decision.record is None or decision.state is None:
+        self._finish(handled.event_type, handled.outcome, started)
+        if handled.refusal is not None:
+            return [await self._dead_letter(tp, record, headers, handled.refusal)]
+        if handled.state is not None:
+            code, state = handled.state
+            states[code] = state
+            # Only a dossier's last state in the batch is written (and serialised).
+            state_updates[(tp.partition, code)] = state
+        self._count(handled)
+        output = handled.output
+        if output is None:
             return []  # a duplicate or a stale event: nothing to write
-        code = decision.record.dossier_code
-        # Only a dossier's last state in the batch is written (and serialised).
-        state_updates[(tp.partition, code)] = decision.state
-        if decision.indicators is not None:
-            self._metrics.count(decision.indicators)
         return [
             await self._producer.send(
-                self._topics.dossier_output,
-                value=decision.record.model_dump_json().encode(),
-                key=code.encode(),
-                headers=[("content-type", b"application/json")],
+                output.topic, value=output.value, key=output.key, headers=list(output.headers)
             )
         ]
+
+    def _count(self, handled: Handled) -> None:
+        """Counters must never cost an accepted event: a failure is logged, not raised."""
+        try:
+            if handled.indicators is not None:
+                self._metrics.count(handled.indicators)
+            if handled.counted is not None:
+                self._metrics.count_document(handled.counted)
+            if handled.status is not None:
+                self._metrics.count_document_status(*handled.status)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.error("event not counted", error=type(exc).__name__)
 
     def _finish(self, event_type: str, outcome: Outcome, started: float) -> None:
         self._metrics.processing.observe(time.perf_counter() - started)
         self._metrics.events.labels(event_type, outcome.value).inc()
-
-    async def _document(
-        self,
-        tp: TopicPartition,
-        record: ConsumerRecord[Any, Any],
-        headers: list[tuple[str, bytes]],
-        envelope: Envelope,
-        now: datetime,
-        started: float,
-    ) -> list[Awaitable[Any]]:
-        """An edXML package: verified off the loop, counted on it."""
-        try:
-            normalised = await asyncio.to_thread(self._documents.normalise, envelope, now=now)
-        except EventRefusedError as exc:
-            self._finish(envelope.type.value, Outcome.DEAD_LETTERED, started)
-            failed = Result(
-                Outcome.DEAD_LETTERED, envelope.type.value, error=exc, source=envelope.source
-            )
-            return [await self._dead_letter(tp, record, headers, failed)]
-        result = self._documents.decide(normalised)
-        self._finish(envelope.type.value, result.outcome, started)
-        if result.record is None:
-            return []
-        if result.counted is not None:
-            self._metrics.count_document(result.counted)
-        is_status = isinstance(result.record, EDocumentStatusRecord)
-        if isinstance(result.record, EDocumentStatusRecord):
-            self._metrics.count_document_status(result.status_agency, result.record.state)
-        kind = b"edocument-status" if is_status else b"edocument"
-        return [
-            await self._producer.send(
-                self._topics.edocument_output,
-                value=result.record.model_dump_json().encode(),
-                key=result.record.document_id.encode(),
-                headers=[("content-type", b"application/json"), ("govsync-record-type", kind)],
-            )
-        ]
 
     async def _dead_letter(
         self,
         tp: TopicPartition,
         record: ConsumerRecord[Any, Any],
         headers: list[tuple[str, bytes]],
-        result: Result,
+        refusal: Refusal,
     ) -> Awaitable[Any]:
-        assert result.error is not None  # noqa: S101 - dead letters always carry their error
         letter = DeadLetter(
             origin=Origin(tp.topic, tp.partition, record.offset, record.key, record.value, headers),
-            reason=describe(result.error),
-            stage=result.error.stage,
-            error=type(result.error).__name__,
+            reason=refusal.reason,
+            stage=refusal.stage,
+            error=refusal.error_class,
             service=SERVICE,
             at=self._clock(),
-            source=result.source,
+            source=refusal.source,
         )
         log.warning(
             "event dead-lettered",

@@ -105,7 +105,9 @@ def build_services(
     signer_bindings: dict[str, tuple[SignerBinding, ...]] | None = None,
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
-    generator's agencies are ingest's own (their documents are outgoing)."""
+    generator's agencies are ingest's own (their documents are outgoing), and they and the
+    agencies that send them documents are the metrics' agency labels."""
+    labels = frozenset((*settings.agencies, *OTHER_AGENCIES))
     ingest = IngestSettings(
         kafka=kafka,
         http_host="127.0.0.1",
@@ -122,6 +124,7 @@ def build_services(
         trust_bundle=trust_bundle,
         signer_bindings=signer_bindings or {},
         own_agencies=frozenset(settings.agencies),
+        label_agencies=labels,
         api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE]},
         dvcqg_accounts={
             VENDOR_USERNAME: DvcqgAccount(
@@ -137,6 +140,7 @@ def build_services(
                 url=sim_portal, password=SecretStr(SIMULATOR_SECRET), dstcode="000.00.00.G22"
             ),
             ndxp=NdxpSettings(url=sim_ndxp, client_secret=SecretStr(SIMULATOR_SECRET)),
+            allow_http=True,  # the simulator, on loopback
             topic_dossier_normalized=ingest.topic_dossier_normalized,
             topic_dlq=ingest.topic_dlq,
             acked_topic_template=f"{topics.SYNC_ACKED_TEMPLATE}{suffix}",
@@ -144,6 +148,7 @@ def build_services(
             http_host="127.0.0.1",
             http_port=free_port(),
             log_level=settings.log_level,
+            label_agencies=labels,
         )
     return Services(ingest, sync)
 

@@ -1,5 +1,6 @@
 """The reconciliation's Prometheus metrics, from the sweeps stored in the scores database (so a
-sweep run by `govsync reconcile` shows as well as a scheduled one); agency labels bounded.
+sweep run by `govsync reconcile` shows as well as a scheduled one); agencies labelled by their
+code only when configured (`GOVSYNC_SCORES_AGENCIES`, `GOVSYNC_RECONCILE_AGENCIES`).
 
 Per agency, the counts add up the latest finished sweep of the current month and of the month
 before (the periods the schedule sweeps); the time and duration are of the latest of them."""
@@ -17,10 +18,10 @@ STATES = ("missing", "different", "unknown", "matched")
 
 
 class ReconcileMetrics:
-    def __init__(
-        self, registry: CollectorRegistry, *, agency_limit: int = 200, agencies: Iterable[str] = ()
-    ) -> None:
-        self._agency = AgencyLabels(agency_limit, sorted(agencies), missing="other")
+    def __init__(self, registry: CollectorRegistry, *, agencies: Iterable[str] = ()) -> None:
+        """`agencies`: those labelled by their code (configuration); any other is `other`."""
+        agencies = sorted(set(agencies))
+        self._agency = AgencyLabels(agencies, missing="other")
         self.dossiers = Gauge(
             "govsync_reconcile_dossiers",
             "What the latest finished sweep of the agency found on the portal, before it re-sent "
@@ -54,7 +55,7 @@ class ReconcileMetrics:
             ["agency"],
             registry=registry,
         )
-        for agency in sorted(agencies):
+        for agency in agencies:
             self._zero(self._agency(agency))
 
     def _zero(self, agency: str) -> None:

@@ -43,9 +43,7 @@ async def run(
     stop: asyncio.Event,
 ) -> None:
     options = settings.reconcile
-    metrics = ReconcileMetrics(
-        registry, agency_limit=settings.scores.agency_label_limit, agencies=options.agencies
-    )
+    metrics = ReconcileMetrics(registry, agencies=options.agencies | settings.scores.agencies)
     store = ReconcileStore(engine)
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(_gauges(store, board, metrics, options.gauges_refresh_seconds, stop))

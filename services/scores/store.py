@@ -30,7 +30,6 @@ from sqlalchemy import (
     delete,
     func,
     literal,
-    or_,
     select,
     text,
 )
@@ -300,22 +299,26 @@ class ScoreStore:
             old = stored.get(code)
             change = latest.get(code)
             ack = acks.get(code)
-            if change is not None:
-                revision, facts = change.revision, change.facts
-            elif old is not None and old["facts"] is not None:
-                revision, facts = old["revision"], DossierFacts.model_validate_json(old["facts"])
-            else:
-                revision, facts = (old["revision"] if old else 0), None
             ack_revision = ack.revision if ack else (old["ack_revision"] if old else 0)
             holds = ack.header if ack else bool(old["portal_holds"]) if old else False
-            row = _dossier_row(
-                code,
-                revision,
-                facts,
-                ack_revision=ack_revision,
-                portal_holds=holds,
-                catalogue=self.catalogue,
-            )
+            if change is None and old is not None:
+                # Only the acknowledgement changed: of the parts, only 1.4's numerator moves
+                # (`derive`: synced = the portal holds it, for a received dossier).
+                row = dict(old)
+                row.update(
+                    ack_revision=ack_revision,
+                    portal_holds=int(holds),
+                    synced=int(bool(old["received"]) and holds),
+                )
+            else:
+                row = _dossier_row(
+                    code,
+                    change.revision if change else 0,
+                    change.facts if change else None,
+                    ack_revision=ack_revision,
+                    portal_holds=holds,
+                    catalogue=self.catalogue,
+                )
             if old is not None:
                 deltas.add(_dossier_parts(old), -1)
             deltas.add(_dossier_parts(row), +1)
@@ -611,22 +614,34 @@ class ScoreStore:
             return self._listed_documents(
                 codes, period, counted=counted, limit=limit, offset=offset
             )
-        where = _listing(indicator, counted, period, now)
-        if where is None:
+        sums = self.sums(codes, period, now=now)
+        parts = _listing(indicator, counted, period, now, sums)
+        if parts is None:
             return Page(0)
-        where = and_(dossiers.c.agency.in_(list(codes)), where)
-        order = (dossiers.c.received_ms, dossiers.c.code)
+        rows: list[dict[str, Any]] = []
+        skip, want = offset, limit
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(dossiers).where(where))
-            count = int(total.scalar_one())
-            rows = (
-                conn.execute(
-                    select(dossiers).where(where).order_by(*order).limit(limit).offset(offset)
+            # The parts in order (2.1: those that ended in the period, by their end, then those
+            # still open at its end), each read in its own index's order; the totals are the
+            # counters' (the same rules), so no count runs over every listed row.
+            for where, order, count in parts:
+                if skip >= count:
+                    skip -= count
+                    continue
+                query = (
+                    select(dossiers)
+                    .where(dossiers.c.agency.in_(list(codes)), where)
+                    .order_by(*order)
+                    .limit(want)
+                    .offset(skip)
                 )
-                .mappings()
-                .all()
-            )
-        return Page(count, [self._listed(dict(row), indicator, period, now) for row in rows])
+                found = [dict(row) for row in conn.execute(query).mappings()]
+                rows.extend(found)
+                skip, want = 0, want - len(found)
+                if want <= 0:
+                    break
+        total = sum(count for _, _, count in parts)
+        return Page(total, [self._listed(row, indicator, period, now) for row in rows])
 
     def _listed(
         self, row: Mapping[str, Any], indicator: str, period: Period, now: datetime
@@ -716,10 +731,12 @@ def _open_on_time(cutoff_ms: int) -> ColumnElement[int]:
 
 
 def _listing(
-    indicator: str, counted: bool, period: Period, now: datetime
-) -> ColumnElement[bool] | None:
-    """The rows of `scores_dossiers` counted for or against an indicator in a period."""
+    indicator: str, counted: bool, period: Period, now: datetime, sums: Sums
+) -> list[tuple[ColumnElement[bool], tuple[Any, ...], int]] | None:
+    """The parts of a list of `scores_dossiers` counted for or against an indicator in a
+    period: each a condition, its order (an index's), and how many rows it holds."""
     t = dossiers.c
+    got = sums.parts
     if indicator == "2.1":
         end = to_ms(period.end)
         ended = and_(
@@ -729,15 +746,20 @@ def _listing(
             func.coalesce(t.ended_on_time, 0) == int(counted),
         )
         still_open = and_(*_open_at(end), _open_on_time(to_ms(period.cutoff(now))) == int(counted))
-        return or_(ended, still_open)
+        on_time = got.get(Part.ENDED_ON_TIME, 0)
+        ended_count = on_time if counted else got.get(Part.ENDED, 0) - on_time
+        open_count = sums.open_on_time if counted else sums.open_total - sums.open_on_time
+        return [
+            (ended, (t.end_day, t.end_ms, t.code), ended_count),
+            (still_open, (t.received_ms, t.code), open_count),
+        ]
     ind = BY_ID[indicator]
     in_period = and_(
         t.received == 1, t.received_day >= period.first_day, t.received_day < period.end_day
     )
+    order = (t.received_day, t.received_ms, t.code)
+    num, den = got.get(ind.numerator, 0), got.get(ind.denominator, 0)
     if indicator == "2.2":
-        return and_(in_period, t.finished == 1) if counted else None
-    return and_(
-        in_period,
-        t[ind.denominator.value] == 1,
-        t[ind.numerator.value] == int(counted),
-    )
+        return [(and_(in_period, t.finished == 1), order, den)] if counted else None
+    where = and_(in_period, t[ind.denominator.value] == 1, t[ind.numerator.value] == int(counted))
+    return [(where, order, num if counted else den - num)]

@@ -11,10 +11,10 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from services.common.auth import FailureLimiter, token_matches
+from services.common.auth import FailureLimiter, attempt_scopes, token_matches
 from services.common.httpapp import create_base_app
 from services.common.problem import install_problem_handlers
-from services.dlq.store import Selection, read_letters, replay
+from services.dlq.store import Selection, aware, read_letters, replay
 
 
 class ReplayRequest(BaseModel):
@@ -31,30 +31,47 @@ class ReplayRequest(BaseModel):
         return Selection(self.reason, self.stage, self.source, self.since, self.until, self.limit)
 
 
+def _bounds(
+    since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """A time without its offset names no moment: 400, not a comparison that fails later."""
+    try:
+        return (
+            aware(since, name="since") if since else None,
+            aware(until, name="until") if until else None,
+        )
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+
+
 def _admin_guard(
     token: SecretStr | None, failures: Counter, limiter: FailureLimiter
 ) -> Callable[[Request], Awaitable[None]]:
-    """Bearer admin token, compared in constant time; repeated failures are refused for a while."""
+    """Bearer admin token, compared in constant time; repeated failures (by address and by
+    token prefix) are refused for a while, a valid token never."""
 
     async def guard(request: Request) -> None:
         if token is None:
             raise HTTPException(status_code=404, detail="admin endpoints are disabled")
+        given = request.headers.get("Authorization", "")
+        presented = given[7:].strip() if given.lower().startswith("bearer ") else None
+        if token_matches(presented, token.get_secret_value()):
+            return  # never refused because of others' failures
         client = request.client.host if request.client else "unknown"
-        if limiter.blocked(client):
+        scopes = attempt_scopes(client, presented)
+        blocked = limiter.blocked(*scopes)
+        limiter.failed(*scopes)
+        if blocked:
             failures.labels("rate_limited").inc()
             raise HTTPException(
                 status_code=429, detail="too many failed attempts", headers={"Retry-After": "60"}
             )
-        given = request.headers.get("Authorization", "")
-        presented = given[7:].strip() if given.lower().startswith("bearer ") else None
-        if not token_matches(presented, token.get_secret_value()):
-            limiter.failed(client)
-            failures.labels("missing" if not presented else "unknown").inc()
-            raise HTTPException(
-                status_code=401,
-                detail="admin credential required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        failures.labels("missing" if not presented else "unknown").inc()
+        raise HTTPException(
+            status_code=401,
+            detail="admin credential required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     return guard
 
@@ -68,8 +85,12 @@ def create_app(
     dlq_topic: str,
     reader_factory: Callable[[], AIOKafkaConsumer],
     producer: AIOKafkaProducer,
+    replay_topics: frozenset[str] = frozenset(),
 ) -> FastAPI:
-    """Operations endpoints plus `/admin/dlq` and `/admin/dlq/replay` behind a bearer token."""
+    """Operations endpoints plus `/admin/dlq` and `/admin/dlq/replay` behind a bearer token.
+
+    A replay goes only to `replay_topics` (the topics govsync reads, never a state topic).
+    """
     app = create_base_app(
         title=f"govsync sync ({target})", version="0.1.0", registry=registry, readiness=readiness
     )
@@ -93,7 +114,7 @@ def create_app(
         until: Annotated[datetime | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     ) -> list[dict[str, Any]]:
-        selection = Selection(reason, stage, source, since, until, limit)
+        selection = Selection(reason, stage, source, *_bounds(since, until), limit)
         letters = await read_letters(reader_factory, dlq_topic, selection)
         return [letter.summary() for letter in letters]
 
@@ -101,7 +122,9 @@ def create_app(
         "/admin/dlq/replay", tags=["admin"], dependencies=admin, summary="Replay dead letters"
     )
     async def replay_dead_letters(body: ReplayRequest) -> dict[str, int]:
+        _bounds(body.since, body.until)
         letters = await read_letters(reader_factory, dlq_topic, body.selection())
-        return {"replayed": await replay(producer, letters)}
+        done = await replay(producer, letters, topics=replay_topics)
+        return {"replayed": done.replayed, "refused": done.refused}
 
     return app

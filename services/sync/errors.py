@@ -21,6 +21,9 @@ SyncError
 ├── UnmappableRecordError         not retryable (also a ValueError): a valid record the mapping
 │                                 cannot translate (kind dossier without a header, progress
 │                                 without a step); it escapes the delivery
+├── DestinationConfigError        configuration (also a ValueError): a destination URL that is
+│                                 not https (unless allowed), or an empty password or secret; at
+│                                 start
 ├── TopicLayoutError              configuration (also a RuntimeError): the acknowledged-revisions
 │                                 topic is not co-partitioned with the normalised topic; at start
 └── ShutdownTimeoutError          (also a RuntimeError) the worker did not stop within the budget
@@ -110,6 +113,10 @@ class HeaderMissingError(PermanentError):
 
 class UnmappableRecordError(SyncError, ValueError):
     """Not retryable: a record the portal mapping cannot translate (`mapping.py`)."""
+
+
+class DestinationConfigError(SyncError, ValueError):
+    """Not retryable, a configuration error: the worker will not start against this destination."""
 
 
 class TopicLayoutError(SyncError, RuntimeError):

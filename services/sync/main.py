@@ -7,6 +7,7 @@ import contextlib
 import gc
 import os
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -27,7 +28,7 @@ from services.common.logging import configure_logging, get_logger
 from services.sync.api import create_app
 from services.sync.consumer import SyncWorker
 from services.sync.delivery import Destination
-from services.sync.errors import ShutdownTimeoutError, TopicLayoutError
+from services.sync.errors import DestinationConfigError, ShutdownTimeoutError, TopicLayoutError
 from services.sync.metrics import SyncMetrics
 from services.sync.ndxp import NdxpClient
 from services.sync.portal import PortalClient
@@ -37,6 +38,28 @@ from services.sync.transport import make_client
 log = get_logger(__name__)
 
 BROKER_CHECK_SECONDS = 2.0
+
+
+def check_destination(settings: SyncSettings, target: Target) -> None:
+    """Refuse to start against a destination reached in clear or with an empty credential.
+
+    Raises `DestinationConfigError` naming the variable to fix (never its value).
+    """
+    if target is Target.PORTAL:
+        url, secret = settings.portal.url, settings.portal.password
+        names = ("GOVSYNC_PORTAL_URL", "GOVSYNC_PORTAL_PASSWORD")
+    else:
+        url, secret = settings.ndxp.url, settings.ndxp.client_secret
+        names = ("GOVSYNC_NDXP_URL", "GOVSYNC_NDXP_CLIENT_SECRET")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise DestinationConfigError(f"{names[0]} is not set to an https URL")
+    if parts.scheme == "http" and not settings.allow_http:
+        raise DestinationConfigError(
+            f"{names[0]} is plain http: use https (GOVSYNC_ALLOW_HTTP=true is for local runs)"
+        )
+    if not secret.get_secret_value().strip():
+        raise DestinationConfigError(f"{names[1]} is empty")
 
 
 async def prepare_topics(settings: SyncSettings, target: Target) -> None:
@@ -113,8 +136,11 @@ async def run(
     serve_http: bool = True,
 ) -> None:
     """Run one sync worker until `stop` is set; a crashed worker raises out of here."""
+    check_destination(settings, target)
     registry = registry if registry is not None else new_registry()
-    metrics = SyncMetrics(registry, target.value, agency_limit=settings.agency_label_limit)
+    metrics = SyncMetrics(
+        registry, target.value, agencies=settings.label_agencies | {settings.portal.madonvi}
+    )
     await prepare_topics(settings, target)
     group = settings.group_id(target)
     consumer = make_consumer(
@@ -167,6 +193,7 @@ async def run(
             dlq_topic=settings.topic_dlq,
             reader_factory=dlq_reader,
             producer=producer,
+            replay_topics=settings.replay_topics(),
         )
         log.info("sync worker starting", target=target.value, group=group)
         _freeze_startup_objects()
@@ -175,7 +202,13 @@ async def run(
             tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
             if serve_http:
                 tasks.create_task(
-                    serve(app, host=settings.http_host, port=settings.port(target), stop=stop)
+                    serve(
+                        app,
+                        host=settings.http_host,
+                        port=settings.port(target),
+                        stop=stop,
+                        trusted_proxies=settings.trusted_proxies,
+                    )
                 )
     log.info("sync worker stopped", target=target.value)
 
@@ -223,6 +256,9 @@ def main(*, target: str) -> int:
 
     try:
         run_async(_main())
+    except DestinationConfigError as exc:
+        log.error("sync worker refuses to start", target=target, reason=str(exc))
+        return 1
     except Exception:
         log.exception("sync worker crashed", target=target)
         return 1

@@ -22,10 +22,11 @@ class SyncMetrics:
     """Every metric of one sync process; label values come from closed sets or a bounded one."""
 
     def __init__(
-        self, registry: CollectorRegistry, target: str, *, agency_limit: int = 100
+        self, registry: CollectorRegistry, target: str, *, agencies: Iterable[str] = ()
     ) -> None:
+        """`agencies` are the only agency label values besides `other`."""
         self.target = target
-        self._agency = AgencyLabels(agency_limit, missing=OTHER)
+        self._agency = AgencyLabels(agencies, missing=OTHER)
         self.records = Counter(
             "govsync_sync_records",
             "Records finished, by outcome.",
@@ -114,6 +115,8 @@ class SyncMetrics:
         self.paused.labels(target).set(0)
         self.parked.labels(target).set(0)
         self.retries.labels(target)
+        for agency in sorted(self._agency.agencies):
+            self.portal_synced.labels(agency)
 
     def record(self, outcome: str) -> None:
         self.records.labels(self.target, outcome).inc()
@@ -123,7 +126,7 @@ class SyncMetrics:
         self.request_seconds.labels(self.target, service).observe(seconds)
 
     def agency_label(self, agency: str | None) -> str:
-        """The agency itself while fewer than the limit were seen, else `other` (missing too)."""
+        """The agency itself when configured, else `other` (missing too)."""
         return self._agency(agency)
 
     def synced_moved(self, before: AckState | None, after: AckState) -> None:

@@ -23,7 +23,8 @@ class PortalSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    url: str = "http://127.0.0.1:8090/portal"
+    url: str = ""
+    """The adapter's base URL: https, unless `allow_http` (a local run); required."""
     auth_path: str = "/api/auth/login"
     integration_path: str = "/api/integration"
     share_path: str = "/api/share"
@@ -47,7 +48,8 @@ class NdxpSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    url: str = "http://127.0.0.1:8090/ndxp"
+    url: str = ""
+    """The gateway's base URL: https, unless `allow_http` (a local run); required."""
     token_path: str = "/token"  # noqa: S105 - a URL path, not a secret
     status_path: str = "/dossier/v1/status"
     client_id: str = "govsync"
@@ -85,8 +87,8 @@ class DeliverySettings(BaseModel):
 class SyncSettings(PipelineSettings):
     """Everything one `govsync sync --target ...` process needs.
 
-    `kafka`, `topic_dlq`, `topic_dossier_normalized` and the consumer's session and heartbeat
-    come from `PipelineSettings`.
+    `kafka`, `topic_dlq`, the input topics (`replay_topics`) and the consumer's session and
+    heartbeat come from `PipelineSettings`.
     """
 
     portal: PortalSettings = PortalSettings()
@@ -107,8 +109,9 @@ class SyncSettings(PipelineSettings):
     """Defaults to 8082 for the portal worker and 8083 for the NDXP worker."""
     admin_token: SecretStr | None = None
     """Bearer credential of the admin endpoints (dead letters); unset disables them."""
-    agency_label_limit: int = Field(default=100, ge=1)
-    """Distinct `agency` label values before the rest are counted as `other`."""
+    allow_http: bool = False
+    """Let the portal and NDXP URLs be plain http: for the local run and tests against the
+    simulator only; the credentials would cross the network in clear."""
     shutdown_budget_seconds: float = Field(default=20.0, gt=0)
     log_level: str = "INFO"
 

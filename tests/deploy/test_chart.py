@@ -10,6 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from services.common.settings import PipelineSettings
 from services.ingest.settings import IngestSettings
 from tests.deploy.support import (
     CHART,
@@ -363,6 +364,24 @@ def test_signer_bindings_reach_ingest_as_its_setting() -> None:
     assert "GOVSYNC_SIGNER_BINDINGS" not in render().named("ConfigMap", "govsync-ingest")["data"]
 
 
+def test_label_agencies_are_the_served_and_listed_well_formed_codes() -> None:
+    rendered = render(
+        {
+            "config": {
+                "ownAgencies": ["000.00.10.H29", "H29.12.AB.C01"],
+                "labelAgencies": ["000.00.30.H01"],
+            }
+        }
+    )
+    common = rendered.named("ConfigMap", "govsync-common")["data"]
+    assert common["GOVSYNC_LABEL_AGENCIES"] == "000.00.10.H29,000.00.30.H01"
+    assert PipelineSettings(label_agencies=common["GOVSYNC_LABEL_AGENCIES"]).label_agencies == {
+        "000.00.10.H29",
+        "000.00.30.H01",
+    }
+    assert "GOVSYNC_LABEL_AGENCIES" not in render().named("ConfigMap", "govsync-common")["data"]
+
+
 def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
     production_render: Rendered,
 ) -> None:
@@ -393,6 +412,23 @@ def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
 def test_scores_without_a_database_host_does_not_render() -> None:
     with pytest.raises(Exception, match=r"scores\.database\.host"):
         render({"scores": {"enabled": True}})
+
+
+def test_ingest_hardening_settings_reach_the_service(
+    production_render: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMaps' variables, read by the service's own settings class."""
+    from services.ingest.settings import IngestSettings
+
+    for name in ("govsync-common", "govsync-ingest"):
+        for key, value in production_render.named("ConfigMap", name)["data"].items():
+            monkeypatch.setenv(key, value)
+    settings = IngestSettings()
+    assert settings.trusted_proxies == ("10.244.0.0/16",)
+    assert settings.source_agencies == {
+        "urn:vn:gov:dvc:h29": ["000.00.10.H29", "000.00.12.H29"],
+        "urn:vn:gov:edoc:h29": ["000.00.10.H29", "000.00.12.H29"],
+    }
 
 
 def test_scores_reconcile_schedule_takes_the_portal_settings_and_egress() -> None:

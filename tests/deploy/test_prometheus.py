@@ -42,6 +42,9 @@ CONTRACT_METRICS = {
     "govsync_sync_backlog",
     "govsync_sync_consumer_lag",
     "govsync_sync_circuit_state",
+    "govsync_score_rate",
+    "govsync_score_points",
+    "govsync_scores_gauges_refreshed_timestamp_seconds",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
 }

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from services.ingest.api import Outgoing
 from services.ingest.errors import BrokerUnavailableError
-from services.ingest.main import build_documents, build_pipeline, intake_app
+from services.ingest.main import build_documents, build_handler, build_pipeline, intake_app
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
 
@@ -56,6 +56,7 @@ class Intake:
     app: FastAPI
     sink: RecordingSink
     registry: CollectorRegistry
+    settings: IngestSettings
 
     def metric(self, name: str, **labels: str) -> float:
         value = self.registry.get_sample_value(name, labels)
@@ -64,7 +65,7 @@ class Intake:
 
 def build_intake(settings: IngestSettings) -> Intake:
     registry = CollectorRegistry()
-    metrics = IngestMetrics(registry, agency_limit=settings.agency_label_limit, agencies=[])
+    metrics = IngestMetrics(registry, agencies=settings.label_agencies | settings.own_agencies)
 
     async def ready() -> dict[str, bool]:
         return {"broker": True}
@@ -75,8 +76,7 @@ def build_intake(settings: IngestSettings) -> Intake:
         registry=registry,
         readiness=ready,
         sink=sink,
-        pipeline=build_pipeline(settings),
-        documents=build_documents(settings),
+        handler=build_handler(settings, build_pipeline(settings), build_documents(settings)),
         metrics=metrics,
     )
-    return Intake(app, sink, registry)
+    return Intake(app, sink, registry, settings)

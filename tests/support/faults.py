@@ -91,6 +91,7 @@ def sync_env(
         _common_env(bootstrap)
         | topics.sync_env()
         | {
+            "GOVSYNC_ALLOW_HTTP": "true",
             "GOVSYNC_PORTAL_URL": simulator.portal_url,
             "GOVSYNC_PORTAL_PASSWORD": simulator.simulator.password,
             "GOVSYNC_PORTAL_DSTCODE": "DVCQG",

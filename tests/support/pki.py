@@ -222,9 +222,10 @@ def sign_edxml(
     return to_bytes(signed)
 
 
-def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime) -> bytes:
+def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime | str) -> bytes:
     """Sign `xml` enveloped with XAdES: `signing_time` in the SignedProperties, which a
-    reference of the signature covers (a signed claim, unlike `sign_edxml`'s)."""
+    reference of the signature covers (a signed claim, unlike `sign_edxml`'s); a string is
+    written as it is."""
 
     class Signer(XAdESSigner):
         # signxml writes the clock's SigningTime; the test chooses its own.
@@ -234,7 +235,11 @@ def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime) -> byt
             element = etree.SubElement(
                 signed_signature_properties, f"{{{_SIGNING_TIME_NS}}}SigningTime"
             )
-            element.text = signing_time.astimezone(UTC).isoformat(timespec="seconds")
+            element.text = (
+                signing_time
+                if isinstance(signing_time, str)
+                else signing_time.astimezone(UTC).isoformat(timespec="seconds")
+            )
 
     signed = sign_enveloped(
         xml, identity, algorithm="rsa-sha256", digest="sha256", signer_class=Signer
@@ -245,13 +250,15 @@ def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime) -> byt
 # --- signed PDFs ----------------------------------------------------------------------------
 
 
-def _minimal_pdf() -> bytes:
-    """A one-page PDF with a correct cross-reference table, written by hand."""
+def _minimal_pdf(padding: int = 0) -> bytes:
+    """A one-page PDF with a correct cross-reference table, written by hand; `padding` bytes of
+    comment in its content stream make it as large as a test needs."""
+    content = b"%" + b"p" * (padding - 1) if padding else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << >> >>",
-        b"<< /Length 0 >>\nstream\n\nendstream",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
     ]
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")
@@ -269,11 +276,11 @@ def _minimal_pdf() -> bytes:
     return out.getvalue()
 
 
-def unsigned_pdf() -> bytes:
-    return _minimal_pdf()
+def unsigned_pdf(padding: int = 0) -> bytes:
+    return _minimal_pdf(padding)
 
 
-def signed_pdf(identity: Identity) -> bytes:
+def signed_pdf(identity: Identity, *, padding: int = 0) -> bytes:
     """A PDF signed with pyHanko by `identity`, its issuers embedded in the CMS."""
     from asn1crypto import keys  # type: ignore[import-untyped]
     from asn1crypto import x509 as asn1_x509
@@ -296,7 +303,7 @@ def signed_pdf(identity: Identity) -> bytes:
             [asn1(c) for c in identity.chain]
         ),
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(_minimal_pdf()))
+    writer = IncrementalPdfFileWriter(io.BytesIO(_minimal_pdf(padding)))
     output = signers.sign_pdf(
         writer, signers.PdfSignatureMetadata(field_name="Signature1"), signer=signer
     )

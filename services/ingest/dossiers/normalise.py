@@ -8,12 +8,14 @@ tested with a table of inputs and expected outputs.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from schemas.dossier import (
     Channel,
@@ -25,7 +27,7 @@ from schemas.dossier import (
 )
 from services.common import dates
 from services.common.dates import LOCAL_TZ
-from services.ingest.errors import InvalidCodeError, InvalidDateError
+from services.ingest.errors import InvalidCodeError, InvalidDateError, InvalidUrlError
 
 # Plausible bounds: older dates are typos, later ones are misread formats.
 _MIN_YEAR, _MAX_YEAR = 1990, 2100
@@ -147,6 +149,49 @@ def _small_int(value: str | int | None, *, field: str, low: int, high: int) -> i
     return number
 
 
+# Names that resolve only inside a network, never on the Internet the portal fetches from.
+_INTERNAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".lan", ".home.arpa")
+_NUMERIC_LABEL = re.compile(r"^(?:\d+|0x[0-9a-f]*)$")
+
+
+def _internal_host(host: str) -> bool:
+    """Loopback, private, link-local or otherwise non-global, by address or by name.
+
+    By the text alone (no DNS lookup here): an IP literal must be global; a name must have a
+    dot, no internal suffix and no numeric last label (`127.1`, `2130706433` and `0x7f.1` are
+    addresses to most HTTP clients).
+    """
+    name = host.lower().rstrip(".")
+    try:
+        return not ipaddress.ip_address(name).is_global
+    except ValueError:
+        pass
+    if name == "localhost" or name.endswith(_INTERNAL_SUFFIXES) or "." not in name:
+        return True
+    return bool(_NUMERIC_LABEL.match(name.rsplit(".", 1)[1]))
+
+
+def file_url(value: str | None, *, field: str, internal: bool) -> str | None:
+    """A file link the portal will be sent: http or https, no credentials, and a public host
+    unless `internal` (configuration) allows others. Never quoted in the error."""
+    text = clean_text(value, max_chars=2000)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise InvalidUrlError(f"{field} is not a URL") from None
+    if parts.scheme.lower() not in ("https", "http") or not host:
+        raise InvalidUrlError(f"{field} is not an http or https URL")
+    if credentials:
+        raise InvalidUrlError(f"{field} carries credentials")
+    if not internal and _internal_host(host):
+        raise InvalidUrlError(f"{field} names an internal, loopback or link-local host")
+    return text
+
+
 def validate_agency_code(value: str, *, field: str) -> str:
     """The four-group form, validated; an unknown but well-formed code is kept as sent."""
     code = value.strip().upper()
@@ -195,9 +240,18 @@ def _handling_unit(value: str | None, max_chars: int) -> str | None:
 
 
 def normalise_dossier(
-    event: DossierEvent, *, vocabularies: Vocabularies, agency_hint: str | None, max_chars: int
+    event: DossierEvent,
+    *,
+    vocabularies: Vocabularies,
+    agency_hint: str | None,
+    max_chars: int,
+    internal_urls: bool = False,
 ) -> NormalisedDossier:
-    """A DongBoHoSoMC item in any dialect to the canonical header."""
+    """A DongBoHoSoMC item in any dialect to the canonical header.
+
+    File links (`DuongDanTaiTepTin`, `DuongDanTepTinKetQua`) go to the portal as they are, so
+    only public http(s) links pass, unless `internal_urls` (configuration) allows internal hosts.
+    """
 
     def text(value: str | None, limit: int = max_chars) -> str | None:
         return clean_text(value, max_chars=min(limit, max_chars))
@@ -279,7 +333,9 @@ def normalise_dossier(
                     "file_name": text(a.file_name, 500),
                     "deleted": parse_flag(a.deleted),
                     "component_code": text(a.component_code, 100),
-                    "url": text(a.url, 2000),
+                    "url": file_url(
+                        a.url, field="TaiLieuNop.DuongDanTaiTepTin", internal=internal_urls
+                    ),
                     "digitised": parse_flag(a.digitised),
                     "reused": parse_flag(a.reused),
                     "from_national_repository": parse_flag(a.from_national_repository),
@@ -302,7 +358,11 @@ def normalise_dossier(
                     "name": text(r.name, 500),
                     "component_code": text(r.component_code, 100),
                     "document_id": _text_id(r.document_id),
-                    "url": text(r.url, 2000),
+                    "url": file_url(
+                        r.url,
+                        field="DanhSachGiayToKetQua.DuongDanTepTinKetQua",
+                        internal=internal_urls,
+                    ),
                     "result_code": text(r.result_code, 100),
                 }
                 for r in event.results

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
 from schemas.dossier import DossierEvent, ProgressEvent
+from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Change, Decision, Policy, decide
 from services.ingest.dossiers.decode import validate_data
 from services.ingest.dossiers.normalise import (
@@ -24,7 +25,12 @@ from services.ingest.dossiers.normalise import (
 )
 from services.ingest.dossiers.state import DossierState
 from services.ingest.envelope import Envelope
-from services.ingest.errors import ContractError, EventRefusedError, UnsupportedTypeError
+from services.ingest.errors import (
+    ContractError,
+    EventRefusedError,
+    UnsupportedTypeError,
+    at_stage,
+)
 from services.ingest.outcome import Outcome
 
 UNKNOWN_TYPE = "unknown"
@@ -75,10 +81,14 @@ class DossierPipeline:
         vocabularies: VocabularyBook,
         policy: Policy,
         max_text_chars: int,
+        binding: SourceBinding | None = None,
+        internal_urls: bool = False,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
         self._max_text_chars = max_text_chars
+        self._internal_urls = internal_urls
+        self._binding = binding or SourceBinding({})
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
         """Validate and normalise an envelope's data; raises `EventRefusedError` with the reason."""
@@ -99,7 +109,9 @@ class DossierPipeline:
                 vocabularies=vocabularies,
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
+                internal_urls=self._internal_urls,
             )
+            self._authorise(envelope, event.agency)
             return Change(
                 dossier_code=event.dossier_code,
                 source=envelope.source,
@@ -115,6 +127,7 @@ class DossierPipeline:
                 agency_hint=envelope.agency,
                 max_chars=self._max_text_chars,
             )
+            self._authorise(envelope, progress_event.agency)
             return Change(
                 dossier_code=progress_event.dossier_code,
                 source=envelope.source,
@@ -124,6 +137,12 @@ class DossierPipeline:
             )
         raise UnsupportedTypeError("not a dossier event type")
 
+    def _authorise(self, envelope: Envelope, data_agency: str | None) -> None:
+        """Every agency code the event names (data and envelope) must be bound to its source."""
+        self._binding.check(
+            envelope.source, (("MaDonVi", data_agency), ("agency", envelope.agency))
+        )
+
     def handle(
         self,
         envelope: Envelope,
@@ -131,14 +150,23 @@ class DossierPipeline:
         states: MutableMapping[str, DossierState],
         now: datetime,
     ) -> Result:
-        """Decide one dossier event; on acceptance `states` already holds the new state."""
+        """Decide one dossier event; on acceptance `states` already holds the new state.
+
+        Never raises: whatever goes wrong, however unforeseen, is this event's dead letter.
+        """
         event_type, source = envelope.type.value, envelope.source
         try:
-            change = self.change(envelope, now=now)
+            with at_stage("normalise"):
+                change = self.change(envelope, now=now)
+            code = change.dossier_code
+            current = states.get(code)
+            if current is not None:
+                # An event naming no agency (or its own) must not move another agency's dossier.
+                self._binding.check(source, (("the dossier's agency", current.agency),))
+            with at_stage("decide"):
+                decision = decide(current, change, now=now, policy=self._policy)
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
-        code = change.dossier_code
-        decision = decide(states.get(code), change, now=now, policy=self._policy)
         if decision.state is not None:
             states[code] = decision.state
         return Result(decision.outcome, event_type, key=code, decision=decision, source=source)

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from schemas.cloudevents import EventType
 from services.common.auth import FailureLimiter
 from services.ingest.api import EventSink, Outgoing
 from services.ingest.dossiers.pipeline import DossierPipeline
@@ -116,6 +117,8 @@ class DvcqgConfig:
     dossier_topic: str
     max_request_bytes: int
     max_items: int
+    max_event_bytes: int
+    """The worker's limit on one record: an item larger than that as a CloudEvent is refused."""
 
 
 class _AnsweredError(Exception):
@@ -144,6 +147,59 @@ def _event_ids(account: Account, key: str | None, count: int) -> list[str]:
         base = hashlib.sha256(f"{account.username}\n{key}".encode()).hexdigest()[:32]
         return [f"dvcqg-{base}-{i}" for i in range(count)]
     return [f"dvcqg-{uuid.uuid4().hex}" for _ in range(count)]
+
+
+@dataclass(slots=True)
+class _Checked:
+    """A write call's items, checked: what to publish, or why not."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    forbidden: list[str] = field(default_factory=list)
+
+
+def _check_items(
+    items: list[Any],
+    call: protocol.Call,
+    account: Account,
+    event_type: EventType,
+    ids: list[str],
+    *,
+    pipeline: DossierPipeline,
+    config: DvcqgConfig,
+    now: datetime,
+) -> _Checked:
+    """Each item as the CloudEvent it becomes, checked exactly as the worker will check it."""
+    checked = _Checked()
+    for index, item in enumerate(items):
+        label = protocol.item_label(index, item)
+        event = protocol.cloudevent(
+            item,
+            event_id=ids[index],
+            source=account.source,
+            event_type=event_type,
+            agency=call.madonvi,
+            now=now,
+        )
+        try:
+            change = pipeline.change(from_structured(event), now=now)
+        except EventRefusedError as exc:
+            checked.problems.extend(_problems(label, index, exc))
+            continue
+        normalised = change.dossier or change.progress
+        agency = normalised.agency if normalised is not None else None
+        if agency is not None and agency not in account.agencies:
+            checked.forbidden.append(f"{label}: MaDonVi {agency}")
+        value = orjson.dumps(event)
+        if len(value) > config.max_event_bytes:
+            problem = f"the item is larger than {config.max_event_bytes} bytes"
+            checked.problems.append(
+                {"index": index, "item": label, "field": "data", "problem": problem}
+            )
+            continue
+        key = change.dossier_code.encode()
+        checked.outgoing.append(Outgoing(config.dossier_topic, key, value))
+    return checked
 
 
 def add_dvcqg_routes(
@@ -253,29 +309,11 @@ def add_dvcqg_routes(
                 event_type, items = protocol.write_items(call, max_items=config.max_items)
             except PortalCallRefusedError as exc:
                 return refused(service, exc)
-            outgoing, problems, forbidden = [], [], []
             ids = _event_ids(account, request.headers.get("Idempotency-Key"), len(items))
-            for index, item in enumerate(items):
-                label = protocol.item_label(index, item)
-                event = protocol.cloudevent(
-                    item,
-                    event_id=ids[index],
-                    source=account.source,
-                    event_type=event_type,
-                    agency=call.madonvi,
-                    now=now,
-                )
-                try:
-                    change = pipeline.change(from_structured(event), now=now)
-                except EventRefusedError as exc:
-                    problems.extend(_problems(label, index, exc))
-                    continue
-                normalised = change.dossier or change.progress
-                agency = normalised.agency if normalised is not None else None
-                if agency is not None and agency not in account.agencies:
-                    forbidden.append(f"{label}: MaDonVi {agency}")
-                key = change.dossier_code.encode()
-                outgoing.append(Outgoing(config.dossier_topic, key, orjson.dumps(event)))
+            checked = _check_items(
+                items, call, account, event_type, ids, pipeline=pipeline, config=config, now=now
+            )
+            outgoing, problems, forbidden = checked.outgoing, checked.problems, checked.forbidden
             if forbidden:
                 metrics.call(service, CallOutcome.FORBIDDEN)
                 message = (

@@ -95,15 +95,19 @@ def parse_xml(raw: bytes, limits: EdxmlLimits) -> etree._Element:
         remove_pis=True,
         collect_ids=False,
     )
-    depth = 0
+    depth = nodes = 0
 
     def track_depth() -> None:
-        nonlocal depth
-        for event, _ in parser.read_events():
+        nonlocal depth, nodes
+        for event, element in parser.read_events():
             if event == "start":
                 depth += 1
                 if depth > limits.max_depth:
                     raise XmlTooDeepError(f"elements nest deeper than {limits.max_depth}")
+                # At most one chunk (64 KiB) is parsed beyond the budget before this sees it.
+                nodes += 1 + len(element.attrib)
+                if nodes > limits.max_nodes:
+                    raise XmlTooLargeError(f"more than {limits.max_nodes} elements and attributes")
             else:
                 depth -= 1
 

@@ -42,8 +42,29 @@ from services.ingest.edocuments.edxml import (
 )
 from services.ingest.edocuments.signature import check_pdf, check_xml_signature
 from services.ingest.edocuments.trust import TrustBundle
-from services.ingest.errors import EdxmlFieldError, MalformedXmlError
+from services.ingest.errors import (
+    AttachmentTooLargeError,
+    EdxmlFieldError,
+    MalformedXmlError,
+    RequestTooLargeError,
+    at_stage,
+)
 from services.ingest.settings import EdxmlLimits
+
+
+class VerificationBudget:
+    """PDF signature checks an HTTP request may still ask for, shared by its events in turn."""
+
+    def __init__(self, pdfs: int) -> None:
+        self.remaining = pdfs
+
+    def spend(self, pdfs: int) -> None:
+        if pdfs > self.remaining:
+            raise RequestTooLargeError(
+                "the request's packages ask for more PDF signature checks than one request may;"
+                " send them in smaller requests"
+            )
+        self.remaining -= pdfs
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +163,30 @@ def normalise_edocument(
     limits: EdxmlLimits,
     context: EventContext,
     bindings: SignerBindings = _NO_BINDINGS,
+    budget: VerificationBudget | None = None,
 ) -> EDocumentRecord:
     """Parse, check and normalise one document package; raises an `EdxmlError` subclass.
 
     The signature is checked first: once its cryptography holds, every field is read from what
     it covers (`XmlSignatureCheck.signed_root`), never from the rest of the package. A verified
     signature (the package's and each PDF's) also needs a signer bound to the issuing agency
-    (`bindings`; none by default, so nothing is verified without them).
+    (`bindings`; none by default, so nothing is verified without them). `budget`, at the HTTP
+    intake, is what the request's other packages left of its PDF checks.
     """
     root = parse_xml(raw, limits)
     refuse_wrapped_content(root)
     found = find_signature(root)
-    check = check_xml_signature(raw, found, trust=trust, now=now)
+    with at_stage("signature"):
+        check = check_xml_signature(raw, found, trust=trust, now=now)
     covered = check.signed_root if check.signed_root is not None else root
     document = read_document(covered, limits, found)
     anomalies = set(document.anomalies)
+    # Counted before any is verified: the cost is refused, not spent.
+    pdfs = sum(1 for a in document.attachments if a.is_pdf and a.encoded is not None)
+    if pdfs > limits.max_pdfs:
+        raise AttachmentTooLargeError(f"more than {limits.max_pdfs} PDF attachments to verify")
+    if budget is not None:
+        budget.spend(pdfs)
 
     issuer = _organ(document.issuer)
     recipients = tuple(_organ(info) for info in document.recipients)
@@ -180,11 +210,12 @@ def normalise_edocument(
         anomalies.add(Anomaly.SUBJECT_TRUNCATED)
 
     agency = issuer.organ_id if issuer.code_valid else None
-    signature = bindings.bind(check.info, (check.signer,) if check.signer else (), agency)
-    attachments = tuple(
-        _attachment(a, trust=trust, bindings=bindings, agency=agency, now=now)
-        for a in document.attachments
-    )
+    with at_stage("signature"):
+        signature = bindings.bind(check.info, (check.signer,) if check.signer else (), agency)
+        attachments = tuple(
+            _attachment(a, trust=trust, bindings=bindings, agency=agency, now=now)
+            for a in document.attachments
+        )
     document_type = None
     if document.document_type_code or document.document_type_name:
         document_type = DocumentType(

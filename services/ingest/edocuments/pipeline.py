@@ -1,27 +1,39 @@
 """The e-document path: an envelope carrying an edXML package becomes a record and a counting
-decision. The CPU-heavy part (`normalise`) runs off the event loop; `decide` keeps the ledger
-and runs on it, so the ledger needs no lock."""
+decision. The CPU-heavy part (`normalise`) runs off the event loop, on the pipeline's own
+threads (`normalise_off_loop`); `decide` keeps the ledger and runs on it, so the ledger needs no
+lock."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import ValidationError
 
 from schemas.cloudevents import EventType
-from schemas.edocument import EDocumentRecord, EDocumentStatusRecord
+from schemas.edocument import EDocumentRecord, EDocumentStatusRecord, is_regular_organ_id
 from services.common.indicators import Counted
+from services.ingest.binding import SourceBinding
 from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.ledger import CountOutcome, EDocumentLedger, StatusOutcome
 from services.ingest.edocuments.normalise import (
     EventContext,
+    VerificationBudget,
     normalise_edocument,
     normalise_edocument_status,
 )
 from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
-from services.ingest.errors import ContractError, DecodeError, EdxmlError, EdxmlRefusedError
+from services.ingest.errors import (
+    ContractError,
+    DecodeError,
+    EdxmlError,
+    EdxmlRefusedError,
+    at_stage,
+)
 from services.ingest.outcome import Outcome
 from services.ingest.settings import EdxmlLimits
 
@@ -49,47 +61,92 @@ class DocumentPipeline:
         limits: EdxmlLimits,
         ledger: EDocumentLedger | None = None,
         bindings: SignerBindings | None = None,
+        binding: SourceBinding | None = None,
     ) -> None:
         self._own = own_agencies
         self._trust = trust
         self._bindings = bindings or SignerBindings()
         self._limits = limits
         self._ledger = ledger or EDocumentLedger()
+        self._binding = binding or SourceBinding({})
+        # Shared by the intake and the worker, which hold the same pipeline: `concurrency`
+        # packages at a time, always on the same threads, so that libxml2's and OpenSSL's memory
+        # is reused from one package to the next rather than held by every thread that ever ran
+        # one (glibc keeps an arena per thread).
+        self._executor = ThreadPoolExecutor(limits.concurrency, thread_name_prefix="edxml")
 
     @property
     def limits(self) -> EdxmlLimits:
         return self._limits
 
+    async def normalise_off_loop(
+        self, envelope: Envelope, *, now: datetime, budget: VerificationBudget | None = None
+    ) -> EDocumentRecord | EDocumentStatusRecord:
+        """`normalise` on the pipeline's own threads; the event loop goes on meanwhile."""
+        call = functools.partial(self.normalise, envelope, now=now, budget=budget)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
     def normalise(
-        self, envelope: Envelope, *, now: datetime
+        self, envelope: Envelope, *, now: datetime, budget: VerificationBudget | None = None
     ) -> EDocumentRecord | EDocumentStatusRecord:
         """Parse and verify; pure and thread-safe. Raises `EventRefusedError` with the reason."""
         if not isinstance(envelope.data, bytes):
             raise DecodeError("an edXML event carries the package as bytes (data_base64 or XML)")
         context = EventContext(envelope.source, envelope.id, envelope.time or now)
-        try:
-            if envelope.type == EventType.EDOC_STATUS:
-                return normalise_edocument_status(
-                    envelope.data, now=now, limits=self._limits, context=context
-                )
-            return normalise_edocument(
-                envelope.data,
-                own_agencies=self._own,
-                trust=self._trust,
-                now=now,
-                limits=self._limits,
-                context=context,
-                bindings=self._bindings,
-            )
-        except EdxmlError as exc:
-            raise EdxmlRefusedError(exc) from None
-        except ValidationError as exc:
-            raise ContractError.from_validation(
-                "the package's values are out of bounds", exc
-            ) from None
+        # A defect the package triggers is named by its stage (`signature` inside, else `parse`).
+        with at_stage("parse"):
+            try:
+                record = self._normalise(envelope.data, envelope.type, context, now, budget)
+            except EdxmlError as exc:
+                raise EdxmlRefusedError(exc) from None
+            except ValidationError as exc:
+                raise ContractError.from_validation(
+                    "the package's values are out of bounds", exc
+                ) from None
+            self._binding.check(envelope.source, self._agencies_named(record, envelope.agency))
+        return record
+
+    def _normalise(
+        self,
+        raw: bytes,
+        event_type: EventType,
+        context: EventContext,
+        now: datetime,
+        budget: VerificationBudget | None,
+    ) -> EDocumentRecord | EDocumentStatusRecord:
+        if event_type == EventType.EDOC_STATUS:
+            return normalise_edocument_status(raw, now=now, limits=self._limits, context=context)
+        return normalise_edocument(
+            raw,
+            own_agencies=self._own,
+            trust=self._trust,
+            now=now,
+            limits=self._limits,
+            context=context,
+            bindings=self._bindings,
+            budget=budget,
+        )
+
+    @staticmethod
+    def _agencies_named(
+        record: EDocumentRecord | EDocumentStatusRecord, attribute: str | None
+    ) -> list[tuple[str, str | None]]:
+        """The codes a package writes for: its sender and, for a document, its id's issuer part
+        (a source must not claim another agency's predictable `DocumentId` first)."""
+        if isinstance(record, EDocumentStatusRecord):
+            return [("From/OrganId", record.responder.organ_id), ("agency", attribute)]
+        named = [("From/OrganId", record.issuer.organ_id), ("agency", attribute)]
+        head = record.document_id.split(",", 1)[0]
+        if is_regular_organ_id(head.upper()):
+            named.append(("DocumentId", head))
+        return named
 
     def decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
         """Count each document once; keep each document's latest status."""
+        with at_stage("decide"):
+            return self._decide(record)
+
+    def _decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
         if isinstance(record, EDocumentStatusRecord):
             applied = self._ledger.apply_status(record)
             if applied is StatusOutcome.DUPLICATE:

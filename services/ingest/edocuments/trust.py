@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,12 +72,14 @@ def to_asn1(certificate: x509.Certificate) -> Any:
 
 
 class TrustBundle:
-    """CA certificates that make a signer `verified`, loaded once and shared by every check."""
+    """CA certificates that make a signer `verified`, loaded once and shared by every check,
+    with the paths it validated (`check_chain`)."""
 
     def __init__(self, certificates: Sequence[x509.Certificate]) -> None:
         if not certificates:
             raise TrustBundleError("the trust bundle holds no certificates")
         self.certificates: tuple[x509.Certificate, ...] = tuple(certificates)
+        self.paths = _PathCache()
 
     @classmethod
     def from_pem(cls, data: bytes) -> TrustBundle:
@@ -121,6 +125,58 @@ def load_trust_bundle(path: str | Path) -> TrustBundle:
     except OSError as exc:
         raise TrustBundleError(f"cannot read the trust bundle: {exc.strerror}") from exc
     return TrustBundle.from_pem(data)
+
+
+@dataclass(frozen=True, slots=True)
+class _ValidatedPath:
+    valid_from: datetime
+    valid_until: datetime
+    check: ChainCheck
+
+
+class _PathCache:
+    """Paths pyhanko-certvalidator validated, by the certificates the signer sent.
+
+    Without revocation checks the outcome depends on the moment only through the certificates'
+    validity, so a path validated once holds for any moment inside every one of its
+    certificates' validity (the anchor's included); outside it, or for a signer not seen yet,
+    the path is validated again. Validation costs milliseconds (asn1crypto's name preparation),
+    while a signer sends many documents. Only successes are kept, at most `size`, least
+    recently used first out; thread-safe (normalisation runs in worker threads).
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._paths: OrderedDict[bytes, _ValidatedPath] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes, moment: datetime) -> ChainCheck | None:
+        with self._lock:
+            found = self._paths.get(key)
+            if found is None or not found.valid_from <= moment <= found.valid_until:
+                return None
+            self._paths.move_to_end(key)
+            return found.check
+
+    def put(self, key: bytes, path: Any, check: ChainCheck) -> None:
+        certificates = list(path.iter_certs(include_root=True))
+        entry = _ValidatedPath(
+            valid_from=max(c.not_valid_before for c in certificates),
+            valid_until=min(c.not_valid_after for c in certificates),
+            check=check,
+        )
+        with self._lock:
+            self._paths[key] = entry
+            self._paths.move_to_end(key)
+            while len(self._paths) > self._size:
+                self._paths.popitem(last=False)
+
+
+def _path_key(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> bytes:
+    digest = hashlib.sha256(leaf.public_bytes(Encoding.DER))
+    for der in sorted({c.public_bytes(Encoding.DER) for c in intermediates}):
+        digest.update(hashlib.sha256(der).digest())
+    return digest.digest()
 
 
 def run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:
@@ -199,6 +255,10 @@ def check_chain(
     moment: datetime,
 ) -> ChainCheck:
     """Validate the signer's path to `trust` at `moment` with pyhanko-certvalidator."""
+    key = _path_key(leaf, intermediates)
+    cached = trust.paths.get(key, moment)
+    if cached is not None:
+        return cached
     leaf_asn1 = to_asn1(leaf)
     context = validation_context(trust, moment, [to_asn1(c) for c in intermediates])
     validator = CertificateValidator(leaf_asn1, validation_context=context)
@@ -208,7 +268,9 @@ def check_chain(
         return ChainCheck(ChainVerdict.NOT_TRUSTED)
     except (PathValidationError, ValidationError):
         return ChainCheck(ChainVerdict.INVALID)
-    return path_check(path)
+    check = path_check(path)
+    trust.paths.put(key, path, check)
+    return check
 
 
 def path_check(path: Any) -> ChainCheck:

@@ -26,7 +26,7 @@ from services.sync.portal import PortalClient
 from services.sync.settings import PortalSettings
 from services.sync.transport import make_client
 from tests.integration.sync.helpers import wait_until
-from tests.support.ingest import ingest_settings, running_ingest
+from tests.support.ingest import ingest_settings, metric_value, running_ingest
 from tests.support.kafka import read_topic
 from tests.support.records import record
 
@@ -155,6 +155,12 @@ async def test_writes_are_on_the_topic_when_0_is_answered_and_lookup_follows(
         client, token, "TraCuuHoSo", {"mahoso": "H57.20-NONE"}, path="/api/share"
     )
     assert (missing["error_code"], missing["result"]) == (0, [])
+    metrics = (
+        await client.get(str(client.base_url).rstrip("/").removesuffix("/dvcqg") + "/metrics")
+    ).text
+    service = {"service": "DongBoHoSoMC"}
+    assert metric_value(metrics, "govsync_dvcqg_items_total", **service) >= 1
+    assert metric_value(metrics, "govsync_dvcqg_calls_total", **service, outcome="ok") >= 1
 
 
 # --- every refusal ----------------------------------------------------------------------------
@@ -276,6 +282,12 @@ async def test_oversize_batch_and_body_are_refused(
     _, answer = await call(client, token, "DongBoHoSoMC", items)
     assert answer["error_code"] == 3
     assert f"at most {MAX_ITEMS}" in answer["message"]
+    # Within the request's limit, but over the worker's limit on one record.
+    big = [header("H57.20-O8", GhiChu="x" * settings.max_event_bytes)]
+    _, answer = await call(client, token, "DongBoHoSoMC", big)
+    assert answer["error_code"] == 3
+    assert "data[0] (MaHoSo H57.20-O8)" in answer["message"]
+    assert f"larger than {settings.max_event_bytes} bytes" in answer["message"]
     huge = [header("H57.20-O9", GhiChu="x" * settings.max_request_bytes)]
     status, answer = await call(client, token, "DongBoHoSoMC", huge)
     assert status == 413

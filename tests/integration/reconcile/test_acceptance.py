@@ -169,6 +169,7 @@ async def test_a_sweep_finds_the_damage_resends_it_and_the_scores_agree(
             topic_dlq=dlq,
             acked_topic_template=acked,
             group_prefix=f"rc-sync-{unique}-",
+            allow_http=True,
             http_port=0,
         )  # fmt: skip
         async with _service(lambda stop: run_sync(sync, Target.PORTAL, stop, serve_http=False)):

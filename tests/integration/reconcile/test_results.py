@@ -154,6 +154,7 @@ async def test_the_schedule_sweeps_inside_the_scores_process(tmp_path: object) -
             str(engine.url),
             resend=False,
             schedule=True,
+            agencies=frozenset({AGENCY}),
             interval_seconds=3600,
             gauges_refresh_seconds=0.2,
         )

@@ -150,14 +150,16 @@ async def test_dossiers_that_cost_points_and_their_downloads(base_url: str, tmp_
     )
     assert _texts(dom, "//*[@id='heading']") == ["Hồ sơ làm mất điểm: 5"]
     rows = [_texts(r, "./td") for r in dom.xpath("//table[@id='dossiers']/tbody/tr")]
+    # Those that ended in November, by their end (D8 6 Nov 09:00, D3 6 Nov 10:00, D10 13 Nov,
+    # D2 14 Nov), then those still open at its end.
     assert [(r[0], r[-1]) for r in rows] == [
-        ("D3", "Giải quyết quá hạn"),
         ("D8", "Yêu cầu bổ sung từ 2 lần trở lên (tính quá hạn)"),
+        ("D3", "Giải quyết quá hạn"),
+        ("D10", "Không có ngày hẹn trả và thời hạn giải quyết"),
         ("D2", "Giải quyết quá hạn"),
         ("D6", "Đang giải quyết, đã quá hạn"),
-        ("D10", "Không có ngày hẹn trả và thời hạn giải quyết"),
     ]
-    assert rows[2][4] == "05/11/2026 08:00"  # reception, local time
+    assert rows[3][4] == "05/11/2026 08:00"  # D2's reception, local time
     links = {a.text_content().strip(): a.get("href") for a in dom.xpath("//a[@class='button']")}
     async with httpx.AsyncClient(base_url=base_url) as client:
         csv = await client.get(links["Tải CSV"])

@@ -46,6 +46,7 @@ def sync_settings(
 ) -> SyncSettings:
     return SyncSettings(
         kafka=kafka,
+        allow_http=True,
         portal=PortalSettings(
             url=running.portal_url,
             password=SecretStr("secret"),

@@ -42,7 +42,8 @@ async def test_list_masks_and_replay_restores_the_original(
                     source="src-a",
                 )
             )
-    settings = DlqSettings(kafka=kafka_settings, topic_dlq=dlq_topic)
+    # The source topic is one govsync reads: only those are replayed to.
+    settings = DlqSettings(kafka=kafka_settings, topic_dlq=dlq_topic, topic_dossier=source_topic)
 
     assert await run(settings, "list", Selection(source="src-a")) == 3
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

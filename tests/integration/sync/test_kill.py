@@ -37,6 +37,7 @@ def _env(kafka: KafkaSettings, running: RunningSimulator, unique: str, port: int
         "GOVSYNC_TOPIC_DLQ": f"kill.dlq.{unique}",
         "GOVSYNC_ACKED_TOPIC_TEMPLATE": f"kill.sync.{{target}}.acked.{unique}",
         "GOVSYNC_GROUP_PREFIX": f"kill-{unique}-",
+        "GOVSYNC_ALLOW_HTTP": "true",
         "GOVSYNC_PORTAL_URL": running.portal_url,
         "GOVSYNC_PORTAL_PASSWORD": "secret",
         "GOVSYNC_PORTAL_DSTCODE": "DVCQG",

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.ingest.settings import AgencyList, IngestSettings, parse_agency_list
+from services.common.labels import AgencyList, parse_agency_list
+from services.ingest.settings import IngestSettings
 
 
 @pytest.mark.parametrize(

@@ -204,6 +204,24 @@ def test_a_signed_signing_time_changed_after_signing_is_invalid(
     assert _check(forged, bundle).verdict is V.INVALID  # type: ignore[attr-defined]
 
 
+OUT_OF_RANGE = "0001-01-01T00:00:00+14:00"
+
+
+def test_a_signing_time_out_of_range_is_a_verdict_not_an_error(
+    pki: Pki, bundle: TrustBundle
+) -> None:
+    """Year 1 at +14:00 is before datetime's first moment in UTC (issue 13's poison pill),
+    signed or not: the clock is the signing time."""
+    signed = sign_xades(build_document(), pki.signer, signing_time=OUT_OF_RANGE)
+    unsigned = sign_edxml(build_document(), pki.signer, signing_time=NOW).replace(
+        b"2026-03-02T08:00:00Z", OUT_OF_RANGE.encode()
+    )
+    for raw in (signed, unsigned):
+        assert OUT_OF_RANGE.encode() in raw
+        info = _check(raw, bundle)
+        assert (info.verdict, info.signing_time) == (V.VERIFIED, NOW)  # type: ignore[attr-defined]
+
+
 def test_signing_time_in_the_future_is_capped_at_the_clock(pki: Pki, bundle: TrustBundle) -> None:
     raw = sign_xades(build_document(), pki.signer, signing_time=datetime(2040, 1, 1, tzinfo=UTC))
     assert _check(raw, bundle).signing_time == NOW  # type: ignore[attr-defined]

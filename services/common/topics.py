@@ -32,3 +32,10 @@ SYNC_GROUP_PREFIX = "govsync-sync-"
 """Followed by the target: `govsync-sync-portal`, `govsync-sync-ndxp`."""
 SCORES_GROUP = "govsync-scores"
 """The scores service's consumer group (all three of its topics)."""
+
+RESEND_HEADER = "govsync-resend"
+"""On a `DOSSIER_NORMALIZED` record the reconciliation re-published: the one target it is for
+(`portal`); every other consumer treats it as the copy it is."""
+RESEND_UPTO_HEADER = "govsync-resend-upto"
+"""With `RESEND_HEADER`: the dossier's latest revision when the re-send was decided. The target
+delivers the copy only while it has acknowledged nothing newer."""

@@ -25,6 +25,7 @@ from services.common.kafka import (
 from services.common.labels import AgencyLabels
 from services.common.lifecycle import install_stop_handlers, run_async, wait_or_stop
 from services.common.logging import configure_logging, get_logger
+from services.reconcile import schedule as reconcile
 from services.scores import pages
 from services.scores.api import create_app
 from services.scores.catalogue import Catalogue, parse_catalogue
@@ -185,6 +186,8 @@ async def run(
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
                 tasks.create_task(_refresh_loop(scoreboard, metrics, settings, stop))
+                # The reconciliation's gauges, and its sweeps when scheduled (services/reconcile/).
+                tasks.create_task(reconcile.run(settings, engine, scoreboard, registry, stop))
                 if serve_http:
                     tasks.create_task(
                         serve(app, host=settings.http_host, port=settings.http_port, stop=stop)

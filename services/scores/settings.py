@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.common import topics
 from services.common.settings import PipelineSettings
+from services.reconcile.options import ReconcileOptions
+from services.sync.settings import PortalSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///govsync-scores.sqlite3"
 
@@ -58,6 +60,10 @@ class ScoresSettings(PipelineSettings):
     """
 
     scores: ScoresOptions = ScoresOptions()
+    reconcile: ReconcileOptions = ReconcileOptions()
+    """The reconciliation's sweeps (`GOVSYNC_RECONCILE_*`, services/reconcile/)."""
+    portal: PortalSettings = PortalSettings()
+    """The portal the sweeps look dossiers up on: the same `GOVSYNC_PORTAL_*` as the sync's."""
     topic_edocument_normalized: str = topics.EDOCUMENT_NORMALIZED
     acked_topic_template: str = topics.SYNC_ACKED_TEMPLATE
     consumer_group: str = topics.SCORES_GROUP

@@ -35,6 +35,8 @@ CONTRACT_METRICS = {
     "govsync_edocument_status_total",
     "govsync_ingest_ready",
     "govsync_ingest_consumer_lag",
+    "govsync_reconcile_dossiers",
+    "govsync_reconcile_remaining_dossiers",
     "govsync_sync_records_total",
     "govsync_sync_requests_total",
     "govsync_sync_request_seconds",

@@ -15,8 +15,9 @@ from pydantic import SecretStr
 from schemas.dossier import DossierStatus
 from schemas.facts import DossierFacts
 from services.reconcile.options import ReconcileOptions
+from services.scores.changes import AckChange, Batch, DossierChange
 from services.scores.settings import ScoresOptions, ScoresSettings
-from services.scores.store import AckChange, Batch, DossierChange, ScoreStore
+from services.scores.store import ScoreStore
 from services.simulator.simulator import Simulator
 from services.sync.settings import PortalSettings
 

@@ -33,12 +33,13 @@ from schemas.facts import DossierFacts
 from services.common.settings import KafkaSettings
 from services.reconcile.options import ReconcileOptions
 from services.reconcile.runtime import open_reconciler
+from services.scores.changes import AckChange, Batch, DossierChange
 from services.scores.crosswalk import Crosswalk
 from services.scores.database import make_engine, migrate
 from services.scores.periods import Period
 from services.scores.scoreboard import Scoreboard
 from services.scores.settings import ScoresOptions, ScoresSettings
-from services.scores.store import AckChange, Batch, DossierChange, ScoreStore
+from services.scores.store import ScoreStore
 from services.simulator.departments import derived
 from services.simulator.faults import Faults
 from services.simulator.server import running_simulator

@@ -125,7 +125,9 @@ async def test_the_rate_is_never_exceeded_and_sets_the_duration(
     assert busiest <= rate
     implied = count / rate
     assert sweep.duration_seconds is not None
-    assert implied * 0.9 <= sweep.duration_seconds <= implied * 1.1
+    # Never faster than the rate allows; how close it comes to the rate on a quiet machine is a
+    # speed figure, measured by bench.reconcile_sweep, not asserted by a timed test.
+    assert sweep.duration_seconds >= implied * 0.9
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

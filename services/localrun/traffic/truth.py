@@ -251,6 +251,17 @@ class GroundTruth:
             if any(plan.has_header(i) for i in range(sent))
         }
 
+    @property
+    def steps_awaiting_header(self) -> int:
+        """Steps of the dossiers whose source has sent no header yet (each such change is told
+        by one step): the portal parks them, finishing them only when their wait runs out
+        (`GOVSYNC_DELIVERY_STEP_WAIT_SECONDS`), while NDXP takes them at once."""
+        return sum(
+            sent
+            for plan, sent in self.progress.values()
+            if not any(plan.has_header(i) for i in range(sent))
+        )
+
     def reached(self, plan: DossierPlan, index: int) -> None:
         """The generator sent the dossier's status change `plan.steps[index]`."""
         self.progress[plan.code] = (plan, index + 1)

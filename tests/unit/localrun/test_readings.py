@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -21,6 +25,8 @@ from services.localrun.readings import (
     read_sync,
 )
 from services.localrun.scrape import parse
+from services.localrun.traffic.options import TrafficOptions
+from services.localrun.traffic.plans import draw_plan, draw_request
 from services.localrun.traffic.truth import AgencyTally, GroundTruth
 from services.localrun.traffic.truth import Outcome as Expected
 from services.localrun.view import Endpoints, ViewState, shown_agencies
@@ -204,3 +210,31 @@ def test_agencies_without_a_rate_get_no_row_unless_they_disagree() -> None:
     assert shown_agencies(state) == [AGENCY, outsider]  # the metrics have not caught up yet
     state.snapshot.agency(outsider).edoc_incoming_verified = 1
     assert shown_agencies(state) == [AGENCY]
+
+
+def test_a_step_parked_for_a_header_never_sent_does_not_hold_up_the_drain() -> None:
+    """The portal parks a step of a dossier it holds no header of (the sync's step gate)."""
+    options = TrafficOptions()
+    rng = random.Random(7)
+    start = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    plan = draw_plan(rng, options, draw_request(rng, options), code="D-1", start=start)
+    late = replace(plan, headers=frozenset(range(1, len(plan.steps))))  # change 0 a step only
+    truth = GroundTruth(sent=1)
+    truth.outcomes[Expected.ACCEPTED] = 1
+    truth.reached(late, 0)
+    snapshot = Snapshot()
+    snapshot.outcomes.update(accepted=1)
+    snapshot.sync["ndxp"]["acknowledged"] = 1
+    assert not drained(snapshot, truth)  # the portal has neither finished nor parked it
+    snapshot.parked["portal"] = 1
+    assert drained(snapshot, truth)  # its header was never sent: it waits out the step wait
+    truth.reached(late, 1)  # the header is sent now: the parked step must follow it
+    truth.sent += 2
+    truth.outcomes[Expected.ACCEPTED] += 2
+    snapshot.outcomes.update(accepted=3)
+    snapshot.sync["ndxp"]["acknowledged"] = 3
+    snapshot.sync["portal"]["acknowledged"] = 2
+    assert not drained(snapshot, truth)
+    snapshot.parked["portal"] = 0
+    snapshot.sync["portal"]["acknowledged"] = 3
+    assert drained(snapshot, truth)

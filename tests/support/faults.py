@@ -69,6 +69,8 @@ def _common_env(bootstrap: str) -> dict[str, str]:
         "GOVSYNC_KAFKA_REQUEST_TIMEOUT_MS": "30000",
         "GOVSYNC_HTTP_HOST": "127.0.0.1",
         "GOVSYNC_LOG_LEVEL": "WARNING",
+        # Gauges label only preset agencies (the rest are `other`); the figures read AGENCY's.
+        "GOVSYNC_LABEL_AGENCIES": AGENCY,
         "GOVSYNC_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "GOVSYNC_CONSUMER_HEARTBEAT_INTERVAL_MS": str(HEARTBEAT_MS),
     }

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Generator, Sequence
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +20,22 @@ from prometheus_client import (
 )
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+async def read_bounded(
+    request: Request, limit: int, too_large: Callable[[], Exception]
+) -> bytearray:
+    """The request body, refused (`too_large()` raised) from its Content-Length or as soon as
+    more than `limit` bytes have streamed in, so an oversized body is never held whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise too_large()
+    return body  # no copy: orjson reads a bytearray as it is
 
 
 def new_registry() -> CollectorRegistry:

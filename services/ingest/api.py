@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from schemas.cloudevents import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, CloudEvent
 from services.common.auth import FailureLimiter, KeyRing, attempt_scopes
+from services.common.httpapp import read_bounded
 from services.common.problem import FieldProblem, problem_response, problem_responses
 from services.ingest.edocuments.normalise import VerificationBudget
 from services.ingest.envelope import from_structured, json_values_at_most
@@ -168,15 +169,7 @@ def add_intake_routes(
             detail = f"the body exceeds {config.max_request_bytes} bytes"
             return refuse("too_large", 413, "Request too large", detail, slug="too-large")
 
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > config.max_request_bytes:
-            raise too_large()
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > config.max_request_bytes:
-                raise too_large()
-        return body  # no copy: orjson reads a bytearray as it is
+        return await read_bounded(request, config.max_request_bytes, too_large)
 
     def media_type(content_type: str) -> str:
         media = content_type.split(";")[0].strip().lower()

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Column, Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -416,17 +416,8 @@ class ReconcileStore:
     def mark_resend(self, sweep_id: int, decided: Mapping[str, str]) -> None:
         """What was done about each of these findings (`Resend.*`)."""
         t = reconcile_findings
-        by_value: dict[str, list[str]] = {}
-        for code, value in decided.items():
-            by_value.setdefault(value, []).append(code)
         with self.engine.begin() as conn:
-            for value, codes in by_value.items():
-                for i in range(0, len(codes), _CHUNK):
-                    conn.execute(
-                        update(t)
-                        .where(t.c.sweep_id == sweep_id, t.c.code.in_(codes[i : i + _CHUNK]))
-                        .values(resend=value)
-                    )
+            _set_findings(conn, sweep_id, t.c.resend, decided)
             sent = conn.execute(
                 select(func.count())
                 .select_from(t)
@@ -439,18 +430,8 @@ class ReconcileStore:
             )
 
     def mark_after(self, sweep_id: int, states: Mapping[str, str]) -> None:
-        t = reconcile_findings
-        by_value: dict[str, list[str]] = {}
-        for code, value in states.items():
-            by_value.setdefault(value, []).append(code)
         with self.engine.begin() as conn:
-            for value, codes in by_value.items():
-                for i in range(0, len(codes), _CHUNK):
-                    conn.execute(
-                        update(t)
-                        .where(t.c.sweep_id == sweep_id, t.c.code.in_(codes[i : i + _CHUNK]))
-                        .values(after=value)
-                    )
+            _set_findings(conn, sweep_id, reconcile_findings.c.after, states)
 
     def finish(
         self, sweep_id: int, *, now_ms: int, unknown: int | None, note: str | None = None
@@ -602,3 +583,20 @@ def _score_row(check_id: int, row: ScoreRow) -> dict[str, Any]:
         out[f"govsync_{name}"] = ours
         out[f"portal_{name}"] = theirs
     return out
+
+
+def _set_findings(
+    conn: Connection, sweep_id: int, column: Column[Any], values: Mapping[str, str]
+) -> None:
+    """Set `column` of a sweep's findings, one UPDATE per value and chunk of codes."""
+    t = reconcile_findings
+    by_value: dict[str, list[str]] = {}
+    for code, value in values.items():
+        by_value.setdefault(value, []).append(code)
+    for value, codes in by_value.items():
+        for i in range(0, len(codes), _CHUNK):
+            conn.execute(
+                update(t)
+                .where(t.c.sweep_id == sweep_id, t.c.code.in_(codes[i : i + _CHUNK]))
+                .values({column.name: value})
+            )

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
 from schemas.facts import DossierFacts
 from services.scores.catalogue import Catalogue
-from services.scores.changes import AckChange, Applied, Batch, DossierChange
+from services.scores.changes import Applied, Batch
 from services.scores.formulas import RECEPTION_PARTS, Part, derive
 from services.scores.periods import local_day
 
@@ -195,6 +195,38 @@ class Counts:
         ]
 
 
+class _Revised(Protocol):
+    @property
+    def code(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+
+
+_R = TypeVar("_R", bound=_Revised)
+
+
+def _newest(
+    changes: Iterable[_R], stored: dict[str, tuple[Any, ...]], column: int
+) -> tuple[dict[str, _R], int]:
+    """The newest change of each dossier in a batch, newer than the stored revision in `column`
+    (records of one dossier arrive in order, but a replay may interleave with what is stored),
+    and how many were stale."""
+    newest: dict[str, _R] = {}
+    stale = 0
+    for change in changes:
+        have = newest.get(change.code)
+        if have is not None:
+            current = have.revision
+        else:
+            old = stored.get(change.code)
+            current = old[column] if old is not None else 0
+        if change.revision > current:
+            newest[change.code] = change
+        else:
+            stale += 1
+    return newest, stale
+
+
 def _upsert_sql(
     table: str, columns: Sequence[str], keys: Sequence[str], *, add: bool, mark: str
 ) -> str:
@@ -283,32 +315,10 @@ class Writer:
     def _dossiers(self, conn: Connection, batch: Batch, applied: Applied, counts: Counts) -> None:
         codes = {c.code for c in batch.dossiers} | {a.code for a in batch.acks}
         stored = {s[0]: s for s in self._select(conn, self._select_dossiers, codes)}
-        # The newest of each dossier within the batch (records of one dossier arrive in order,
-        # but a replay may interleave with what is stored).
-        latest: dict[str, DossierChange] = {}
-        for record in batch.dossiers:
-            have = latest.get(record.code)
-            if have is not None:
-                current = have.revision
-            else:
-                old = stored.get(record.code)
-                current = old[_S_REVISION] if old is not None else 0
-            if record.revision > current:
-                latest[record.code] = record
-            else:
-                applied.stale_dossiers += 1
-        acks: dict[str, AckChange] = {}
-        for acked in batch.acks:
-            have_ack = acks.get(acked.code)
-            if have_ack is not None:
-                current = have_ack.revision
-            else:
-                old = stored.get(acked.code)
-                current = old[_S_ACK_REVISION] if old is not None else 0
-            if acked.revision > current:
-                acks[acked.code] = acked
-            else:
-                applied.stale_acks += 1
+        latest, stale = _newest(batch.dossiers, stored, _S_REVISION)
+        acks, stale_acks = _newest(batch.acks, stored, _S_ACK_REVISION)
+        applied.stale_dossiers += stale
+        applied.stale_acks += stale_acks
         rows: list[tuple[Any, ...]] = []
         ack_rows: list[tuple[Any, ...]] = []
         for code in latest.keys() | acks.keys():

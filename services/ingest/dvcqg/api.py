@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from schemas.cloudevents import EventType
 from services.common.auth import FailureLimiter
+from services.common.httpapp import read_bounded
 from services.ingest.api import EventSink, Outgoing
 from services.ingest.dossiers.state import DossierState
 from services.ingest.dvcqg import protocol
@@ -236,14 +237,7 @@ def add_dvcqg_routes(
             message = f"Dữ liệu quá lớn (the body exceeds {config.max_request_bytes} bytes)"
             return _AnsweredError(_reply(protocol.answer(protocol.INVALID, message), 413))
 
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > config.max_request_bytes:
-            raise too_large()
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > config.max_request_bytes:
-                raise too_large()
+        body = await read_bounded(request, config.max_request_bytes, too_large)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

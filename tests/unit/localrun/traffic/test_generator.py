@@ -23,6 +23,7 @@ from services.ingest.main import build_pipeline
 from services.ingest.settings import EdxmlLimits, IngestSettings
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.pipeline import DocumentOutput
+from services.localrun.readings import COUNTED_FIELDS
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import OTHER_AGENCIES, TrafficOptions
 from services.localrun.traffic.truth import AgencyTally, Outcome
@@ -42,19 +43,9 @@ class IngestView:
     statuses: dict[str, int] = field(default_factory=dict)
 
 
-# What ingest's gauges count, read from the parts each held dossier counts in.
-FIELDS = {
-    ("3.3", "denominator"): "received",
-    ("3.3", "numerator"): "received_online",
-    ("2.1", "denominator"): "finished",
-    ("2.1", "numerator"): "finished_on_time",
-    ("3.6", "denominator"): "fee_bearing",
-    ("3.6", "numerator"): "paid_online",
-    ("4.2", "numerator"): "attached",
-    ("4.3", "numerator"): "digitised",
-    ("4.4", "numerator"): "national",
-    ("4.5b", "numerator"): "vneid",
-}
+# What ingest's gauges count, read from the parts each held dossier counts in: the gauge's
+# (indicator, part) to the truth's tally field, as the local run reads them.
+FIELDS = COUNTED_FIELDS
 
 
 def run_through_ingest(events: list[tuple[datetime, SourceEvent]]) -> IngestView:

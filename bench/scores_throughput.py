@@ -41,7 +41,7 @@ from bench.common import ROOT, arguments, broker, table, write_report
 from schemas.dossier import Channel, DossierHeader, DossierStatus, ProgressStep, RecordKind
 from schemas.facts import DossierFacts, SyncAck
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from services.common.lifecycle import run_async
+from services.common.lifecycle import freeze_startup_objects, run_async
 from services.common.settings import KafkaSettings
 from services.scores.consumer import ScoresWorker
 from services.scores.database import make_engine, migrate
@@ -258,6 +258,9 @@ async def main_async(args: Any) -> dict[str, Any]:
         count = await produce(settings, topics, args.dossiers, args.revisions)
         print(f"{count} records on the broker")
         package = load_before(args.before, Path(tmp) / "before") if args.before else None
+        # As the service does once started (`freeze_startup_objects`): the bare loop gains
+        # from it too, every loop runs in this one process.
+        freeze_startup_objects()
         bare = [await bare_loop(settings, topics, count)]
         results: dict[str, Any] = {"records": count, "databases": {}}
         with contextlib.ExitStack() as stack:

@@ -23,7 +23,12 @@ from services.common.kafka import (
     make_producer,
 )
 from services.common.labels import AgencyLabels
-from services.common.lifecycle import install_stop_handlers, run_async, wait_or_stop
+from services.common.lifecycle import (
+    freeze_startup_objects,
+    install_stop_handlers,
+    run_async,
+    wait_or_stop,
+)
 from services.common.logging import configure_logging, get_logger
 from services.reconcile import schedule as reconcile
 from services.scores import pages
@@ -183,6 +188,7 @@ async def run(
             log.info("scores service starting", group=settings.consumer_group)
             if started is not None:
                 started(scoreboard)
+            freeze_startup_objects()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
                 tasks.create_task(_refresh_loop(scoreboard, metrics, settings, stop))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ from services.common.kafka import (
     make_producer,
     partition_count,
 )
-from services.common.lifecycle import install_stop_handlers, run_async
+from services.common.lifecycle import freeze_startup_objects, install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.sync.api import create_app
 from services.sync.consumer import SyncWorker
@@ -196,7 +195,7 @@ async def run(
             replay_topics=settings.replay_topics(),
         )
         log.info("sync worker starting", target=target.value, group=group)
-        _freeze_startup_objects()
+        freeze_startup_objects()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(_obtain_credentials(client, stop))
             tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
@@ -211,17 +210,6 @@ async def run(
                     )
                 )
     log.info("sync worker stopped", target=target.value)
-
-
-def _freeze_startup_objects() -> None:
-    """Keep what exists at startup (modules, classes, clients) out of every later GC pass.
-
-    A full collection walked all of it and stalled the loop for about 50 ms, holding back the
-    answers of every request in flight. Collected first so that no garbage is frozen with it;
-    in a process hosting several services (`govsync run`) their startup objects are frozen too.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def _run_worker(worker: SyncWorker, stop: asyncio.Event, budget: float) -> None:

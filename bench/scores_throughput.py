@@ -2,6 +2,7 @@
 the same records on the same broker, on SQLite and on PostgreSQL (target: a ratio of 0.5 or more).
 
     uv run python -m bench.scores_throughput [--dossiers 5000] [--revisions 4] [--before REF]
+        [--freeze 1]
 
 The records are `DossierRecord`s carrying their facts (as ingest publishes them), each dossier
 revised `revisions` times (revision by revision, as a backlog of every dossier would arrive),
@@ -43,12 +44,8 @@ from schemas.facts import DossierFacts, SyncAck
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
 from services.common.lifecycle import freeze_startup_objects, run_async
 from services.common.settings import KafkaSettings
-from services.scores.consumer import ScoresWorker
-from services.scores.database import make_engine, migrate
 from services.scores.main import fetch_options
-from services.scores.metrics import ScoresMetrics
 from services.scores.settings import ScoresOptions, ScoresSettings
-from services.scores.store import ScoreStore
 from tests.support.database import fresh_database, postgres_server
 from tests.support.kafka import Topics
 from tests.support.records import dossier_record
@@ -149,20 +146,34 @@ async def bare_loop(settings: KafkaSettings, topics: Topics, expected: int) -> f
 
 
 async def worker_loop(
-    settings: KafkaSettings, topics: Topics, expected: int, url: str
+    settings: KafkaSettings,
+    topics: Topics,
+    expected: int,
+    url: str,
+    package: str = "services.scores",
 ) -> tuple[float, dict[str, Any]]:
     """The service's worker as it runs (`ScoresWorker.run`), timed from its start until it has
-    applied and committed every record."""
-    engine = make_engine(url)
-    migrate(engine)
-    store = ScoreStore(engine)
+    applied and committed every record; `package` is this tree's or one from `load_before`."""
+    database = _module(package, "database")
+    engine = database.make_engine(url)
+    database.migrate(engine)
+    store = _module(package, "store").ScoreStore(engine)
     store.prepare()
-    options = _options(settings, topics, url)
-    consumer = make_consumer(settings, group_id=options.consumer_group, **fetch_options(options))
+    configured = _module(package, "settings")
+    options = configured.ScoresSettings(
+        kafka=settings, topic_dossier_normalized=topics.normalized,
+        topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template, consumer_group=f"scores-{uuid.uuid4().hex[:8]}",
+        scores=configured.ScoresOptions(database_url=url),
+    )  # fmt: skip
+    fetch = _module(package, "main").fetch_options(options)
+    consumer = make_consumer(settings, group_id=options.consumer_group, **fetch)
     producer = make_producer(settings)
-    metrics = ScoresMetrics(CollectorRegistry())
+    metrics = _module(package, "metrics").ScoresMetrics(CollectorRegistry())
     async with producer, consumer:
-        worker = ScoresWorker(options, store, consumer=consumer, producer=producer, metrics=metrics)
+        worker = _module(package, "consumer").ScoresWorker(
+            options, store, consumer=consumer, producer=producer, metrics=metrics
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         # Timed from the group's assignment, as the bare loop is (its consumer joins in
@@ -214,8 +225,11 @@ def _module(package: str, name: str) -> ModuleType:
 async def before_loop(
     package: str, settings: KafkaSettings, topics: Topics, expected: int, url: str
 ) -> tuple[float, dict[str, Any]]:
-    """The extracted version's worker, fed batch by batch with `process` and that version's
-    fetch size (as its benchmark did), timed from the group's assignment."""
+    """The extracted version's worker as that version's benchmark drove it: `run` where it has
+    one (`worker_loop`), else fed batch by batch with `process` and its fetch size; timed from
+    the group's assignment."""
+    if hasattr(_module(package, "consumer").ScoresWorker, "run"):
+        return await worker_loop(settings, topics, expected, url, package)
     database = _module(package, "database")
     engine = database.make_engine(url)
     database.migrate(engine)
@@ -258,9 +272,11 @@ async def main_async(args: Any) -> dict[str, Any]:
         count = await produce(settings, topics, args.dossiers, args.revisions)
         print(f"{count} records on the broker")
         package = load_before(args.before, Path(tmp) / "before") if args.before else None
-        # As the service does once started (`freeze_startup_objects`): the bare loop gains
-        # from it too, every loop runs in this one process.
-        freeze_startup_objects()
+        if args.freeze:
+            # As the service does once started (`freeze_startup_objects`). Every loop runs in
+            # this one process, so the bare loop gains from it too; `--freeze 0` measures as
+            # before it (the imports' heap walked by every full collection, in each loop).
+            freeze_startup_objects()
         bare = [await bare_loop(settings, topics, count)]
         results: dict[str, Any] = {"records": count, "databases": {}}
         with contextlib.ExitStack() as stack:
@@ -297,7 +313,7 @@ async def main_async(args: Any) -> dict[str, Any]:
 
 
 def main() -> int:
-    args = arguments(__doc__, dossiers=5000, revisions=4, before="")
+    args = arguments(__doc__, dossiers=5000, revisions=4, before="", freeze=1)
     report = run_async(main_async(args))
     write_report("scores_throughput", {"args": vars(args), **report})
     ratios = [d["ratio"] for name, d in report["databases"].items() if "before" not in name]

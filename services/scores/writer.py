@@ -334,7 +334,8 @@ class Writer:
         if not wanted:
             return []
         param = wanted if self._postgres else json.dumps(wanted)
-        return list(conn.exec_driver_sql(sql, (param,)))
+        # fetchall: one call into the driver; iterating a result fetches row by row.
+        return list(conn.exec_driver_sql(sql, (param,)).fetchall())
 
     def write_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Insert or replace whole `scores_dossiers` rows (`ROW_COLUMNS` order, distinct codes)."""

@@ -10,15 +10,17 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
 
 from schemas.dossier import Channel, DossierStatus
+from schemas.facts import DossierFacts
 from services.scores.catalogue import Catalogue, Procedure
 from services.scores.changes import AckChange, Batch, DocumentChange, DossierChange
 from services.scores.database import current_revision, make_engine, migrate
 from services.scores.formulas import Figure, Part, Reason, figures
 from services.scores.periods import Period
 from services.scores.store import ScoreStore
-from services.scores.tables import metadata
+from services.scores.tables import dossiers, metadata
 from tests.support.scores_cases import (
     AGENCY,
     NOVEMBER,
@@ -328,3 +330,22 @@ def test_dates_are_utc_in_storage_and_local_in_days(store: ScoreStore) -> None:
     store.apply(Batch(dossiers=[DossierChange("U1", 1, utc)]))
     assert _figures(store)["1.4"].denominator == 0
     assert _figures(store, Period.parse("2026-12"))["1.4"].denominator == 1
+
+
+def test_rows_come_back_as_written(store: ScoreStore) -> None:
+    # On PostgreSQL a batch's rows travel as one JSON parameter: text that JSON escapes, a
+    # placeholder's look-alike and absent values must arrive as sent.
+    code = 'Q"1\\%s'
+    procedure = 'Thủ tục "cấp phép"\\\n%s 100%'
+    received = at(11, 3, 9)
+    sent = facts(received_at=received, procedure_code=procedure, due_at=None)
+    store.apply(Batch(dossiers=[DossierChange(code, 3, sent)], acks=[AckChange(code, 2, True)]))
+    with store.engine.connect() as conn:
+        row = conn.execute(select(dossiers).where(dossiers.c.code == code)).one()
+    assert (row.revision, row.ack_revision, row.portal_holds) == (3, 2, 1)
+    assert row.procedure_code == procedure
+    assert row.received_ms == int(received.timestamp()) * 1000
+    assert row.end_ms is None
+    assert row.deadline_ms is None
+    assert DossierFacts.model_validate_json(row.facts) == sent
+    _assert_counts_consistent(store)

@@ -15,6 +15,12 @@ tools:
 	@command -v promtool >/dev/null 2>&1 || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	  || echo "promtool unavailable: the rule tests will be skipped"; }
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || [ -n "$${GOVSYNC_TEST_DATABASE_URL:-}" ] || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+	  || echo "postgresql unavailable: the scores tests on PostgreSQL will fail"; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "chromium unavailable: the scores page's browser test will be skipped"; }
 
 ## run: the whole pipeline on an embedded broker, with sample traffic (Ctrl-C stops it)
 run: install

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from bench.common import arguments, table, write_report
 from services.ingest.edocuments.normalise import EventContext, normalise_edocument
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.settings import EdxmlLimits
-from tests.support.edxml_corpus import NOW, OWN_AGENCIES, Attachment, build_document
+from tests.support.edxml_corpus import NOW, OWN_AGENCIES, Attachment, bindings, build_document
 from tests.support.pki import make_pki, sign_edxml, signed_pdf
 
 CONTEXT = EventContext(source="urn:bench", event_id="bench", event_time=NOW)
@@ -42,6 +42,7 @@ def main(args: argparse.Namespace) -> None:
 
     pki = make_pki()
     trust = TrustBundle.from_pem(pki.bundle_pem)
+    signers = bindings()
     limits = EdxmlLimits()
     attachments: tuple[Attachment, ...] = ()
     if args.attachment_kib:
@@ -72,6 +73,7 @@ def main(args: argparse.Namespace) -> None:
                 now=NOW,
                 limits=limits,
                 context=CONTEXT,
+                bindings=signers,
             )
 
         verdict = run().signature.verdict  # type: ignore[attr-defined]

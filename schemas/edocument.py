@@ -88,6 +88,16 @@ class UnverifiedReason(StrEnum):
     REFERENCE_NOT_WHOLE_DOCUMENT = "reference_not_whole_document"
     DIGEST_MISMATCH = "digest_mismatch"
     SIGNATURE_MISMATCH = "signature_mismatch"
+    KEY_NOT_FOR_SIGNING = "key_not_for_signing"
+    """No digitalSignature or nonRepudiation key usage, or no signing purpose in the EKU."""
+    CHAIN_INVALID = "chain_invalid"
+    """A path to the bundle breaks its rules: path length, name constraints, a CA not valid."""
+    MODIFIED_AFTER_SIGNING = "modified_after_signing"
+    """A PDF changed after signing beyond what its signature allows (pyHanko's diff analysis)."""
+    SIGNER_NOT_BOUND = "signer_not_bound"
+    """A valid signer that is not bound to the issuing agency (`GOVSYNC_SIGNER_BINDINGS`)."""
+    PDF_POLICY_FAILED = "pdf_policy_failed"
+    """A PDF's seed-value constraints or its timestamp token failed pyHanko's bottom line."""
 
 
 class SignatureAlgorithm(StrEnum):

@@ -19,6 +19,17 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="push normalised dossier status to a destination")
     sync.add_argument("--target", choices=("portal", "ndxp"), required=True)
 
+    scores = commands.add_parser(
+        "scores", help="compute the portal's Decision 766 scores per agency and period"
+    )
+    scores.add_argument(
+        "action",
+        nargs="?",
+        choices=("run", "migrate"),
+        default="run",
+        help="run the service (default) or only bring its database schema up to date",
+    )
+
     simulate = commands.add_parser("simulate", help="run the local portal and NDXP simulator")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
@@ -26,6 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the whole pipeline locally on an embedded broker")
     run.add_argument("--kafka", help="bootstrap servers of an external broker to use instead")
     run.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    check = commands.add_parser(
+        "check", help="say what ingest would do with sample events (no broker needed)"
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="files or directories")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+
+    account = commands.add_parser(
+        "dvcqg-account",
+        help="print a hashed login entry for the portal-compatible intake (GOVSYNC_DVCQG_ACCOUNTS)",
+    )
+    account.add_argument("username")
+    account.add_argument(
+        "--agency", action="append", required=True, help="an agency code it may write (repeat)"
+    )
+    account.add_argument("--source", help="CloudEvents source of its events")
 
     dlq = commands.add_parser("dlq", help="list or replay dead letters")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
@@ -51,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.sync.main import main as sync_main
 
         return sync_main(target=args.target)
+    if args.command == "scores":
+        from services.scores.main import main as scores_main
+        from services.scores.main import migrate_main
+
+        return migrate_main() if args.action == "migrate" else scores_main()
     if args.command == "simulate":
         from services.simulator.main import main as simulate_main
 
@@ -59,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.localrun.command import main as run_main
 
         return run_main(kafka=args.kafka, duration=args.duration)
+    if args.command == "check":
+        from services.ingest.check import main as check_main
+
+        return check_main(args.files, output=args.format)
+    if args.command == "dvcqg-account":
+        from services.ingest.dvcqg.command import main as account_main
+
+        return account_main(args.username, args.agency, args.source)
     from services.dlq.command import main as dlq_main
 
     return dlq_main(args)

@@ -29,6 +29,16 @@ def _mask(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMappi
     return event_dict
 
 
+# Libraries that print payloads at DEBUG: aiokafka every record it sends ("Sending (key=…
+# value=…)"), httpcore the response headers (session cookies), signxml the canonical XML it
+# digests (the whole package), httpx the URLs with their query strings. They stay at INFO
+# whatever the service's level, as masking cannot find a name in a payload.
+PAYLOAD_LOGGERS = ("aiokafka", "kafka", "httpx", "httpcore", "signxml")
+# pyHanko's and its validator's warnings quote certificate subjects (the signer's name), with
+# tracebacks; a verdict says what they would.
+QUIET_LOGGERS = ("pyhanko", "pyhanko_certvalidator")
+
+
 def configure_logging(level: str = "INFO", *, service: str) -> None:
     """Write structlog and stdlib records (aiokafka, uvicorn) as JSON lines to stderr."""
     shared: list[Any] = [
@@ -58,8 +68,13 @@ def configure_logging(level: str = "INFO", *, service: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     structlog.contextvars.bind_contextvars(service=service)
+    floor = max(root.level, logging.INFO)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(floor)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.ERROR))
     # Access logs carry query strings and client addresses; the metrics say what they would.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(max(root.level, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import re
 
-# Longest first: a 12-digit citizen ID must not be half-eaten by the 9- or 10-digit rules.
+# What people put between the digits of a phone or ID number: spaces (two, too), dots, slashes,
+# dashes and an area code's parentheses. Never a newline or a colon (times keep their form).
+_SEP = r"[ \t\u00a0./()\-]{0,3}"
+
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Bounded parts (RFC 5321: 64-character local part, 63-character labels): an unbounded
     # `[\w.+-]+@` rescans the rest of a long word from every position, quadratic in its length.
     (re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"), "<email>"),
-    # Citizen ID (CCCD, 12 digits), old ID card (CMND, 9 digits), tax codes and phones:
-    # any run of 9 to 15 digits, optionally split by spaces, dots or dashes, or +84-prefixed.
-    (re.compile(r"(?<![\w])(?:\+?84[\s.-]?)?\d(?:[\s.-]?\d){8,14}(?![\w])"), "<number>"),
+    # Citizen ID (CCCD, 12 digits), old ID card (CMND, 9), tax codes, phones: 9 or more digits,
+    # whatever surrounds them (CCCD001204012345, hoso_001204012345.pdf, 001204012345A), split
+    # by separators or not, +84 or an area code in parentheses in front. A run glued to a letter
+    # must start with three digits: `H57-2026-0001` stays a dossier code, `sdt0912 345 678` is
+    # masked. Each alternative advances over digits it keeps, so the cost is linear.
+    (
+        re.compile(
+            rf"(?<![^\W_])\+?\(?\d(?:{_SEP}\d){{8,}}"  # after a space, punctuation or `_`
+            rf"|(?<=[^\W\d_])\d{{3}}(?:{_SEP}\d){{6,}}"  # right after a letter
+        ),
+        "<number>",
+    ),
 )
 
 

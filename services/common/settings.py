@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common import topics
+from services.common.labels import LabelAgencies
 
 
 class SecurityProtocol(StrEnum):
@@ -120,3 +121,6 @@ class PipelineSettings(ServiceSettings):
     """Peers (addresses or CIDR networks) whose `X-Forwarded-For` names the real client: the
     failed-attempt limits count that address instead of the proxy's. Empty: the header is
     ignored and every peer is its own client."""
+    label_agencies: LabelAgencies = frozenset()
+    """Comma-separated agency codes (`GOVSYNC_LABEL_AGENCIES`) that get a metric label of their
+    own (ingest adds its own agencies); every other agency is counted as `other`."""

@@ -27,3 +27,5 @@ DEFAULT_PARTITIONS = 6
 INGEST_GROUP = "govsync-ingest"
 SYNC_GROUP_PREFIX = "govsync-sync-"
 """Followed by the target: `govsync-sync-portal`, `govsync-sync-ndxp`."""
+SCORES_GROUP = "govsync-scores"
+"""The scores service's consumer group (all three of its topics)."""

@@ -14,7 +14,7 @@
     │   │   └── InvalidUrlError          a file link the portal must not be sent (not http(s),
     │   │                                credentials in it, an internal or loopback host)
     │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
-    │   ├── AgencyNotAllowedError    authorise: the event names an agency its source is not bound
+    │   ├── AgencyNotBoundError      authorise: the event names an agency its source is not bound
     │   │                            to (`binding.py`); the intake answers 403
     │   └── UnexpectedEventError     any other exception met while handling one event (a defect
     │                                the event's content triggers): dead-lettered with the stage
@@ -28,12 +28,19 @@
     │   ├── AttachmentTooLargeError  an attachment over `max_attachment_bytes`, or too many
     │   ├── MalformedXmlError        not well-formed XML, or an attachment that is not base64
     │   ├── NotEdxmlError            well-formed, but neither a document nor a status package
+    │   ├── WrappedContentError      a second MessageHeader, or package parts inside a Signature
     │   └── EdxmlFieldError          a required field missing or unreadable
     ├── RequestTooLargeError         an HTTP request over a budget its events share (PDF
     │                                signature checks): 413, the caller splits it; not an event's
     │                                fault, so never a dead letter
     ├── BrokerUnavailableError       retryable: the broker did not acknowledge an intake write
     │                                in time (the HTTP intake answers 503; the caller resends)
+    ├── PortalCallRefusedError       a call of the portal-compatible intake (`dvcqg/`) refused as
+    │   │                            a whole before any item is written; not retryable as sent
+    │   ├── SessionRefusedError      the session token is missing, forged, expired or its
+    │   │                            account's password changed (the adapter logs in again)
+    │   ├── AgencyNotAllowedError    a `madonvi` (envelope or item) the account is not bound to
+    │   └── MalformedCallError       not the portal's envelope, an unknown service, too many items
     └── TrustBundleError             configuration (also a ValueError): the trust bundle cannot
                                      be used; fix it and restart
 
@@ -133,7 +140,7 @@ class EdxmlRefusedError(EventRefusedError):
         self.cause = type(error).__name__
 
 
-class AgencyNotAllowedError(EventRefusedError):
+class AgencyNotBoundError(EventRefusedError):
     """The source may not write this agency's dossiers or documents. Not retryable."""
 
     stage = "authorise"
@@ -228,6 +235,13 @@ class NotEdxmlError(EdxmlError):
     reason = "not_edxml"
 
 
+class WrappedContentError(EdxmlError):
+    """Signature wrapping: content a signature cannot cover where a reader would find it. Not
+    retryable."""
+
+    reason = "wrapped_content"
+
+
 class EdxmlFieldError(EdxmlError):
     """A required field is missing or unreadable. Not retryable."""
 
@@ -247,6 +261,24 @@ class BrokerUnavailableError(IngestError):
     """The broker did not acknowledge the write in time. Retryable: the caller may resend."""
 
     retryable = True
+
+
+class PortalCallRefusedError(IngestError):
+    """A portal-compatible call refused as a whole; nothing of it was written. Not retryable."""
+
+    stage = "dvcqg"
+
+
+class SessionRefusedError(PortalCallRefusedError):
+    """Missing, forged or expired session token. Not retryable with the same session."""
+
+
+class AgencyNotAllowedError(PortalCallRefusedError):
+    """An agency code the account may not write. Not retryable."""
+
+
+class MalformedCallError(PortalCallRefusedError):
+    """Not the portal's envelope, an unsupported service or too many items. Not retryable."""
 
 
 class TrustBundleError(IngestError, ValueError):

@@ -111,6 +111,8 @@ class Admitted:
     topic: str
     key: bytes
     event_type: EventType
+    agency: str | None = None
+    """The agency the event writes for, as the worker will record it."""
 
 
 def _refused(event_type: str, error: EventRefusedError, source: str | None) -> Handled:
@@ -256,16 +258,22 @@ class EventHandler:
                 )
                 with at_stage("publish"):
                     document.model_dump_json()
-                return Admitted(envelope.id, topic, document.document_id.encode(), envelope.type)
+                agency = (
+                    document.responder.organ_id
+                    if isinstance(document, EDocumentStatusRecord)
+                    else document.agency
+                )
+                key = document.document_id.encode()
+                return Admitted(envelope.id, topic, key, envelope.type, agency)
             handled = self._dossier(envelope, {}, now)
             if handled.refusal is not None:
                 raise handled.refusal.error
             with at_stage("decide"):
                 if handled.state is None:
                     raise RuntimeError("a dossier's first change was not accepted")
-                code = handled.state[0]
+                code, state = handled.state
         except (EventRefusedError, RequestTooLargeError):
             raise
         except Exception as exc:  # as in `handle`, turned into the event's refusal
             raise UnexpectedEventError("ingest", exc) from exc
-        return Admitted(envelope.id, topic, code.encode(), envelope.type)
+        return Admitted(envelope.id, topic, code.encode(), envelope.type, state.agency)

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
@@ -23,8 +24,13 @@ from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_int
 from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Policy
 from services.ingest.dossiers.pipeline import DossierPipeline, VocabularyBook
+from services.ingest.dvcqg.accounts import AccountBook, account_source
+from services.ingest.dvcqg.api import DossierLookup, DvcqgConfig, StateLookup, add_dvcqg_routes
+from services.ingest.dvcqg.metrics import DvcqgMetrics
+from services.ingest.dvcqg.sessions import SessionKeys
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import load_trust_bundle
+from services.ingest.edocuments.trust import load_trust_bundle
 from services.ingest.handling import EventHandler, HandlerTopics
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
@@ -46,12 +52,22 @@ def topics(settings: IngestSettings) -> list[TopicSpec]:
     ]
 
 
+def source_binding(settings: IngestSettings) -> SourceBinding:
+    """`GOVSYNC_SOURCE_AGENCIES`, and, once it binds anything, each `/dvcqg` account's source to
+    its agencies: with the binding on, the worker checks those events as any other."""
+    table: dict[str, list[str]] = {k: list(v) for k, v in settings.source_agencies.items()}
+    if table:
+        for username, account in settings.dvcqg_accounts.items():
+            table.setdefault(account_source(username, account), []).extend(account.agencies)
+    return SourceBinding(table)
+
+
 def build_pipeline(settings: IngestSettings) -> DossierPipeline:
     return DossierPipeline(
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
-        binding=SourceBinding(settings.source_agencies),
+        source_binding=source_binding(settings),
         internal_urls=settings.allow_internal_file_urls,
     )
 
@@ -62,7 +78,8 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
         own_agencies=settings.own_agencies,
         trust=trust,
         limits=settings.edxml,
-        binding=SourceBinding(settings.source_agencies),
+        bindings=SignerBindings(settings.signer_bindings),
+        source_binding=source_binding(settings),
     )
 
 
@@ -92,8 +109,10 @@ def intake_app(
     sink: EventSink,
     handler: EventHandler,
     metrics: IngestMetrics,
+    lookup: DossierLookup | None = None,
 ) -> FastAPI:
-    """The HTTP side: health, metrics and the intake routes with their keys and limiter."""
+    """The HTTP side: health, metrics, the intake routes with their keys and limiter, and the
+    portal-compatible intake under `/dvcqg` (`lookup` answers its TraCuuHoSo)."""
     app = create_base_app(
         title="govsync ingest", version=VERSION, registry=registry, readiness=readiness
     )
@@ -116,7 +135,37 @@ def intake_app(
             limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
         ),
     )
+    add_dvcqg_routes(
+        app,
+        config=DvcqgConfig(
+            dossier_topic=settings.topic_dossier,
+            max_request_bytes=settings.max_request_bytes,
+            max_items=settings.dvcqg_max_items,
+            max_event_bytes=settings.max_event_bytes,
+        ),
+        accounts=AccountBook(settings.dvcqg_accounts),
+        sessions=session_keys(settings),
+        sink=sink,
+        handler=handler,
+        lookup=lookup or StateLookup({}),
+        metrics=DvcqgMetrics(registry),
+        limiter=FailureLimiter(
+            limit=settings.auth_failure_limit, window=settings.auth_failure_window_seconds
+        ),
+    )
     return app
+
+
+def session_keys(settings: IngestSettings) -> SessionKeys:
+    ttl = timedelta(seconds=settings.dvcqg_session_ttl_seconds)
+    if settings.dvcqg_session_secret is None:
+        if settings.dvcqg_accounts:
+            log.warning(
+                "GOVSYNC_DVCQG_SESSION_SECRET is unset: /dvcqg sessions end with this process"
+                " and are honoured by this replica only"
+            )
+        return SessionKeys.random(ttl)
+    return SessionKeys(settings.dvcqg_session_secret.get_secret_value().encode(), ttl)
 
 
 def policy(settings: IngestSettings) -> Policy:
@@ -129,9 +178,7 @@ def policy(settings: IngestSettings) -> Policy:
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; an exception from the worker or the server ends the process."""
     registry = new_registry()
-    metrics = IngestMetrics(
-        registry, agency_limit=settings.agency_label_limit, agencies=sorted(settings.own_agencies)
-    )
+    metrics = IngestMetrics(registry, agencies=settings.label_agencies | settings.own_agencies)
     if not settings.source_agencies:
         log.warning(
             "no source is bound to agencies (GOVSYNC_SOURCE_AGENCIES): every source may write"
@@ -182,6 +229,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             sink=KafkaEventSink(producer),
             handler=handler,
             metrics=metrics,
+            lookup=StateLookup(worker.states.partitions),
         )
         log.info(
             "ingest starting",

@@ -23,10 +23,9 @@ CHANNEL_LABELS = {
 class IngestMetrics:
     """Built on an injected registry so tests and the local run keep theirs apart."""
 
-    def __init__(
-        self, registry: CollectorRegistry, *, agency_limit: int, agencies: Iterable[str] = ()
-    ) -> None:
-        self.agency = AgencyLabels(agency_limit, agencies, missing=UNKNOWN)
+    def __init__(self, registry: CollectorRegistry, *, agencies: Iterable[str] = ()) -> None:
+        """`agencies` are the only agency label values besides `other` and `unknown`."""
+        self.agency = AgencyLabels(agencies, missing=UNKNOWN)
         self.received = Counter(
             "govsync_dossiers_received",
             "Dossiers counted once when they first reach a received status (indicator 3.3).",
@@ -140,8 +139,8 @@ class IngestMetrics:
             "rate_limited",
         ):
             self.auth_failures.labels(reason)
-        for agency in agencies:
-            self._zero_agency(self.agency(agency))
+        for agency in sorted(self.agency.agencies):
+            self._zero_agency(agency)
 
     def _zero_agency(self, agency: str) -> None:
         for direction in Direction:

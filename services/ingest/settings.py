@@ -1,5 +1,5 @@
 """Settings of the ingest service, read once from `GOVSYNC_*` environment variables (and files),
-and the settings types its parts receive (`EdxmlLimits`, `AgencyList`)."""
+and the settings types its parts receive (`EdxmlLimits`, `SignerBinding`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
-from pydantic_settings import NoDecode
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
+from schemas.edocument import is_regular_organ_id
 from services.common import topics
+from services.common.labels import AgencyList as AgencyList  # re-exported for importers
+from services.common.labels import parse_agency_list as parse_agency_list
 from services.common.settings import PipelineSettings
 
 # One source system's words for the portal's status codes (DOMAIN.md §1); others are configured.
@@ -65,19 +74,65 @@ class EdxmlLimits(BaseModel):
     CPU); a package with more is refused."""
 
 
-def parse_agency_list(value: object) -> frozenset[str]:
-    """`GOVSYNC_OWN_AGENCIES`: comma-separated OrganIds (spaces ignored), as a set."""
-    if value is None:
-        return frozenset()
-    if isinstance(value, str):
-        return frozenset(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple | set | frozenset):
-        return frozenset(str(part).strip() for part in value if str(part).strip())
-    raise ValueError("expected a comma-separated list of agency codes")
+class SignerBinding(BaseModel):
+    """Who may sign for an agency: every criterion given must hold, at least one is given.
+
+    `organisation` is the subject's O as the CA writes it (compared after NFC, case folding and
+    collapsing spaces); `organisation_identifier` a subject organizationIdentifier (2.5.4.97) or
+    UID value, exactly; `issuer_sha256` the SHA-256 fingerprint (hex, colons allowed) of the CA
+    certificate that issued the signer's. An issuer alone binds everything that CA issues: right
+    for a CA that serves this one agency, too wide for a CA that serves many.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisation: str | None = Field(default=None, min_length=1, max_length=500)
+    organisation_identifier: str | None = Field(default=None, min_length=1, max_length=200)
+    issuer_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}$"
+    )
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> SignerBinding:
+        if (
+            self.organisation is None
+            and self.organisation_identifier is None
+            and self.issuer_sha256 is None
+        ):
+            raise ValueError(
+                "a signer binding needs organisation, organisation_identifier or issuer_sha256"
+            )
+        return self
 
 
-AgencyList = Annotated[frozenset[str], NoDecode, BeforeValidator(parse_agency_list)]
-"""Settings field type for `own_agencies`: `NoDecode` stops pydantic-settings reading it as JSON."""
+def _check_binding_codes(
+    value: dict[str, tuple[SignerBinding, ...]],
+) -> dict[str, tuple[SignerBinding, ...]]:
+    for code, bindings in value.items():
+        if not is_regular_organ_id(code):
+            raise ValueError("signer bindings are keyed by agency codes such as 000.00.00.G22")
+        if not bindings:
+            raise ValueError("an agency in the signer bindings needs at least one binding")
+    return value
+
+
+SignerBindingMap = Annotated[
+    dict[str, tuple[SignerBinding, ...]], AfterValidator(_check_binding_codes)
+]
+"""`GOVSYNC_SIGNER_BINDINGS` (JSON): agency code to the bindings any one of which suffices."""
+
+
+class DvcqgAccount(BaseModel):
+    """One source system's login on the portal-compatible intake (`govsync dvcqg-account`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    password_hash: str = Field(pattern=r"^scrypt\$")
+    """`scrypt$n$r$p$salt$hash` (base64); the password itself is never configured."""
+    agencies: frozenset[str] = Field(min_length=1)
+    """The agency codes (`madonvi`) this source may write and look up."""
+    source: str | None = Field(default=None, min_length=1, max_length=1024)
+    """CloudEvents `source` of its events; unset: `urn:govsync:dvcqg:<username>`."""
 
 
 class IngestSettings(PipelineSettings):
@@ -116,6 +171,16 @@ class IngestSettings(PipelineSettings):
     edXML `From/OrganId`); a code listed for several sources is shared by them. A bare Kafka
     record's source is its topic. Empty: no binding, any source writes any agency (warned)."""
     admin_token: SecretStr | None = None
+
+    dvcqg_accounts: dict[str, DvcqgAccount] = {}  # noqa: RUF012
+    """Logins of the portal-compatible intake (`/dvcqg`), by username; empty: nobody logs in."""
+    dvcqg_session_secret: SecretStr | None = None
+    """Signs the intake's session tokens; every replica needs the same one. Unset: a random one
+    per process (sessions then end with the process and work on that replica only)."""
+    dvcqg_session_ttl_seconds: float = Field(default=3600.0, gt=0)
+    """How long a session token is honoured; adapters log in again when it is refused."""
+    dvcqg_max_items: int = Field(default=500, ge=1)
+    """Items in one DongBoHoSoMC or CapNhatTienDoHoSoMC call."""
     auth_failure_limit: int = Field(default=10, ge=1)
     """Failed credentials from one client address before it is refused for the window."""
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
@@ -138,8 +203,6 @@ class IngestSettings(PipelineSettings):
     allow_internal_file_urls: bool = False
     """Let file links (`DuongDanTaiTepTin`, `DuongDanTepTinKetQua`) name internal, loopback or
     link-local hosts; they are sent to the portal as they are. Off: such a dossier is refused."""
-    agency_label_limit: int = Field(default=200, ge=1)
-    """Distinct agency label values per metric; the rest are counted as `other`."""
     finished_retention: timedelta = timedelta(days=30)
     """How long a finished dossier's state is kept after its last change before eviction."""
     eviction_interval_seconds: float = Field(default=60.0, gt=0)
@@ -149,6 +212,8 @@ class IngestSettings(PipelineSettings):
 
     trust_bundle: Path | None = None
     """PEM file of the CA certificates that make a signature `verified`; unset: none is."""
+    signer_bindings: SignerBindingMap = {}  # noqa: RUF012
+    """Agency code to who may sign for it; a signer bound to no issuing agency is `untrusted`."""
     own_agencies: AgencyList = frozenset()
     """Comma-separated agency codes whose documents are outgoing."""
     edxml: EdxmlLimits = EdxmlLimits()

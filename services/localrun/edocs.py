@@ -9,6 +9,8 @@ the trust bundle ingest is given. EC P-256 keys keep the start fast (a few ms fo
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +19,14 @@ from xml.sax.saxutils import escape
 from cryptography.hazmat.primitives import serialization
 
 from schemas.edocument import SignatureVerdict
+from services.ingest.settings import SignerBinding
 from services.localrun.pki import Identity, KeyKind, issue, sign_enveloped, to_bytes
 from services.localrun.traffic.plans import LOCAL_TZ, DocumentSpec
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 SUBJECT = "Về việc triển khai liên thông văn bản điện tử"
 TAMPERED_SUBJECT = "Về việc khác"
+ORGANISATION = "govsync local run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,13 @@ class RunPki:
         path.write_bytes(self.bundle_pem)
         return path
 
+    def signer_bindings(self, agencies: Iterable[str]) -> dict[str, tuple[SignerBinding, ...]]:
+        """Ingest's `signer_bindings`: the run's signer (its organisation, under the run's CA)
+        may sign for every agency of the run, own and others."""
+        issuer = hashlib.sha256(self.ca.certificate.public_bytes(serialization.Encoding.DER))
+        binding = SignerBinding(organisation=ORGANISATION, issuer_sha256=issuer.hexdigest())
+        return dict.fromkeys(agencies, (binding,))
+
 
 def _identity(common_name: str, issuer: Identity | None, *, ca: bool, now: datetime) -> Identity:
     return issue(
@@ -49,7 +60,7 @@ def _identity(common_name: str, issuer: Identity | None, *, ca: bool, now: datet
         issuer,
         ca=ca,
         key=KeyKind.EC_P256,
-        organisation="govsync local run",
+        organisation=ORGANISATION,
         not_before=now - timedelta(days=1),
         not_after=now + timedelta(days=30),
     )

@@ -28,18 +28,21 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from services.common import topics
+from services.common.auth import hash_key
 from services.common.kafka import ensure_topics, make_producer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
+from services.ingest.dvcqg.accounts import hash_password
 from services.ingest.main import run as run_ingest
 from services.ingest.main import topics as ingest_topics
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import DvcqgAccount, IngestSettings, SignerBinding
 from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
+from services.localrun.traffic.options import OTHER_AGENCIES
 from services.localrun.traffic.plans import DocumentSpec
 from services.localrun.traffic.truth import GroundTruth, Outcome
 from services.localrun.view import Endpoints, ViewState
@@ -52,6 +55,11 @@ from services.sync.settings import NdxpSettings, PortalSettings, SyncSettings, T
 log = get_logger(__name__)
 
 SIMULATOR_SECRET = "local-run-secret"  # noqa: S105 - the in-process simulator's own credential
+# A vendor's own client tries the run's intakes with these (docs/vendors.md); loopback only.
+VENDOR_API_KEY = "local-run-key"
+VENDOR_SOURCE = "urn:govsync:local-run:vendor"
+VENDOR_USERNAME = "vendor"
+VENDOR_PASSWORD = "local-run-secret"  # noqa: S105
 READY_TIMEOUT_SECONDS = 90.0
 Clock = Callable[[], datetime]
 
@@ -94,13 +102,16 @@ def build_services(
     suffix: str,
     *,
     trust_bundle: Path | None = None,
+    signer_bindings: dict[str, tuple[SignerBinding, ...]] | None = None,
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
-    generator's agencies are ingest's own (their documents are outgoing)."""
+    generator's agencies are ingest's own (their documents are outgoing), and they and the
+    agencies that send them documents are the metrics' agency labels."""
+    labels = frozenset((*settings.agencies, *OTHER_AGENCIES))
     ingest = IngestSettings(
         kafka=kafka,
         http_host="127.0.0.1",
-        http_port=free_port(),
+        http_port=settings.ingest_port or free_port(),
         log_level=settings.log_level,
         topic_dossier=f"{topics.DOSSIER}{suffix}",
         topic_dossier_normalized=f"{topics.DOSSIER_NORMALIZED}{suffix}",
@@ -111,7 +122,15 @@ def build_services(
         consumer_group=f"{topics.INGEST_GROUP}{suffix}",
         topic_partitions=settings.partitions,
         trust_bundle=trust_bundle,
+        signer_bindings=signer_bindings or {},
         own_agencies=frozenset(settings.agencies),
+        label_agencies=labels,
+        api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE]},
+        dvcqg_accounts={
+            VENDOR_USERNAME: DvcqgAccount(
+                password_hash=hash_password(VENDOR_PASSWORD), agencies=frozenset(settings.agencies)
+            )
+        },
     )
     sync: dict[Target, SyncSettings] = {}
     for target in Target:
@@ -129,19 +148,23 @@ def build_services(
             http_host="127.0.0.1",
             http_port=free_port(),
             log_level=settings.log_level,
+            label_agencies=labels,
         )
     return Services(ingest, sync)
 
 
 @contextlib.asynccontextmanager
-async def broker_for(kafka: str | None) -> AsyncIterator[str]:
-    """The external broker as given, or an embedded one for the length of the block."""
+async def broker_for(
+    kafka: str | None, *, relay: bool = True, port: int | None = None
+) -> AsyncIterator[str]:
+    """The external broker as given, or an embedded one for the length of the block (behind the
+    relay that lets older librdkafka clients such as Debian's kcat produce to it)."""
     if kafka:
         yield kafka
         return
     # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the broker last,
     # after the services have committed.
-    broker = EmbeddedBroker(own_process_group=True)
+    broker = EmbeddedBroker(port, own_process_group=True, relay=relay)
     await asyncio.to_thread(broker.start)
     try:
         yield broker.bootstrap
@@ -248,16 +271,21 @@ class LocalRun:
         finish = finish or asyncio.Event()
         suffix = self._suffix()
         async with AsyncExitStack() as stack:
-            bootstrap = await stack.enter_async_context(broker_for(self.kafka))
+            bootstrap = await stack.enter_async_context(
+                broker_for(
+                    self.kafka, relay=self.settings.client_relay, port=self.settings.broker_port
+                )
+            )
             kafka = KafkaSettings(bootstrap_servers=bootstrap, client_id="govsync-run")
             simulator = Simulator(password=SIMULATOR_SECRET, client_secret=SIMULATOR_SECRET)
             sim = await stack.enter_async_context(running_simulator(simulator))
-            trust_bundle, packager = None, None
+            trust_bundle, packager, bindings = None, None, None
             if self.settings.edocuments_per_second > 0:
                 # A PKI for this run only: the keys stay in memory, the CA is the trust bundle.
                 pki = make_pki()
                 directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="govsync-pki-"))
                 trust_bundle, packager = pki.write_bundle(Path(directory)), Packager(pki)
+                bindings = pki.signer_bindings((*self.settings.agencies, *OTHER_AGENCIES))
             services = build_services(
                 kafka,
                 self.settings,
@@ -265,6 +293,7 @@ class LocalRun:
                 sim.ndxp_url,
                 suffix,
                 trust_bundle=trust_bundle,
+                signer_bindings=bindings,
             )
             documents = (
                 None
@@ -282,6 +311,10 @@ class LocalRun:
                 sync=sync_urls,
                 simulator=sim.base_url,
                 log_file=self.log_file,
+                intakes=(
+                    f"{ingest_url}/v1/events (API key {VENDOR_API_KEY}, source {VENDOR_SOURCE})",
+                    f"{ingest_url}/dvcqg (login {VENDOR_USERNAME} / {VENDOR_PASSWORD})",
+                ),
             )
             self.state = ViewState(endpoints=endpoints, truth=self.generator.truth)
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))

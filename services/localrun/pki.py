@@ -71,11 +71,16 @@ def issue(
     not_before: datetime,
     not_after: datetime,
     key_identifiers: bool = False,
+    path_length: int | None = None,
+    key_usage: x509.KeyUsage | None = None,
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] = (),
 ) -> Identity:
     """A new key and its certificate, signed by `issuer` (self-signed without one).
 
     `key_identifiers` adds the subject key identifier and, under an issuer, the authority key
-    identifier, as real CAs write them.
+    identifier, as real CAs write them. `path_length` (a CA's pathLenConstraint), `key_usage`
+    (default: certificate and CRL signing for a CA, digitalSignature and nonRepudiation for a
+    signer) and `extended_key_usage` let tests issue what a careless CA issues.
     """
     private = new_key(key)
     subject = name(common_name, organisation)
@@ -87,9 +92,10 @@ def issue(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
         .add_extension(
-            x509.KeyUsage(
+            key_usage
+            or x509.KeyUsage(
                 digital_signature=not ca,
                 content_commitment=not ca,
                 key_encipherment=False,
@@ -103,6 +109,10 @@ def issue(
             critical=True,
         )
     )
+    if extended_key_usage:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
+        )
     if key_identifiers:
         builder = builder.add_extension(
             x509.SubjectKeyIdentifier.from_public_key(private.public_key()), critical=False

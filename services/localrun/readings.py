@@ -64,8 +64,8 @@ def rates(tally: AgencyTally) -> dict[str, Rate]:
         "2.1": Rate(tally.finished_on_time, tally.finished),
         "4.3": Rate(tally.digitised, tally.received),
         "3.6": Rate(tally.paid_online, tally.fee_bearing),
-        # The sync metric counts every dossier the portal first acknowledged, received or not
-        # (status 1 and rejected ones too), so this rate can pass 100 % while dossiers wait.
+        # The sync gauge counts the dossiers the portal holds (a header accepted) in a received
+        # status, whenever they were received: within one run it cannot pass 100 %.
         "1.4": Rate(tally.synced, tally.received),
         "sig": Rate(tally.edoc_outgoing_verified, tally.edocuments_outgoing),
     }
@@ -197,7 +197,7 @@ def read_sync(snapshot: Snapshot, target: str, samples: Iterable[Sample]) -> Non
             snapshot.backlog[target] = _int(s.value)
         elif s.name == "govsync_sync_latency_seconds_bucket":
             buckets.append((float(s.labels.get("le", "+Inf")), s.value))
-        elif s.name == "govsync_portal_synced_dossiers_total" and target == "portal":
+        elif s.name == "govsync_portal_synced_dossiers" and target == "portal":
             agency = s.labels.get("agency") or UNKNOWN_AGENCY
             snapshot.agency(agency).synced += _int(s.value)
     snapshot.latency[target] = sorted(buckets)

@@ -31,6 +31,13 @@ class RunSettings(BaseSettings):
     log_file: Path | None = None
     """Where the services' JSON logs go; unset: a file in the temporary directory."""
     log_level: str = "INFO"
+    broker_port: int | None = Field(default=None, ge=1, le=65535)
+    """Loopback port of the embedded broker; unset: a free one (the run prints it)."""
+    ingest_port: int | None = Field(default=None, ge=1, le=65535)
+    """Loopback port of ingest (`/v1/events`, `/dvcqg`, `/metrics`); unset: a free one."""
+    client_relay: bool = True
+    """Put the embedded broker behind the relay of `compat.py`, so that clients on librdkafka
+    before 2.x (Debian 12's kcat) can produce to it; every client then goes through it."""
 
     # The traffic (see `TrafficOptions`).
     dossiers_per_second: float = Field(default=15.0, gt=0)

@@ -29,6 +29,8 @@ class Endpoints:
     sync: dict[str, str]
     simulator: str
     log_file: str | None = None
+    intakes: tuple[str, ...] = ()
+    """Where a vendor's own client sends its first events, with the run's credentials."""
 
 
 @dataclass(slots=True)
@@ -175,6 +177,7 @@ def endpoint_lines(e: Endpoints) -> list[str]:
         f"                    {e.simulator}/_sim/ndxp/dossiers",
         f"                    {e.simulator}/_sim/calls",
     ]
+    lines += [f"{'vendor intakes' if i == 0 else '':<20}{x}" for i, x in enumerate(e.intakes)]
     if e.log_file:
         lines.append(f"logs                {e.log_file}")
     return lines

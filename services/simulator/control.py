@@ -1,8 +1,8 @@
 """The simulator's own routes under `/_sim`: what each destination holds, the calls, and faults.
 
-Tests, benchmarks and `govsync run` read the portal's and NDXP's dossiers, the calls and the
-revisions that went backwards here, change the faults while the simulator runs, expire sessions
-and tokens, and reset everything.
+Tests, benchmarks and `govsync run` read the portal's and NDXP's dossiers, the calls, the
+revisions that went backwards and the orphan steps here, change the faults while the simulator
+runs, expire sessions and tokens, and reset everything.
 """
 
 from __future__ import annotations
@@ -41,6 +41,19 @@ async def portal_dossiers(request: Request) -> dict[str, Any]:
 async def portal_dossier(request: Request, code: str) -> JSONResponse:
     found = _state(request).portal.get(code)
     return _found(None if found is None else found.view())
+
+
+@router.get("/portal/orphans")
+async def portal_orphans(request: Request) -> list[dict[str, Any]]:
+    """Steps refused because the portal did not hold their dossier."""
+    return [o.view() for o in _state(request).orphans]
+
+
+@router.get("/portal/damaged")
+async def portal_damaged(request: Request) -> dict[str, list[str]]:
+    """The dossiers the portal lost (`lose_share`) or keeps at an older state (`stale_share`)."""
+    state = _state(request)
+    return {"lost": sorted(state.lost), "stale": sorted(state.stale)}
 
 
 @router.get("/ndxp/dossiers")
@@ -87,6 +100,8 @@ async def stats(request: Request) -> dict[str, Any]:
         "ndxp_dossiers": len(state.ndxp),
         "calls": len(state.calls),
         "regressions": len(state.regressions),
+        "orphans": len(state.orphans),
+        "late_steps": state.late_steps,
         "logins": state.logins,
         "tokens_issued": state.tokens_issued,
     }
@@ -109,6 +124,7 @@ async def set_faults(request: Request) -> Faults:
     )
     if "outage_seconds" in changes:
         sim.start_outage(sim.faults.outage_seconds)
+    sim.faults_changed()
     return sim.faults
 
 

@@ -29,3 +29,16 @@ class Faults(BaseModel):
     """Dossier codes both destinations refuse as invalid (permanent validation errors)."""
     echo_personal_data: bool = False
     """Refusals quote the applicant's phone and ID number back, as some real gateways do."""
+    lose_share: float = Field(default=0.0, ge=0, le=1)
+    """While set, the portal loses this share of the dossiers (chosen by code and `damage_seed`):
+    what it is sent for them is acknowledged and not kept, and those it held are gone. Back at
+    0, a re-send is kept again. `state.lost` names them."""
+    stale_share: float = Field(default=0.0, ge=0, le=1)
+    """While set, the portal keeps this share of the dossiers (chosen the same way, none of them
+    lost) at what it holds: a later header, or a step that changes the status, is acknowledged
+    and not applied. `state.stale` names those a change was dropped for."""
+    damage_seed: int = 0
+    """Which dossiers `lose_share` and `stale_share` pick (a hash of the seed and the code)."""
+    received_count_delta: int = 0
+    """Added to every department's received count in the reporting answers (a portal that
+    counts dossiers it was never sent, or misses some): 2.1's denominator, 1.4's portal side."""

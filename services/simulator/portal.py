@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.simulator.routing import fault_response, simulator_of
-from services.simulator.simulator import ERR_OK, PORTAL, Simulator
+from services.simulator.simulator import PORTAL, Simulator
 
 REVISIONS_HEADER = "Govsync-Revisions"
 
@@ -42,9 +42,9 @@ async def portal_integration(request: Request) -> JSONResponse:
     if replayed:
         answer = sim.portal_replayed(dossiers, revisions)
     else:
-        answer = sim.portal_integration(envelope if isinstance(envelope, dict) else {}, revisions)
-        if answer["error_code"] == ERR_OK:
-            sim.remember(key, 200, answer)
+        answer = sim.portal_integration(
+            envelope if isinstance(envelope, dict) else {}, revisions, key
+        )
     sim.record(
         PORTAL, service, 200, answer["error_code"], dossiers, revisions, key, replayed=replayed
     )

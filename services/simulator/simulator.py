@@ -1,7 +1,9 @@
 """The simulated portal and NDXP themselves: credentials, sessions, tokens, faults and their rules.
 
 Portal (DOMAIN.md §1): login, then `DongBoHoSoMC` / `CapNhatTienDoHoSoMC` batches applied all or
-nothing (the answer names the first item refused) and `TraCuuHoSo` lookups. NDXP (§4): client
+nothing (the answer names the first item refused) and `TraCuuHoSo` lookups. A step for a dossier
+the portal does not hold is refused ("không tồn tại", as the real portal answers) and kept in
+`state.orphans`: a sync that sends one has not waited for the dossier's header. NDXP (§4): client
 credentials tokens and one status per dossier. Every call, refused or not, is recorded in the
 state. The HTTP routes are in `portal.py`, `ndxp.py` and `control.py`; nothing here speaks HTTP.
 """
@@ -9,6 +11,7 @@ state. The HTTP routes are in `portal.py`, `ndxp.py` and `control.py`; nothing h
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import secrets
 import time
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.simulator.faults import Faults
-from services.simulator.state import Call, PortalDossier, SimulatorState
+from services.simulator.state import Call, Orphan, PortalDossier, SimulatorState
 
 PORTAL = "portal"
 NDXP = "ndxp"
@@ -71,6 +74,27 @@ class Simulator:
         self.outage_until = 0.0
         if self.faults.outage_seconds:
             self.start_outage(self.faults.outage_seconds)
+        self.faults_changed()
+
+    def faults_changed(self) -> None:
+        """Apply what a fault does at once: the dossiers `lose_share` picks are gone now."""
+        portal = self.state.portal
+        for code in [c for c in portal if self._damage(c) == "lost"]:
+            del portal[code]
+            self.state.lost.add(code)
+
+    def _damage(self, code: str) -> str | None:
+        """`lost`, `stale` or None: what `lose_share` and `stale_share` do to dossier `code`."""
+        faults = self.faults
+        if not faults.lose_share and not faults.stale_share:
+            return None
+        digest = hashlib.sha256(f"{faults.damage_seed}:{code}".encode()).digest()
+        share = int.from_bytes(digest[:8], "big") / 2**64
+        if share < faults.lose_share:
+            return "lost"
+        if share < faults.lose_share + faults.stale_share:
+            return "stale"
+        return None
 
     def start_outage(self, seconds: float) -> None:
         self.outage_until = time.monotonic() + seconds
@@ -183,8 +207,10 @@ class Simulator:
         return True
 
     def portal_integration(
-        self, envelope: dict[str, Any], revisions: list[int | None]
+        self, envelope: dict[str, Any], revisions: list[int | None], key: str | None = None
     ) -> dict[str, Any]:
+        """Apply one business call; a success is kept under `key` unless a fault dropped some of
+        it (the portal never applied that part, so a re-send must be applied)."""
         if not self._session_ok(envelope.get("session")):
             return {"error_code": ERR_SESSION, "message": SESSION_REJECTED}
         service = envelope.get("service")
@@ -192,12 +218,17 @@ class Simulator:
         if not isinstance(data, list) or not data:
             return {"error_code": ERR_INVALID, "message": "Thiếu dữ liệu"}
         madonvi = str(envelope.get("madonvi") or "")
+        dropped: list[str] = []
         if service == "DongBoHoSoMC":
             updating = str(envelope.get("isUpdating")) == "True"
-            return self._sync_dossiers(data, revisions, madonvi, updating=updating)
-        if service == "CapNhatTienDoHoSoMC":
-            return self._add_steps(data, revisions)
-        return {"error_code": ERR_INVALID, "message": f"Dịch vụ không hỗ trợ: {service}"}
+            answer = self._sync_dossiers(data, revisions, madonvi, dropped, updating=updating)
+        elif service == "CapNhatTienDoHoSoMC":
+            answer = self._add_steps(data, revisions, madonvi, dropped)
+        else:
+            return {"error_code": ERR_INVALID, "message": f"Dịch vụ không hỗ trợ: {service}"}
+        if answer["error_code"] == ERR_OK and not dropped:
+            self.remember(key, 200, answer)
+        return answer
 
     def _rejected(self, code: str, item: dict[str, Any]) -> dict[str, Any]:
         """The refusal of a dossier in `faults.reject_dossiers`."""
@@ -208,7 +239,13 @@ class Simulator:
         return {"error_code": ERR_INVALID, "message": message}
 
     def _sync_dossiers(
-        self, data: list[Any], revisions: list[int | None], madonvi: str, *, updating: bool
+        self,
+        data: list[Any],
+        revisions: list[int | None],
+        madonvi: str,
+        dropped: list[str],
+        *,
+        updating: bool,
     ) -> dict[str, Any]:
         portal = self.state.portal
         for item in data:
@@ -229,6 +266,12 @@ class Simulator:
             code = item["MaHoSo"]
             revision = _revision_of(revisions, index)
             known = portal.get(code)
+            damage = self._damage(code)
+            if damage == "lost" or (damage == "stale" and known is not None):
+                self._drop(code, damage, known, item.get("TrangThaiHoSo"), item, dropped)
+                continue
+            self.state.lost.discard(code)
+            self.state.stale.discard(code)
             if known is None:
                 portal[code] = PortalDossier(code, madonvi, item, item["TrangThaiHoSo"], revision)
                 continue
@@ -240,25 +283,75 @@ class Simulator:
             known.updates += 1
         return {"error_code": ERR_OK, "message": SUCCESS}
 
-    def _add_steps(self, data: list[Any], revisions: list[int | None]) -> dict[str, Any]:
+    def _drop(
+        self,
+        code: str,
+        damage: str,
+        known: PortalDossier | None,
+        status: object,
+        header: dict[str, Any] | None,
+        dropped: list[str],
+    ) -> None:
+        """Acknowledge and do not apply (a fault): note the dossier as lost or stale."""
+        dropped.append(code)
+        if damage == "lost":
+            self.state.lost.add(code)
+        elif known is not None and (
+            status != known.status or (header is not None and header != known.header)
+        ):
+            self.state.stale.add(code)
+
+    def _add_steps(
+        self, data: list[Any], revisions: list[int | None], madonvi: str, dropped: list[str]
+    ) -> dict[str, Any]:
         portal = self.state.portal
-        for item in data:
+        for index, item in enumerate(data):
             code = item.get("MaHoSo") if isinstance(item, dict) else None
-            if not isinstance(code, str) or code not in portal:
+            if not isinstance(code, str) or not code:
+                return {"error_code": ERR_INVALID, "message": "Thiếu MaHoSo"}
+            if self._damage(code) == "lost":
+                continue  # acknowledged below and lost: the portal says nothing of it
+            if code not in portal and code not in self.faults.existing_dossiers:
+                # A step needs the dossier: the portal refuses it and we keep the orphan.
+                self._orphan(code, _revision_of(revisions, index), item.get("TrangThai"))
                 return {"error_code": ERR_MISSING, "message": f"Hồ sơ {code} không tồn tại"}
             if not item.get("ThoiDiemXuLy"):
                 return {"error_code": ERR_INVALID, "message": f"Thiếu ThoiDiemXuLy: {code}"}
             if code in self.faults.reject_dossiers:
                 return self._rejected(code, item)
         for index, item in enumerate(data):
-            dossier = portal[item["MaHoSo"]]
+            code = item["MaHoSo"]
+            damage = self._damage(code)
+            status = item.get("TrangThai")
+            if damage == "lost" or (
+                damage == "stale" and code in portal and status not in (None, portal[code].status)
+            ):
+                self._drop(code, damage, portal.get(code), status, None, dropped)
+                continue
+            if code not in portal:  # created elsewhere (`existing_dossiers`): held all the same
+                portal[code] = PortalDossier(code, madonvi, {"MaHoSo": code}, None, None)
+            dossier = portal[code]
             revision = _revision_of(revisions, index)
-            self.state.check_revision(PORTAL, dossier.code, dossier.revision, revision)
             dossier.steps.append(item)
+            if (
+                revision is not None
+                and dossier.revision is not None
+                and revision < dossier.revision
+            ):
+                # A step older than the header it follows (it waited for that header): history,
+                # as existing adapters send unsynced rows after the header; the status stays.
+                self.state.late_steps += 1
+                continue
+            self.state.check_revision(PORTAL, dossier.code, dossier.revision, revision)
             if isinstance(item.get("TrangThai"), int):
                 dossier.status = item["TrangThai"]
             dossier.revision = revision
         return {"error_code": ERR_OK, "message": SUCCESS}
+
+    def _orphan(self, code: str, revision: int | None, status: object) -> None:
+        orphans = self.state.orphans
+        if not any(o.dossier == code and o.revision == revision for o in orphans):
+            orphans.append(Orphan(code, revision, status, time.time()))
 
     def portal_share(self, envelope: dict[str, Any]) -> dict[str, Any]:
         if not self._session_ok(envelope.get("session")):

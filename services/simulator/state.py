@@ -1,4 +1,4 @@
-"""What the simulated portal and NDXP hold: dossiers, processing steps, calls and regressions."""
+"""What the simulated portal and NDXP hold: dossiers, steps, calls, regressions and orphans."""
 
 from __future__ import annotations
 
@@ -79,12 +79,37 @@ class Regression:
 
 
 @dataclass(slots=True)
+class Orphan:
+    """A processing step for a dossier the portal does not hold, refused."""
+
+    dossier: str
+    revision: int | None
+    status: object
+    at: float
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "dossier": self.dossier,
+            "revision": self.revision,
+            "status": self.status,
+            "at": self.at,
+        }
+
+
+@dataclass(slots=True)
 class SimulatorState:
     max_calls: int = 200_000
     portal: dict[str, PortalDossier] = field(default_factory=dict)
     ndxp: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: deque[Call] = field(default_factory=deque)
     regressions: list[Regression] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    lost: set[str] = field(default_factory=set)
+    """Dossiers lost to `Faults.lose_share` and not held again since."""
+    stale: set[str] = field(default_factory=set)
+    """Dossiers a change was dropped for (`Faults.stale_share`) and not updated since."""
+    late_steps: int = 0
+    """Steps older than the dossier's latest revision, kept as history (the status stays)."""
     idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     logins: int = 0
     tokens_issued: int = 0

@@ -1,22 +1,23 @@
-"""The Kafka side of a sync worker: fetching, back-pressure, acknowledged revisions, commits.
+"""The Kafka side of a sync worker: fetching, back-pressure, acknowledged state, commits.
 
-Acknowledged revisions live in a compacted topic per destination (`govsync.sync.<target>.acked.v1`),
-keyed by dossier code and co-partitioned with the normalised topic: partition p of one holds the
-dossiers of partition p of the other. On assignment the worker writes a marker to each of its
-acked partitions and reads the partition from the start up to that marker, which is exact
-whatever the broker reports as end offsets. Offsets are committed only up to the last record
-finished (acknowledged, dead-lettered or skipped), periodically, on revocation and at shutdown.
+What each destination holds of each dossier lives in a compacted topic per destination
+(`govsync.sync.<target>.acked.v1`, values `schemas.facts.SyncAck`), keyed by dossier code and
+co-partitioned with the normalised topic: partition p of one holds the dossiers of partition p of
+the other. On assignment the worker writes a marker to each of its acked partitions and reads the
+partition from the start up to that marker, which is exact whatever the broker reports as end
+offsets. Offsets are committed only up to the last record finished (acknowledged, dead-lettered
+or skipped), periodically, on revocation and at shutdown. The portal worker's synced gauge is
+derived from that state: restored with it, moved with each acknowledgement, dropped with a
+partition, so it is exact across restarts and rebalances.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,16 +26,17 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 
 from schemas.dossier import DossierRecord
+from schemas.facts import SyncAck
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
-from services.common.indicators import is_received
 from services.common.logging import get_logger
+from services.sync.acked import AckLedger, AckState
 from services.sync.delivery import (
-    AckLedger,
     BackoffPolicy,
     CircuitBreaker,
     CircuitState,
     Destination,
     Dispatcher,
+    StepGate,
     Work,
 )
 from services.sync.errors import PermanentError, TransientError, UndecodableRecordError
@@ -47,38 +49,26 @@ MARKER_KEY = b"\x00govsync-restore-marker"
 RESTORE_TIMEOUT_SECONDS = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class Restored:
-    revisions: dict[int, dict[str, int]]
-    """Per partition, each dossier's acknowledged revision."""
-    received: dict[int, set[str]]
-    """Per partition, the dossiers the destination already holds in a received status."""
-
-
 class AckStore:
-    """Reads and writes the compacted topic of acknowledged revisions."""
+    """Reads and writes the compacted topic of what a destination holds."""
 
     def __init__(self, producer: AIOKafkaProducer, reader: AIOKafkaConsumer, topic: str) -> None:
         self._producer = producer
         self._reader = reader
         self._topic = topic
 
-    async def write(self, partition: int, code: str, revision: int, *, received: bool) -> None:
-        """`received`: the destination holds the dossier in a received status (indicator 1.4)."""
-        value = json.dumps(
-            {"revision": revision, "received": received, "at": datetime.now(UTC).isoformat()}
-        ).encode()
+    async def write(self, partition: int, code: str, state: AckState) -> None:
+        value = state.to_ack(datetime.now(UTC)).model_dump_json(exclude_none=True).encode()
         await self._producer.send_and_wait(
             self._topic, key=code.encode(), value=value, partition=partition
         )
 
-    async def restore(self, partitions: Iterable[int]) -> Restored:
-        """Every partition's acknowledged revisions, read up to a marker written just now."""
+    async def restore(self, partitions: Iterable[int]) -> dict[int, dict[str, AckState]]:
+        """Every partition's state per dossier, read up to a marker written just now."""
         wanted = sorted(set(partitions))
-        restored: dict[int, dict[str, int]] = {p: {} for p in wanted}
-        received: dict[int, set[str]] = {p: set() for p in wanted}
+        restored: dict[int, dict[str, AckState]] = {p: {} for p in wanted}
         if not wanted:
-            return Restored(restored, received)
+            return restored
         markers: dict[int, bytes] = {}
         for partition in wanted:
             marker = uuid.uuid4().hex.encode()
@@ -102,13 +92,14 @@ class AckStore:
                             continue
                         if message.key is None or message.value is None:
                             continue
-                        value = json.loads(message.value)
+                        state = AckState.of(SyncAck.model_validate_json(message.value))
                         code = message.key.decode()
-                        known[code] = max(int(value["revision"]), known.get(code, 0))
-                        if value.get("received"):
-                            received[tp.partition].add(code)
+                        # Writes only move forward; a lower revision is an older owner's.
+                        earlier = known.get(code)
+                        if earlier is None or state.revision >= earlier.revision:
+                            known[code] = state
         self._reader.assign([])
-        return Restored(restored, received)
+        return restored
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -135,7 +126,9 @@ class SyncWorker:
         producer: AIOKafkaProducer,
         acked_reader: AIOKafkaConsumer,
         metrics: SyncMetrics,
+        holds: Callable[[DossierRecord], Awaitable[bool]] | None = None,
     ) -> None:
+        """`holds` (the portal's `TraCuuHoSo`) turns the step gate on: see `delivery.py`."""
         self._settings = settings
         self._target = target
         self._topic = settings.topic_dossier_normalized
@@ -158,9 +151,9 @@ class SyncWorker:
                 delivery.breaker_failure_threshold, delivery.breaker_reset_seconds
             ),
             max_in_flight=delivery.max_in_flight,
+            gate=None if holds is None else StepGate(delivery.step_wait_seconds, holds),
         )
         self._assigned: set[int] = set()
-        self._received: dict[int, set[str]] = {}
         self._last_offset: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         self._paused = False
@@ -174,27 +167,25 @@ class SyncWorker:
 
     # --- Outcomes (called by the dispatcher) -----------------------------------------------
 
-    async def acknowledged(self, work: Work, *, first: bool) -> None:
+    async def acknowledged(
+        self,
+        work: Work,
+        before: AckState | None,
+        after: AckState,
+        *,
+        released: Sequence[Work] = (),
+    ) -> None:
         record = work.record
         assert record is not None  # noqa: S101 - only decoded records are acknowledged
-        # Indicator 1.4 counts received dossiers held by the portal: each dossier once, at the
-        # first acknowledgement of it in a received status (a dossier only submitted, or
-        # rejected at intake, is not in the indicator's denominator either).
-        known = self._received.setdefault(work.partition, set())
-        newly_received = is_received(record.status) and record.dossier_code not in known
-        await self._acks.write(
-            work.partition,
-            record.dossier_code,
-            record.revision,
-            received=newly_received or record.dossier_code in known,
-        )
-        self._metrics.record("acknowledged")
-        age = (datetime.now(UTC) - record.event_time).total_seconds()
-        self._metrics.latency.labels(self._target.value).observe(max(age, 0.0))
-        if newly_received:
-            known.add(record.dossier_code)
-            if self._target is Target.PORTAL:
-                self._metrics.first_synced(record.agency)
+        await self._acks.write(work.partition, record.dossier_code, after)
+        now = datetime.now(UTC)
+        for done in (*released, work):
+            assert done.record is not None  # noqa: S101 - as above
+            self._metrics.record("acknowledged")
+            age = (now - done.record.event_time).total_seconds()
+            self._metrics.latency.labels(self._target.value).observe(max(age, 0.0))
+        if self._target is Target.PORTAL:
+            self._metrics.synced_moved(before, after)
 
     async def dead_lettered(self, work: Work, error: PermanentError) -> None:
         message = work.origin
@@ -242,9 +233,11 @@ class SyncWorker:
         if assigned:
             self._consumer.pause(*assigned)
         restored = await self._acks.restore(partitions)
-        self._received.update(restored.received)
-        for partition, revisions in restored.revisions.items():
-            self._ledger.load(partition, revisions)
+        for partition, states in restored.items():
+            self._forget(partition)  # assigned again without a revocation in between
+            self._ledger.load(partition, states)
+            if self._target is Target.PORTAL:
+                self._metrics.synced_restored(states.values())
             self._last_offset.pop(partition, None)
         self._assigned |= partitions
         if assigned and not self._paused:
@@ -260,9 +253,14 @@ class SyncWorker:
         await self._commit(offsets)
         for partition in partitions:
             self._last_offset.pop(partition, None)
-            self._received.pop(partition, None)
+            self._forget(partition)
             self._metrics.consumer_lag.labels(self._target.value, str(partition)).set(0)
         log.info("partitions revoked", target=self._target.value, partitions=sorted(partitions))
+
+    def _forget(self, partition: int) -> None:
+        dropped = self._ledger.drop(partition)
+        if self._target is Target.PORTAL:
+            self._metrics.synced_dropped(dropped.values())
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -365,6 +363,7 @@ class SyncWorker:
         self._metrics.backlog.labels(target).set(self.dispatcher.backlog)
         self._metrics.circuit_state.labels(target).set(int(self.dispatcher.breaker.state))
         self._metrics.paused.labels(target).set(1 if self._paused else 0)
+        self._metrics.parked.labels(target).set(self.dispatcher.parked)
         for partition in self._assigned:
             tp = TopicPartition(self._topic, partition)
             highwater = self._consumer.highwater(tp)

@@ -10,7 +10,11 @@ SyncError
 │                                     not the record's fault, so the backlog waits for an operator
 ├── PermanentError                not retryable: dead-lettered, and the partition moves on
 │   ├── RejectedError                 the destination validated the record and refused it
-│   └── UndecodableRecordError        the normalised record is not a valid `DossierRecord`
+│   ├── UndecodableRecordError        the normalised record is not a valid `DossierRecord`
+│   ├── HeaderRefusedError            a step of a dossier whose header the portal refused: never
+│   │                                 sent, dead-lettered with the header's answer
+│   └── HeaderMissingError            a step that waited `step_wait_seconds` and no header of
+│                                     its dossier was accepted: never sent
 ├── SessionExpiredError           handled in the portal client (below)
 ├── DossierExistsError            handled in the portal client (below)
 ├── DossierMissingError           handled in the portal client (below)
@@ -97,6 +101,14 @@ class RejectedError(PermanentError):
 
 class UndecodableRecordError(PermanentError):
     """Not retryable: the normalised topic held something that is not a `DossierRecord`."""
+
+
+class HeaderRefusedError(PermanentError):
+    """Not retryable: the portal refused the dossier's header, so it holds nothing to step on."""
+
+
+class HeaderMissingError(PermanentError):
+    """Not retryable: no header of the dossier was accepted while the step waited for one."""
 
 
 class UnmappableRecordError(SyncError, ValueError):

@@ -138,7 +138,9 @@ async def run(
     """Run one sync worker until `stop` is set; a crashed worker raises out of here."""
     check_destination(settings, target)
     registry = registry if registry is not None else new_registry()
-    metrics = SyncMetrics(registry, target.value, agency_limit=settings.agency_label_limit)
+    metrics = SyncMetrics(
+        registry, target.value, agencies=settings.label_agencies | {settings.portal.madonvi}
+    )
     await prepare_topics(settings, target)
     group = settings.group_id(target)
     consumer = make_consumer(
@@ -169,6 +171,7 @@ async def run(
             producer=producer,
             acked_reader=reader,
             metrics=metrics,
+            holds=client.holds if isinstance(client, PortalClient) else None,
         )
 
         async def readiness() -> dict[str, bool]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.common.labels import OTHER, AgencyLabels
+from services.sync.acked import AckState
 
 RECORD_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")
 REQUEST_OUTCOMES = ("ok", "rejected", "unavailable", "rate_limited", "auth_failed", "protocol")
@@ -18,10 +22,11 @@ class SyncMetrics:
     """Every metric of one sync process; label values come from closed sets or a bounded one."""
 
     def __init__(
-        self, registry: CollectorRegistry, target: str, *, agency_limit: int = 100
+        self, registry: CollectorRegistry, target: str, *, agencies: Iterable[str] = ()
     ) -> None:
+        """`agencies` are the only agency label values besides `other`."""
         self.target = target
-        self._agency = AgencyLabels(agency_limit, missing=OTHER)
+        self._agency = AgencyLabels(agencies, missing=OTHER)
         self.records = Counter(
             "govsync_sync_records",
             "Records finished, by outcome.",
@@ -48,10 +53,24 @@ class SyncMetrics:
             registry=registry,
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
         )
-        self.portal_synced = Counter(
+        self.portal_synced = Gauge(
             "govsync_portal_synced_dossiers",
-            "Dossiers the portal acknowledged for the first time (indicator 1.4's numerator).",
+            "Dossiers of this worker's partitions that the portal holds in a received status, "
+            "a header of theirs accepted (indicator 1.4's numerator); derived from the acked "
+            "topic, so exact across restarts: sum over the portal workers.",
             ["agency"],
+            registry=registry,
+        )
+        self.portal_new_syncs = Counter(
+            "govsync_portal_new_syncs",
+            "Dossiers that became synced in this process (operational: how fast they arrive).",
+            ["agency"],
+            registry=registry,
+        )
+        self.parked = Gauge(
+            "govsync_sync_parked_steps",
+            "Progress steps waiting for their dossier's header to be accepted.",
+            ["target"],
             registry=registry,
         )
         self.backlog = Gauge(
@@ -94,7 +113,10 @@ class SyncMetrics:
         self.backlog.labels(target).set(0)
         self.circuit_state.labels(target).set(0)
         self.paused.labels(target).set(0)
+        self.parked.labels(target).set(0)
         self.retries.labels(target)
+        for agency in sorted(self._agency.agencies):
+            self.portal_synced.labels(agency)
 
     def record(self, outcome: str) -> None:
         self.records.labels(self.target, outcome).inc()
@@ -104,8 +126,29 @@ class SyncMetrics:
         self.request_seconds.labels(self.target, service).observe(seconds)
 
     def agency_label(self, agency: str | None) -> str:
-        """The agency itself while fewer than the limit were seen, else `other` (missing too)."""
+        """The agency itself when configured, else `other` (missing too)."""
         return self._agency(agency)
 
-    def first_synced(self, agency: str | None) -> None:
-        self.portal_synced.labels(self.agency_label(agency)).inc()
+    def synced_moved(self, before: AckState | None, after: AckState) -> None:
+        """One dossier's acknowledged state changed: move it between agencies, in or out."""
+        was = before is not None and before.synced
+        if before is not None and before.synced:
+            self.portal_synced.labels(self.agency_label(before.agency)).dec()
+        if after.synced:
+            self.portal_synced.labels(self.agency_label(after.agency)).inc()
+            if not was:
+                self.portal_new_syncs.labels(self.agency_label(after.agency)).inc()
+
+    def synced_restored(self, states: Iterable[AckState]) -> None:
+        """A partition's state was read back: count what it holds as synced."""
+        for label, count in collections.Counter(
+            self.agency_label(s.agency) for s in states if s.synced
+        ).items():
+            self.portal_synced.labels(label).inc(count)
+
+    def synced_dropped(self, states: Iterable[AckState]) -> None:
+        """A partition went to another worker: it counts them from now on."""
+        for label, count in collections.Counter(
+            self.agency_label(s.agency) for s in states if s.synced
+        ).items():
+            self.portal_synced.labels(label).dec(count)

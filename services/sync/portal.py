@@ -240,6 +240,15 @@ class PortalClient:
         result = body.get("result")
         return bool(result)
 
+    async def holds(self, record: DossierRecord) -> bool:
+        """Whether the portal holds `record`'s dossier (the step gate's question)."""
+        try:
+            return await self.exists(record.dossier_code, record.agency)
+        except DossierMissingError:
+            return False
+        except DossierExistsError:
+            return True
+
     # --- batched sending -------------------------------------------------------------------
 
     async def send(self, record: DossierRecord, *, known: bool) -> None:

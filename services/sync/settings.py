@@ -78,6 +78,10 @@ class DeliverySettings(BaseModel):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     revoke_drain_seconds: float = Field(default=5.0, ge=0)
     """On a rebalance, how long requests in flight may finish before they are abandoned."""
+    step_wait_seconds: float = Field(default=300.0, gt=0)
+    """Portal only: how long a progress step of a dossier the portal does not hold yet waits for
+    the dossier's header before it is dead-lettered. Offsets are not committed past a waiting
+    step, so this also bounds how far a commit can lag behind."""
 
 
 class SyncSettings(PipelineSettings):
@@ -108,8 +112,6 @@ class SyncSettings(PipelineSettings):
     allow_http: bool = False
     """Let the portal and NDXP URLs be plain http: for the local run and tests against the
     simulator only; the credentials would cross the network in clear."""
-    agency_label_limit: int = Field(default=100, ge=1)
-    """Distinct `agency` label values before the rest are counted as `other`."""
     shutdown_budget_seconds: float = Field(default=20.0, gt=0)
     log_level: str = "INFO"
 

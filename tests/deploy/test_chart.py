@@ -10,6 +10,8 @@ import helm_python as helm
 import pytest
 import yaml
 
+from services.common.settings import PipelineSettings
+from services.ingest.settings import IngestSettings
 from tests.deploy.support import (
     CHART,
     DASHBOARD,
@@ -66,8 +68,12 @@ def test_production_values_add_keda_and_monitoring(production_render: Rendered) 
     assert ("PrometheusRule", "govsync") in names
     assert ("ConfigMap", "govsync-dashboard") in names
     assert production_render.of_kind("HorizontalPodAutoscaler") == []
-    for deployment in production_render.of_kind("Deployment"):
+    for component in COMPONENTS:
+        deployment = production_render.named("Deployment", f"govsync-{component}")
         assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
+    # The scores service is the one writer of its database: one replica, never two at once.
+    scores = production_render.named("Deployment", "govsync-scores")["spec"]
+    assert (scores["replicas"], scores["strategy"]) == (1, {"type": "Recreate"})
 
 
 def test_every_deployment_runs_its_own_subcommand_on_its_port(any_render: Rendered) -> None:
@@ -146,7 +152,8 @@ def test_credentials_come_only_from_existing_secrets(any_render: Rendered) -> No
 def test_each_component_gets_only_its_own_credentials(production_render: Rendered) -> None:
     common = {"GOVSYNC_KAFKA_SASL_PASSWORD", "GOVSYNC_ADMIN_TOKEN"}
     expected = {
-        "ingest": common | {"GOVSYNC_API_KEYS"},
+        "ingest": common
+        | {"GOVSYNC_API_KEYS", "GOVSYNC_DVCQG_ACCOUNTS", "GOVSYNC_DVCQG_SESSION_SECRET"},
         "sync-portal": common | {"GOVSYNC_PORTAL_PASSWORD"},
         "sync-ndxp": common | {"GOVSYNC_NDXP_CLIENT_SECRET"},
     }
@@ -157,6 +164,11 @@ def test_each_component_gets_only_its_own_credentials(production_render: Rendere
         "GOVSYNC_KAFKA_SASL_PASSWORD"
     ]
     assert sasl["valueFrom"]["secretKeyRef"] == {"name": "govsync-kafka-sasl", "key": "password"}
+    ingest = _env(production_render.named("Deployment", "govsync-ingest"))
+    assert ingest["GOVSYNC_DVCQG_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "govsync-ingest-dvcqg",
+        "key": "session-secret",
+    }
 
 
 def test_kafka_sasl_ssl_settings_and_ca_mount(production_render: Rendered) -> None:
@@ -338,12 +350,74 @@ def test_notes_point_the_operator_onwards(default_render: Rendered) -> None:
     assert "sync.portal.existingSecret is empty" in default_render.notes
 
 
+def test_signer_bindings_reach_ingest_as_its_setting() -> None:
+    bindings = {
+        "000.00.10.H29": [
+            {"organisation": "UBND tỉnh Thử Nghiệm", "issuer_sha256": "ab" * 32},
+            {"organisation_identifier": "MST:0101234567"},
+        ]
+    }
+    rendered = render({"ingest": {"signerBindings": bindings}})
+    data = rendered.named("ConfigMap", "govsync-ingest")["data"]
+    parsed = IngestSettings(signer_bindings=json.loads(data["GOVSYNC_SIGNER_BINDINGS"]))
+    assert parsed.signer_bindings["000.00.10.H29"][0].organisation == "UBND tỉnh Thử Nghiệm"
+    assert "GOVSYNC_SIGNER_BINDINGS" not in render().named("ConfigMap", "govsync-ingest")["data"]
+
+
+def test_label_agencies_are_the_served_and_listed_well_formed_codes() -> None:
+    rendered = render(
+        {
+            "config": {
+                "ownAgencies": ["000.00.10.H29", "H29.12.AB.C01"],
+                "labelAgencies": ["000.00.30.H01"],
+            }
+        }
+    )
+    common = rendered.named("ConfigMap", "govsync-common")["data"]
+    assert common["GOVSYNC_LABEL_AGENCIES"] == "000.00.10.H29,000.00.30.H01"
+    assert PipelineSettings(label_agencies=common["GOVSYNC_LABEL_AGENCIES"]).label_agencies == {
+        "000.00.10.H29",
+        "000.00.30.H01",
+    }
+    assert "GOVSYNC_LABEL_AGENCIES" not in render().named("ConfigMap", "govsync-common")["data"]
+
+
+def test_scores_reads_its_database_from_values_and_its_password_from_a_secret(
+    production_render: Rendered,
+) -> None:
+    deployment = production_render.named("Deployment", "govsync-scores")
+    container = _container(deployment)
+    assert container["args"] == ["scores"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8084, "protocol": "TCP"}]
+    password = _env(deployment)["GOVSYNC_SCORES_DATABASE_PASSWORD"]["valueFrom"]
+    assert password == {"secretKeyRef": {"name": "govsync-scores-db", "key": "password"}}
+    config = production_render.named("ConfigMap", "govsync-scores")["data"]
+    assert config["GOVSYNC_SCORES_DATABASE_URL"] == (
+        "postgresql://govsync_scores@pg-govsync.db.internal:5432/govsync_scores?sslmode=verify-full"
+    )
+    assert config["GOVSYNC_SCORES_AGENCY_CROSSWALK"] == "/etc/govsync/scores/crosswalk.csv"
+    assert config["GOVSYNC_SCORES_AGENCIES"] == '["000.00.10.H29","000.00.12.H29"]'
+    assert {"name": "scores-files", "mountPath": "/etc/govsync/scores", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert production_render.named("Service", "govsync-scores")["spec"]["ports"][0]["port"] == 8084
+    policy = production_render.named("NetworkPolicy", "govsync-scores")["spec"]
+    egress = [p for rule in policy["egress"] for p in rule.get("to", [])]
+    assert {"ipBlock": {"cidr": "10.20.5.10/32"}} in egress
+    assert len(policy["ingress"]) == 2, "monitoring and the pages' readers"
+    monitor = production_render.named("ServiceMonitor", "govsync")["spec"]["selector"]
+    assert "scores" in monitor["matchExpressions"][0]["values"]
+
+
+def test_scores_without_a_database_host_does_not_render() -> None:
+    with pytest.raises(Exception, match=r"scores\.database\.host"):
+        render({"scores": {"enabled": True}})
+
+
 def test_ingest_hardening_settings_reach_the_service(
     production_render: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ConfigMaps' variables, read by the service's own settings class."""
-    from services.ingest.settings import IngestSettings
-
     for name in ("govsync-common", "govsync-ingest"):
         for key, value in production_render.named("ConfigMap", name)["data"].items():
             monkeypatch.setenv(key, value)

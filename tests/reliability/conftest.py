@@ -65,7 +65,7 @@ class Intake:
 
 def build_intake(settings: IngestSettings) -> Intake:
     registry = CollectorRegistry()
-    metrics = IngestMetrics(registry, agency_limit=settings.agency_label_limit, agencies=[])
+    metrics = IngestMetrics(registry, agencies=settings.label_agencies | settings.own_agencies)
 
     async def ready() -> dict[str, bool]:
         return {"broker": True}

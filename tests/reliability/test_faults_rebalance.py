@@ -9,7 +9,10 @@ least once in each direction. Afterwards:
 - nothing is lost: every accepted event has its normalised record and reaches the portal;
 - state follows its partitions: each dossier's revisions are 1..n with one event each, across
   every handover (a new owner without the state would start a dossier again at revision 1);
-- order holds at the destination: the portal never sees a dossier go backwards.
+- order holds at the destination: the portal never sees a dossier go backwards;
+- the acknowledged state follows its partitions too: the synced gauge of the last portal worker
+  equals the dossiers sent in a received status, and no step reached the portal without its
+  dossier.
 """
 
 from __future__ import annotations
@@ -19,12 +22,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.settings import KafkaSettings
 from services.simulator.simulator import PORTAL, Simulator
 from tests.support.scenario import fault_scenario
 
 pytestmark = [pytest.mark.reliability, pytest.mark.kafka, pytest.mark.slow]
+
+# DOMAIN.md §2: received = status in {2, 4, 5, 6, 7, 8, 9, 10}.
+RECEIVED = frozenset({2, 4, 5, 6, 7, 8, 9, 10})
+
+
+def gauge_total(text: str, name: str) -> float:
+    """The sum of every sample of gauge `name` in Prometheus text."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 async def test_members_join_and_leave_mid_stream(
@@ -54,6 +71,7 @@ async def test_members_join_and_leave_mid_stream(
         delivery = await scenario.drain(
             stream, [PORTAL], [ingest_b, portal_b], what="the portal up to date"
         )
+        synced = gauge_total(await portal_b.metrics(), "govsync_portal_synced_dossiers")
         exits += await asyncio.gather(ingest_b.stop(), portal_b.stop())
 
     check, settled = delivery.ingest, delivery.settled
@@ -66,4 +84,8 @@ async def test_members_join_and_leave_mid_stream(
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
     assert settled.drained, f"not delivered to the portal: {settled.late[PORTAL][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
+    # 1.4's numerator, derived from the acked state after four handovers, equals the count
+    # of dossiers sent in a received status (the portal refuses none of them here).
+    assert synced == len({e.dossier for e in delivery.sent if e.status in RECEIVED})
+    assert sim.state.orphans == [], sim.state.orphans[:5]
     assert exits == [0] * 6, f"a process did not leave cleanly: {exits}"

@@ -755,4 +755,7 @@ def test_regressions_found_by_these_properties() -> None:
     assert clean_text("A\x80\u0300", max_chars=10) == "\u00c0"  # stayed decomposed (not NFC)
     with pytest.raises(ContractError) as blank:  # the reason named an empty field
         canonical_keys({"": 1, " ": 2}, DossierEvent)
-    assert blank.value.errors == (('""', "sent twice with different values"),)
+    # Unknown names are never quoted (issue 13): the blank one included.
+    assert blank.value.errors == (
+        ("data", "a field not in the contract sent twice with different values"),
+    )

@@ -14,13 +14,19 @@ from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 from schemas.edocument import Anomaly, BusinessType, EDocumentState, SignatureVerdict
-from tests.support.pki import make_pki, sign_edxml, signed_pdf, unsigned_pdf
+from services.ingest.edocuments.binding import SignerBindings
+from tests.support.pki import make_pki, sign_edxml, signed_pdf, signer_bindings, unsigned_pdf
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ISSUER = "000.00.00.G22"
 RECIPIENT = "000.00.10.H29"
 OWN_AGENCIES = frozenset({ISSUER})
+
+
+def bindings() -> SignerBindings:
+    """The issuer and the recipient bound to the test signer (`GOVSYNC_SIGNER_BINDINGS`)."""
+    return SignerBindings(signer_bindings(ISSUER, RECIPIENT))
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,8 @@ class Case:
 
 
 def corpus() -> list[Case]:
-    """Cases for a run with the test PKI's bundle configured and the clock at `NOW`."""
+    """Cases for a run with the test PKI's bundle and `bindings()` configured, the clock at
+    `NOW`."""
     pki = make_pki()
     plain = build_document()
     signed = sign_edxml(plain, pki.signer)

@@ -9,6 +9,7 @@ any bundle the tests configure.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +18,12 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from lxml import etree
 from signxml.signer import XMLSigner
+from signxml.xades.xades import XAdESSigner
 
+from services.ingest.settings import SignerBinding
 from services.localrun.pki import DSIG_NS, Identity, KeyKind, issue, sign_enveloped, to_bytes
 
 # The XML-DSig schema admits only foreign-namespace content in a SignatureProperty.
@@ -28,6 +32,8 @@ _SIGNING_TIME_NS = "http://uri.etsi.org/01903/v1.3.2#"
 NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2035, 1, 1, tzinfo=UTC)
 EXPIRED_NOT_AFTER = datetime(2021, 1, 1, tzinfo=UTC)
+SIGNER_ORGANISATION = "UBND tỉnh Thử Nghiệm"
+OTHER_ORGANISATION = "UBND huyện Khác"
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,40 @@ def _ca(common_name: str, issuer: Identity | None = None) -> Identity:
     )
 
 
-def _leaf(common_name: str, issuer: Identity, *, not_after: datetime = NOT_AFTER) -> Identity:
+def _leaf(
+    common_name: str,
+    issuer: Identity,
+    *,
+    not_after: datetime = NOT_AFTER,
+    organisation: str = SIGNER_ORGANISATION,
+    key_usage: x509.KeyUsage | None = None,
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] = (),
+) -> Identity:
     return issue(
         common_name,
         issuer,
         ca=False,
         key=KeyKind.RSA_2048,
-        organisation="UBND tỉnh Thử Nghiệm",
+        organisation=organisation,
         not_before=NOT_BEFORE,
         not_after=not_after,
         key_identifiers=True,
+        key_usage=key_usage,
+        extended_key_usage=extended_key_usage,
+    )
+
+
+def _key_usage(*, digital_signature: bool, key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -86,6 +116,64 @@ def make_pki() -> Pki:
         stranger_root=stranger_root,
         stranger_signer=_leaf("Người lạ", stranger_root),
     )
+
+
+@dataclass(frozen=True)
+class OtherSigners:
+    """Certificates the trusted CAs should never have made or that are not for signing, and a
+    signer of another agency."""
+
+    tls_server: Identity
+    """Extended key usage serverAuth only (a web server's certificate)."""
+    encipherment_only: Identity
+    """Key usage keyEncipherment only: neither digitalSignature nor nonRepudiation."""
+    beyond_path_length: Identity
+    """Under root -> issuing CA with pathLenConstraint 0 -> a sub-CA it may not have made."""
+    other_agency: Identity
+    """A valid signer of another organisation (`OTHER_ORGANISATION`), from the issuing CA."""
+
+
+@cache
+def make_other_signers() -> OtherSigners:
+    """Made apart from `make_pki`, by the same trusted root: only the tests that need them pay."""
+    pki = make_pki()
+    constrained = issue(
+        "govsync Test Constrained CA",
+        pki.root,
+        ca=True,
+        key=KeyKind.RSA_2048,
+        organisation="govsync test PKI",
+        not_before=NOT_BEFORE,
+        not_after=NOT_AFTER,
+        key_identifiers=True,
+        path_length=0,
+    )
+    sub_ca = _ca("govsync Test Sub-CA", constrained)
+    return OtherSigners(
+        tls_server=_leaf(
+            "portal.example.gov.vn",
+            pki.intermediate,
+            key_usage=_key_usage(digital_signature=True, key_encipherment=True),
+            extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        ),
+        encipherment_only=_leaf(
+            "Mã hoá",
+            pki.intermediate,
+            key_usage=_key_usage(digital_signature=False, key_encipherment=True),
+        ),
+        beyond_path_length=_leaf("Văn thư dưới CA con", sub_ca),
+        other_agency=_leaf("Văn thư huyện", pki.intermediate, organisation=OTHER_ORGANISATION),
+    )
+
+
+def signer_bindings(*agencies: str) -> dict[str, tuple[SignerBinding, ...]]:
+    """`GOVSYNC_SIGNER_BINDINGS` binding `agencies` to the test signer: its organisation,
+    issued by the test PKI's issuing CA."""
+    issuer = hashlib.sha256(
+        make_pki().intermediate.certificate.public_bytes(serialization.Encoding.DER)
+    ).hexdigest()
+    binding = SignerBinding(organisation=SIGNER_ORGANISATION, issuer_sha256=issuer)
+    return dict.fromkeys(agencies, (binding,))
 
 
 # --- signing edXML --------------------------------------------------------------------------
@@ -131,6 +219,31 @@ def sign_edxml(
         etree.SubElement(prop, f"{{{_SIGNING_TIME_NS}}}SigningTime").text = signing_time.astimezone(
             UTC
         ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_bytes(signed)
+
+
+def sign_xades(xml: bytes, identity: Identity, *, signing_time: datetime | str) -> bytes:
+    """Sign `xml` enveloped with XAdES: `signing_time` in the SignedProperties, which a
+    reference of the signature covers (a signed claim, unlike `sign_edxml`'s); a string is
+    written as it is."""
+
+    class Signer(XAdESSigner):
+        # signxml writes the clock's SigningTime; the test chooses its own.
+        def add_signing_time(
+            self, signed_signature_properties: Any, sig_root: Any, signing_settings: Any
+        ) -> None:
+            element = etree.SubElement(
+                signed_signature_properties, f"{{{_SIGNING_TIME_NS}}}SigningTime"
+            )
+            element.text = (
+                signing_time
+                if isinstance(signing_time, str)
+                else signing_time.astimezone(UTC).isoformat(timespec="seconds")
+            )
+
+    signed = sign_enveloped(
+        xml, identity, algorithm="rsa-sha256", digest="sha256", signer_class=Signer
+    )
     return to_bytes(signed)
 
 
@@ -200,3 +313,21 @@ def signed_pdf(identity: Identity, *, padding: int = 0) -> bytes:
 def tamper_pdf(pdf: bytes) -> bytes:
     """Change one byte inside the signed range (the page's MediaBox)."""
     return pdf.replace(b"/MediaBox [0 0 200 200]", b"/MediaBox [0 0 201 200]", 1)
+
+
+def rewrite_page_after_signing(pdf: bytes) -> bytes:
+    """An incremental update after the signature that replaces the page's content stream: the
+    signed bytes are untouched, so the signature stays intact, but what the page shows is new."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page_ref = writer.root["/Pages"]["/Kids"].raw_get(0)
+    page = page_ref.get_object()
+    page["/Contents"] = writer.add_object(
+        generic.StreamObject(stream_data=b"BT 10 10 Td (Noi dung khac) Tj ET")
+    )
+    writer.mark_update(page_ref)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()

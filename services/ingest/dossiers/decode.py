@@ -76,16 +76,23 @@ def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> Mapping[s
     result: dict[str, Any] = {}
     for raw_key, value in data.items():
         if not isinstance(raw_key, str):
-            raise ContractError("field names must be strings", [(str(raw_key), "not a string")])
+            raise ContractError("field names must be strings", [("data", "a name not a string")])
         key = raw_key.strip()
-        canonical, nested = fields.by_lower.get(key.lower(), (key, None))
+        known = fields.by_lower.get(key.lower())
+        canonical, nested = known or (key, None)
         if nested is not None and isinstance(value, list):
             value = [canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in value]
         if canonical in result and result[canonical] != value:
-            label = canonical or '""'  # blank names ("", " ") still name a field in the reason
+            # Only a contract field is named: an unknown name is the sender's text, and senders
+            # put ID numbers in names too.
+            if known is None:
+                raise ContractError(
+                    "a field not in the contract is sent twice with different values",
+                    [("data", "a field not in the contract sent twice with different values")],
+                )
             raise ContractError(
-                f"field {label} is sent twice with different values",
-                [(label, "sent twice with different values")],
+                f"field {canonical} is sent twice with different values",
+                [(canonical, "sent twice with different values")],
             )
         result[canonical] = value
     return result

@@ -81,14 +81,14 @@ class DossierPipeline:
         vocabularies: VocabularyBook,
         policy: Policy,
         max_text_chars: int,
-        binding: SourceBinding | None = None,
+        source_binding: SourceBinding | None = None,
         internal_urls: bool = False,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
         self._max_text_chars = max_text_chars
         self._internal_urls = internal_urls
-        self._binding = binding or SourceBinding({})
+        self._binding = source_binding or SourceBinding({})
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
         """Validate and normalise an envelope's data; raises `EventRefusedError` with the reason."""

@@ -26,6 +26,7 @@ from services.ingest.errors import (
     HostileXmlError,
     MalformedXmlError,
     NotEdxmlError,
+    WrappedContentError,
     XmlTooDeepError,
     XmlTooLargeError,
 )
@@ -246,7 +247,7 @@ class SignatureElement:
 
 @dataclass(frozen=True, slots=True)
 class EdxmlDocument:
-    """What a document package says, read leniently; `root` stays for the signature check."""
+    """What a document package says, read leniently; `root` is the tree it was read from."""
 
     root: etree._Element = field(repr=False)
     document_id: str | None
@@ -386,20 +387,52 @@ def _attachments(
     return (*enclosed, *described)
 
 
-def _signature(header: etree._Element, root: etree._Element) -> SignatureElement | None:
-    """The first XML-DSig `Signature`; failing that, a `Signature` in any other namespace."""
+def find_signature(root: etree._Element) -> SignatureElement | None:
+    """The first XML-DSig `Signature` (the one signxml verifies); failing that, the first
+    `Signature` in any other namespace."""
     for element in root.iter(f"{{{DSIG_NS}}}Signature"):
         return SignatureElement(element=element, in_dsig_namespace=True)
-    stray = child(header, "Signature")
-    if stray is None:
-        stray = first(root, "Signature")
+    stray = first(root, "Signature")
     if stray is not None:
         return SignatureElement(element=stray, in_dsig_namespace=False)
     return None
 
 
-def read_document(root: etree._Element, limits: EdxmlLimits) -> EdxmlDocument:
-    """Read a document package from a tree `parse_xml` produced."""
+# The package's own parts. None of them belongs inside a signature, where no digest covers it.
+_PACKAGE_PARTS = frozenset(
+    {
+        "edXMLEnvelope",
+        "edXMLHeader",
+        "edXMLBody",
+        "MessageHeader",
+        "TraceHeaderList",
+        "Bussiness",
+        "Business",
+        "edXMLManifest",
+        "AttachmentEncoded",
+        "Attachment",
+        "Status",
+    }
+)
+
+
+def refuse_wrapped_content(root: etree._Element) -> None:
+    """Refuse what signature wrapping needs: a second `MessageHeader`, or package parts hidden
+    inside a `Signature` (in a `ds:Object`, which the enveloped signature does not cover)."""
+    headers = sum(1 for _ in descendants(root, "MessageHeader"))
+    if headers > 1:
+        raise WrappedContentError(f"{headers} MessageHeader elements; a package has one")
+    for signature in descendants(root, "Signature"):
+        for element in signature.iter():
+            if element is not signature and local_name(element) in _PACKAGE_PARTS:
+                raise WrappedContentError(f"a {local_name(element)} element inside a Signature")
+
+
+def read_document(
+    root: etree._Element, limits: EdxmlLimits, signature: SignatureElement | None
+) -> EdxmlDocument:
+    """Read a document package from a tree `parse_xml` produced, or from the part of it a
+    signature covers; `signature` is what `find_signature` found in the whole package."""
     header = first(root, "MessageHeader")
     if header is None:
         raise NotEdxmlError("no MessageHeader")
@@ -424,7 +457,6 @@ def read_document(root: etree._Element, limits: EdxmlLimits) -> EdxmlDocument:
         if target is not None and target not in replaces:
             replaces.insert(0, target)
 
-    signature = _signature(header, root)
     if signature is not None and not signature.in_dsig_namespace:
         anomalies.add(Anomaly.SIGNATURE_WRONG_NAMESPACE)
 
@@ -484,8 +516,10 @@ def read_status(root: etree._Element) -> EdxmlStatus:
 
 
 def parse_document(raw: bytes, limits: EdxmlLimits) -> EdxmlDocument:
-    """Parse and read a document package in one step."""
-    return read_document(parse_xml(raw, limits), limits)
+    """Parse and read a document package in one step, all of it (signed or not)."""
+    root = parse_xml(raw, limits)
+    refuse_wrapped_content(root)
+    return read_document(root, limits, find_signature(root))
 
 
 def parse_status(raw: bytes, limits: EdxmlLimits) -> EdxmlStatus:

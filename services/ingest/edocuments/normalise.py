@@ -28,16 +28,20 @@ from schemas.edocument import (
     Organ,
     is_regular_organ_id,
 )
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.edxml import (
     AttachmentInfo,
     OrganInfo,
+    find_signature,
     parse_date,
     parse_timestamp,
     parse_xml,
     read_document,
     read_status,
+    refuse_wrapped_content,
 )
-from services.ingest.edocuments.signature import TrustBundle, verify_pdf, verify_xml_signature
+from services.ingest.edocuments.signature import check_pdf, check_xml_signature
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.errors import (
     AttachmentTooLargeError,
     EdxmlFieldError,
@@ -116,8 +120,16 @@ def _document_id(
     return f"{issuer},{date:%Y/%m/%d},{code}", True
 
 
+_NO_BINDINGS = SignerBindings()
+
+
 def _attachment(
-    info: AttachmentInfo, *, trust: TrustBundle | None, now: datetime
+    info: AttachmentInfo,
+    *,
+    trust: TrustBundle | None,
+    bindings: SignerBindings,
+    agency: str | None,
+    now: datetime,
 ) -> EDocumentAttachment:
     signature = None
     if info.is_pdf and info.encoded is not None:
@@ -127,8 +139,10 @@ def _attachment(
             content = binascii.a2b_base64(info.encoded, strict_mode=True)
         except binascii.Error as exc:
             raise MalformedXmlError("attachment content is not base64") from exc
-        signature = verify_pdf(content, trust=trust, now=now)
+        check = check_pdf(content, trust=trust, now=now)
         del content
+        if check is not None:
+            signature = bindings.bind(check.info, check.signers, agency)
     return EDocumentAttachment(
         content_id=clean_text(info.content_id, 256)[0],
         name=clean_text(info.name, 500)[0],
@@ -148,13 +162,25 @@ def normalise_edocument(
     now: datetime,
     limits: EdxmlLimits,
     context: EventContext,
+    bindings: SignerBindings = _NO_BINDINGS,
     budget: VerificationBudget | None = None,
 ) -> EDocumentRecord:
     """Parse, check and normalise one document package; raises an `EdxmlError` subclass.
 
-    `budget`, at the HTTP intake, is what the request's other packages left of its PDF checks.
+    The signature is checked first: once its cryptography holds, every field is read from what
+    it covers (`XmlSignatureCheck.signed_root`), never from the rest of the package. A verified
+    signature (the package's and each PDF's) also needs a signer bound to the issuing agency
+    (`bindings`; none by default, so nothing is verified without them). `budget`, at the HTTP
+    intake, is what the request's other packages left of its PDF checks.
     """
-    document = read_document(parse_xml(raw, limits), limits)
+    root = parse_xml(raw, limits)
+    refuse_wrapped_content(root)
+    found = find_signature(root)
+    # A defect a package triggers in the checks is named by their stage.
+    with at_stage("signature"):
+        check = check_xml_signature(raw, found, trust=trust, now=now)
+    covered = check.signed_root if check.signed_root is not None else root
+    document = read_document(covered, limits, found)
     anomalies = set(document.anomalies)
     # Counted before any is verified: the cost is refused, not spent.
     pdfs = sum(1 for a in document.attachments if a.is_pdf and a.encoded is not None)
@@ -184,9 +210,13 @@ def normalise_edocument(
     if truncated:
         anomalies.add(Anomaly.SUBJECT_TRUNCATED)
 
+    agency = issuer.organ_id if issuer.code_valid else None
     with at_stage("signature"):
-        signature = verify_xml_signature(raw, document.signature, trust=trust, now=now)
-        attachments = tuple(_attachment(a, trust=trust, now=now) for a in document.attachments)
+        signature = bindings.bind(check.info, (check.signer,) if check.signer else (), agency)
+        attachments = tuple(
+            _attachment(a, trust=trust, bindings=bindings, agency=agency, now=now)
+            for a in document.attachments
+        )
     document_type = None
     if document.document_type_code or document.document_type_name:
         document_type = DocumentType(

@@ -17,6 +17,7 @@ from schemas.cloudevents import EventType
 from schemas.edocument import EDocumentRecord, EDocumentStatusRecord, is_regular_organ_id
 from services.common.indicators import Counted
 from services.ingest.binding import SourceBinding
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.ledger import CountOutcome, EDocumentLedger, StatusOutcome
 from services.ingest.edocuments.normalise import (
     EventContext,
@@ -24,7 +25,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import Envelope
 from services.ingest.errors import (
     ContractError,
@@ -59,13 +60,15 @@ class DocumentPipeline:
         trust: TrustBundle | None,
         limits: EdxmlLimits,
         ledger: EDocumentLedger | None = None,
-        binding: SourceBinding | None = None,
+        bindings: SignerBindings | None = None,
+        source_binding: SourceBinding | None = None,
     ) -> None:
         self._own = own_agencies
         self._trust = trust
+        self._bindings = bindings or SignerBindings()
         self._limits = limits
         self._ledger = ledger or EDocumentLedger()
-        self._binding = binding or SourceBinding({})
+        self._source_binding = source_binding or SourceBinding({})
         # Shared by the intake and the worker, which hold the same pipeline: `concurrency`
         # packages at a time, always on the same threads, so that libxml2's and OpenSSL's memory
         # is reused from one package to the next rather than held by every thread that ever ran
@@ -100,7 +103,9 @@ class DocumentPipeline:
                 raise ContractError.from_validation(
                     "the package's values are out of bounds", exc
                 ) from None
-            self._binding.check(envelope.source, self._agencies_named(record, envelope.agency))
+            self._source_binding.check(
+                envelope.source, self._agencies_named(record, envelope.agency)
+            )
         return record
 
     def _normalise(
@@ -120,6 +125,7 @@ class DocumentPipeline:
             now=now,
             limits=self._limits,
             context=context,
+            bindings=self._bindings,
             budget=budget,
         )
 

@@ -2,53 +2,58 @@
 
 Verdicts (`schemas.edocument.SignatureVerdict`):
 
-- `verified`: the signature checks out cryptographically over the whole package, and the signer's
-  certificate chains to the configured trust bundle, every certificate valid at the signing time.
-- `untrusted`: the signature checks out, but no trust bundle is configured or the chain misses it.
-- `invalid`: tampered content, a key that does not match the certificate, a certificate that cannot
-  be read or was not valid when the package was signed, or a `Signature` that is not XML-DSig.
+- `verified`: the signature checks out cryptographically over the whole package, the signer's
+  key is for signing and its certificate was valid at the signing time, and pyhanko-certvalidator
+  validated its path to the configured trust bundle (`trust.py`).
+- `untrusted`: the signature checks out, but no trust bundle is configured or no path reaches it.
+- `invalid`: tampered content, a key that does not match the certificate, a certificate that
+  cannot be read, was not valid when the package was signed or is not for signing, a path that
+  breaks its CA's constraints, or a `Signature` that is not XML-DSig.
 - `unsigned`: no `Signature` element at all.
 
 Decisions worth knowing:
 
+- What was signed is what is read: `check_xml_signature` returns signxml's verified result for
+  the whole-document reference (`XmlSignatureCheck.signed_root`) and the reader takes every field
+  from it, so a forged header hidden in the signature (a `ds:Object` is covered by no digest)
+  is never read (`edxml.refuse_wrapped_content` refuses such packages outright as well).
+- One reference must cover the whole document (`URI=""`, enveloped); a signature over part of
+  the package only is `invalid`. Extra references (up to 4: XAdES adds SignedProperties and
+  KeyInfo) must verify as well.
+- The signing time is a `SigningTime` inside signed properties (XAdES `SignedProperties`, or
+  XML-DSig `SignatureProperties`) that a verified reference covers, never later than the clock;
+  without one, the clock. An unsigned `SigningTime` is ignored: anyone could have written it, and
+  it would let an expired key keep signing "in the past". A PDF's time is its CMS signingTime
+  attribute or its signature dictionary's `/M`, both covered by its signature.
 - A signer certificate outside its validity period at the signing time makes the signature
-  `invalid`, not `untrusted`: a trust bundle cannot repair it, and counting it as merely untrusted
-  would let an expired key keep producing "signed" documents.
+  `invalid`, not `untrusted`: a trust bundle cannot repair it.
 - A `Signature` element outside the XML-DSig namespace is `invalid` (reason `wrong_namespace`), not
   `unsigned`: the sender meant to sign, and the index must not count it as signed either way. We
   never rewrite the namespace to make it verify, as that would verify something nobody signed.
-- One reference must cover the whole document (`URI=""`, enveloped), so what we read is what was
-  signed ("see what is signed"); a signature over part of the package only is `invalid`. Extra
-  references (up to 4, e.g. to the signing tool's SignatureProperties) must verify as well.
-- SHA-1 (rsa-sha1 and sha1 digests) still verifies, flagged `legacy_algorithm=True`.
-- The signing time is the package's own `SigningTime` inside the signature where present (it is
-  the signer's claim, not a trusted timestamp), never later than the verification clock; else the
-  clock. Revocation (CRL, OCSP) is not checked: no network on this path.
+- A PDF verifies only on pyHanko's bottom line: intact, trusted, and no suspicious modification
+  after signing (an incremental update that rewrites page content is `modified_after_signing`).
+- SHA-1 (rsa-sha1, sha1 digests, SHA-1 certificate signatures) still verifies, flagged
+  `legacy_algorithm=True`. Revocation (CRL, OCSP) is not checked: no network on this path.
 
-Everything here is pure apart from `load_trust_bundle`, which reads the bundle once at startup; an
-unusable bundle is a `TrustBundleError` (`services/ingest/errors.py`).
+Pure: the trust bundle is loaded by `trust.load_trust_bundle` at startup.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import io
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from pyhanko.sign.ades.report import AdESIndeterminate
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import SignatureCoverageLevel
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import (
     InvalidCertificate,
@@ -71,11 +76,22 @@ from services.ingest.edocuments.edxml import (
     SignatureElement,
     child,
     children,
+    local_name,
     parse_timestamp,
 )
-from services.ingest.errors import TrustBundleError
+from services.ingest.edocuments.trust import (
+    SIGNER_KEY_USAGE,
+    ChainVerdict,
+    SignerIdentity,
+    TrustBundle,
+    check_chain,
+    fits_for_signing,
+    path_check,
+    run_sync,
+    to_asn1,
+    validation_context,
+)
 
-_MAX_CHAIN = 8
 _MAX_REFERENCES = 4
 _MAX_CN_CHARS = 200
 
@@ -109,54 +125,6 @@ _ACCEPTED_METHODS = frozenset(m.value for m in _VERIFY_CONFIG.signature_methods)
 _ACCEPTED_DIGESTS = frozenset(d.value for d in _VERIFY_CONFIG.digest_algorithms)
 
 
-class TrustBundle:
-    """CA certificates that make a signer `verified`, loaded once and shared by every check."""
-
-    def __init__(self, certificates: Sequence[x509.Certificate]) -> None:
-        if not certificates:
-            raise TrustBundleError("the trust bundle holds no certificates")
-        self.certificates: tuple[x509.Certificate, ...] = tuple(certificates)
-        self._fingerprints = {c.fingerprint(hashes.SHA256()) for c in self.certificates}
-        self._by_subject: dict[bytes, list[x509.Certificate]] = {}
-        for certificate in self.certificates:
-            self._by_subject.setdefault(certificate.subject.public_bytes(), []).append(certificate)
-
-    @classmethod
-    def from_pem(cls, data: bytes) -> TrustBundle:
-        try:
-            return cls(x509.load_pem_x509_certificates(data))
-        except ValueError as exc:
-            raise TrustBundleError("the trust bundle is not a PEM file of certificates") from exc
-
-    def __len__(self) -> int:
-        return len(self.certificates)
-
-    def is_anchor(self, certificate: x509.Certificate) -> bool:
-        return certificate.fingerprint(hashes.SHA256()) in self._fingerprints
-
-    def anchors_for(self, issuer: x509.Name) -> list[x509.Certificate]:
-        return self._by_subject.get(issuer.public_bytes(), [])
-
-    @cached_property
-    def asn1_roots(self) -> list[Any]:
-        """The same certificates as pyHanko's validation context wants them."""
-        from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
-
-        return [asn1_x509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self.certificates]
-
-
-def load_trust_bundle(path: str | Path) -> TrustBundle:
-    """Read `GOVSYNC_TRUST_BUNDLE` (PEM CA certificates) once, at startup."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise TrustBundleError(f"cannot read the trust bundle: {exc.strerror}") from exc
-    return TrustBundle.from_pem(data)
-
-
-# --- certificates and chains ----------------------------------------------------------------
-
-
 def _valid_at(certificate: x509.Certificate, moment: datetime) -> bool:
     return certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc
 
@@ -166,76 +134,7 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
     except x509.ExtensionNotFound:
         return False
-    if not constraints.value.ca:
-        return False
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
-    except x509.ExtensionNotFound:
-        return True
-    return usage.value.key_cert_sign
-
-
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, CryptoInvalidSignature):
-        return False
-    return True
-
-
-def _uses_sha1(certificate: x509.Certificate) -> bool:
-    try:
-        algorithm = certificate.signature_hash_algorithm
-    except Exception:  # noqa: BLE001 - an unknown OID is simply not SHA-1
-        return False
-    return isinstance(algorithm, hashes.SHA1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Chain:
-    trusted: bool
-    legacy: bool
-
-
-def _chain(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    trust: TrustBundle,
-    moment: datetime,
-) -> _Chain:
-    """Walk from the signer to an anchor of `trust`, each link signed by, and valid at, `moment`.
-
-    Our own walk instead of cryptography's web-PKI verifier, which refuses the SHA-1 certificate
-    signatures older government CAs still use; that is also why `legacy` is reported.
-    """
-    legacy = False
-    current = leaf
-    seen: set[bytes] = set()
-    for _ in range(_MAX_CHAIN):
-        if trust.is_anchor(current):
-            return _Chain(trusted=True, legacy=legacy)
-        seen.add(current.fingerprint(hashes.SHA256()))
-        issuer_name = current.issuer.public_bytes()
-        candidates = [
-            *trust.anchors_for(current.issuer),
-            *(c for c in intermediates if c.subject.public_bytes() == issuer_name),
-        ]
-        for candidate in candidates:
-            if candidate.fingerprint(hashes.SHA256()) in seen and not trust.is_anchor(candidate):
-                continue
-            if (
-                _is_ca(candidate)
-                and _valid_at(candidate, moment)
-                and _issued_by(current, candidate)
-            ):
-                legacy = legacy or _uses_sha1(current)
-                if trust.is_anchor(candidate):
-                    return _Chain(trusted=True, legacy=legacy)
-                current = candidate
-                break
-        else:
-            return _Chain(trusted=False, legacy=legacy)
-    return _Chain(trusted=False, legacy=legacy)
+    return constraints.value.ca
 
 
 def _signer_cn(certificate: x509.Certificate) -> str | None:
@@ -273,13 +172,27 @@ def _pick_leaf(certificates: Sequence[x509.Certificate]) -> x509.Certificate:
     return certificates[0]
 
 
-def _signing_time(signature: etree._Element, now: datetime) -> datetime:
-    for element in signature.iter("{*}SigningTime"):
-        claimed = parse_timestamp(element.text)
-        if claimed is not None:
-            # A claim from the future cannot be true; the clock is the better bound.
-            return min(claimed.astimezone(UTC), now.astimezone(UTC))
-    return now.astimezone(UTC)
+# What XML-DSig and XAdES put signed properties in; a SigningTime counts only inside one of them
+# that a reference of the signature covers.
+_PROPERTY_CONTAINERS = frozenset({"SignedProperties", "SignatureProperties", "SignatureProperty"})
+
+
+def _signed_signing_time(covered: Sequence[etree._Element | None]) -> datetime | None:
+    """The first `SigningTime` in the signed properties among `covered` (what each reference
+    covers, as signxml verified it); None when no signed property states one."""
+    for part in covered:
+        if part is None or local_name(part) not in _PROPERTY_CONTAINERS:
+            continue
+        for element in part.iter("{*}SigningTime"):
+            claimed = parse_timestamp(element.text)
+            if claimed is None:
+                continue
+            try:
+                return claimed.astimezone(UTC)
+            except OverflowError:
+                # Year 1 with a positive offset, or 9999 with a negative one.
+                return None
+    return None
 
 
 # --- XML-DSig -------------------------------------------------------------------------------
@@ -306,6 +219,23 @@ def _covers_whole_document(reference: etree._Element) -> bool:
     return reference.get("URI") in _WHOLE_DOCUMENT_URIS and _ENVELOPED in transforms
 
 
+@dataclass(frozen=True, slots=True)
+class XmlSignatureCheck:
+    """The verdict, and the package as the signature covers it.
+
+    `signed_root` is signxml's verified result for the whole-document reference: the package
+    with the enveloped `Signature` taken out, re-parsed from the canonical bytes the digest was
+    computed over. Set when the cryptography checked out (`verified` or `untrusted`); a reader
+    takes the header and attachments from it, so nothing the signature does not cover (a
+    `ds:Object`, say) can stand in for them.
+    """
+
+    info: SignatureInfo
+    signed_root: etree._Element | None = None
+    signer: SignerIdentity | None = None
+    """Who signed, when `verified` (for `binding.SignerBindings`)."""
+
+
 def verify_xml_signature(
     raw: bytes,
     signature: SignatureElement | None,
@@ -313,146 +243,227 @@ def verify_xml_signature(
     trust: TrustBundle | None,
     now: datetime,
 ) -> SignatureInfo:
+    """The verdict alone (see `check_xml_signature`)."""
+    return check_xml_signature(raw, signature, trust=trust, now=now).info
+
+
+def check_xml_signature(
+    raw: bytes,
+    signature: SignatureElement | None,
+    *,
+    trust: TrustBundle | None,
+    now: datetime,
+) -> XmlSignatureCheck:
     """The verdict on a package's enveloped XML-DSig signature; never raises for a bad signature.
 
     `raw` are the package bytes exactly as received (what was signed); `signature` is what
-    `edxml.read_document` found; `now` is the verification clock.
+    `edxml.find_signature` found; `now` is the verification clock.
     """
     if signature is None:
-        return SignatureInfo(verdict=SignatureVerdict.UNSIGNED)
+        return XmlSignatureCheck(SignatureInfo(verdict=SignatureVerdict.UNSIGNED))
+    return _check_xml(raw, signature, trust=trust, now=now)
+
+
+def _check_xml(
+    raw: bytes, signature: SignatureElement, *, trust: TrustBundle | None, now: datetime
+) -> XmlSignatureCheck:
     if not signature.in_dsig_namespace:
-        return _invalid(UnverifiedReason.WRONG_NAMESPACE)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.WRONG_NAMESPACE))
     element = signature.element
     signed_info = child(element, "SignedInfo")
     method = child(signed_info, "SignatureMethod")
     references = children(signed_info, "Reference")
     if signed_info is None or method is None or not 1 <= len(references) <= _MAX_REFERENCES:
-        return _invalid(UnverifiedReason.MALFORMED)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.MALFORMED))
     algorithm = _SIGNATURE_ALGORITHMS.get(method.get("Algorithm", ""), SignatureAlgorithm.OTHER)
     digests = {d.get("Algorithm", "") for d in signed_info.iter(f"{{{DSIG_NS}}}DigestMethod")}
     legacy = algorithm in _LEGACY_SIGNATURE or _SHA1_DIGEST in digests
     known: dict[str, Any] = {"algorithm": algorithm, "legacy_algorithm": legacy}
     if method.get("Algorithm") not in _ACCEPTED_METHODS or not digests <= _ACCEPTED_DIGESTS:
-        return _invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.UNSUPPORTED_ALGORITHM, **known))
 
     # Further references (signing tools add one for their SignatureProperties) are verified too,
     # but one of them must cover the whole package.
-    if not any(_covers_whole_document(reference) for reference in references):
-        return _invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known)
+    whole = [i for i, reference in enumerate(references) if _covers_whole_document(reference)]
+    if not whole:
+        return XmlSignatureCheck(_invalid(UnverifiedReason.REFERENCE_NOT_WHOLE_DOCUMENT, **known))
 
     certificates = _load_certificates(element)
     if certificates is None:
-        return _invalid(UnverifiedReason.CERTIFICATE_UNPARSEABLE, **known)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.CERTIFICATE_UNPARSEABLE, **known))
     if not certificates:
-        return _invalid(UnverifiedReason.NO_CERTIFICATE, **known)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.NO_CERTIFICATE, **known))
     leaf = _pick_leaf(certificates)
-    moment = _signing_time(element, now)
-    known |= {"signer_cn": _signer_cn(leaf), "signing_time": moment}
-    if not _valid_at(leaf, moment):
-        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+    known["signer_cn"] = _signer_cn(leaf)
 
-    # The leaf is handed to signxml as the key to use, so signxml checks only the cryptography
-    # here; trust is decided by `_chain` against our bundle, with SHA-1 chains allowed.
+    # The leaf is handed to signxml as the key to use, so signxml checks only the cryptography:
+    # its validity clock is put inside the certificate's validity, because the time that counts
+    # is known only once the signed properties are verified. Validity and trust are ours below.
     config = SignatureConfiguration(
         require_x509=_VERIFY_CONFIG.require_x509,
         location=_VERIFY_CONFIG.location,
         expect_references=_VERIFY_CONFIG.expect_references,
         signature_methods=_VERIFY_CONFIG.signature_methods,
         digest_algorithms=_VERIFY_CONFIG.digest_algorithms,
-        verification_time=moment,
+        verification_time=leaf.not_valid_before_utc,
     )
     try:
-        XMLVerifier().verify(raw, x509_cert=leaf, parser=_hardened_parser(), expect_config=config)
+        results = XMLVerifier().verify(
+            raw, x509_cert=leaf, parser=_hardened_parser(), expect_config=config
+        )
     except InvalidDigest:
-        return _invalid(UnverifiedReason.DIGEST_MISMATCH, **known)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.DIGEST_MISMATCH, **known))
     except InvalidCertificate:
-        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+        return XmlSignatureCheck(
+            _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+        )
     except XmlInvalidSignature:
-        return _invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known))
     except (InvalidInput, SignXMLException, ValueError, etree.LxmlError):
         # signxml's schema check and lxml raise these for structurally broken signatures.
-        return _invalid(UnverifiedReason.MALFORMED, **known)
+        return XmlSignatureCheck(_invalid(UnverifiedReason.MALFORMED, **known))
+    # One result per reference, in SignedInfo's order (signxml verified that SignedInfo).
+    verified = results if isinstance(results, list) else [results]
+    if len(verified) != len(references) or verified[whole[0]].signed_xml is None:
+        return XmlSignatureCheck(_invalid(UnverifiedReason.MALFORMED, **known))
+    signed_root = verified[whole[0]].signed_xml
+    covered = [r.signed_xml for i, r in enumerate(verified) if i != whole[0]]
+
+    # Only a time the signature itself vouches for; an unsigned claim could be anything, and
+    # would let an expired key keep signing "in the past". Never later than the clock.
+    claimed = _signed_signing_time(covered)
+    moment = min(claimed, now.astimezone(UTC)) if claimed is not None else now.astimezone(UTC)
+    known["signing_time"] = moment
+    if not _valid_at(leaf, moment):
+        expired = _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+        return XmlSignatureCheck(expired, signed_root)
+    if not fits_for_signing(to_asn1(leaf)):
+        return XmlSignatureCheck(
+            _invalid(UnverifiedReason.KEY_NOT_FOR_SIGNING, **known), signed_root
+        )
 
     if trust is None:
-        return SignatureInfo(
+        info = SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.NO_TRUST_BUNDLE, **known
         )
-    intermediates = [c for c in certificates if c is not leaf]
-    chain = _chain(leaf, intermediates, trust, moment)
-    known["legacy_algorithm"] = legacy or chain.legacy
-    if not chain.trusted:
-        return SignatureInfo(
+        return XmlSignatureCheck(info, signed_root)
+    chain = check_chain(leaf, [c for c in certificates if c is not leaf], trust, moment)
+    if chain.verdict is ChainVerdict.INVALID:
+        return XmlSignatureCheck(_invalid(UnverifiedReason.CHAIN_INVALID, **known), signed_root)
+    if chain.verdict is ChainVerdict.NOT_TRUSTED:
+        info = SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.CHAIN_NOT_TRUSTED, **known
         )
-    return SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known)
+        return XmlSignatureCheck(info, signed_root)
+    known["legacy_algorithm"] = legacy or chain.legacy
+    verified_info = SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known)
+    return XmlSignatureCheck(verified_info, signed_root, chain.signer)
 
 
 # --- signed PDFs ----------------------------------------------------------------------------
 
 
-def _validate_pdf_signatures(pdf: bytes, trust: TrustBundle | None, now: datetime) -> Any:
-    """pyHanko's statuses for each embedded signature (runs an event loop of its own)."""
+# pyHanko rebuilds the constraints it is given and then requires an EKU whenever a purpose is
+# listed, so it checks the key usage only; `fits_for_signing` applies the whole policy after.
+_PDF_KEY_USAGE = KeyUsageConstraints(key_usage=SIGNER_KEY_USAGE.key_usage)
+
+
+async def _validate_pdf_signatures(
+    pdf: bytes, trust: TrustBundle | None, now: datetime
+) -> list[tuple[Any, datetime]]:
+    """pyHanko's status for each embedded signature, with the time it was checked at."""
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
+    from pyhanko.sign.validation import async_validate_pdf_signature
 
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     statuses = []
     for embedded in reader.embedded_signatures:
+        # Signed either way: the CMS signingTime attribute, else the signature dictionary's /M,
+        # which lies inside the signed byte range.
         claimed = embedded.self_reported_timestamp
         moment = min(claimed, now) if claimed is not None else now
-        context = ValidationContext(
-            trust_roots=trust.asn1_roots if trust is not None else [],
-            moment=moment,
-            allow_fetching=False,
-            revocation_mode="soft-fail",
+        status = await async_validate_pdf_signature(
+            embedded, validation_context(trust, moment), key_usage_settings=_PDF_KEY_USAGE
         )
-        statuses.append(validate_pdf_signature(embedded, context))
+        statuses.append((status, moment))
     return statuses
 
 
+@dataclass(frozen=True, slots=True)
+class PdfSignatureCheck:
+    """The worst verdict over a PDF's embedded signatures, and who made the verified ones."""
+
+    info: SignatureInfo
+    signers: tuple[SignerIdentity, ...] = ()
+
+
 def verify_pdf(pdf: bytes, *, trust: TrustBundle | None, now: datetime) -> SignatureInfo | None:
+    """The verdict alone (see `check_pdf`)."""
+    check = check_pdf(pdf, trust=trust, now=now)
+    return check.info if check is not None else None
+
+
+def check_pdf(pdf: bytes, *, trust: TrustBundle | None, now: datetime) -> PdfSignatureCheck | None:
     """The verdict on a PDF's embedded signatures (the worst of them); None when it has none."""
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _run_pdf_checks(pdf, trust, now)
-    # pyHanko's synchronous API starts an event loop, which cannot nest in a running one.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-verify") as pool:
-        return pool.submit(_run_pdf_checks, pdf, trust, now).result()
-
-
-def _run_pdf_checks(pdf: bytes, trust: TrustBundle | None, now: datetime) -> SignatureInfo | None:
-    try:
-        statuses = _validate_pdf_signatures(pdf, trust, now)
+        statuses = run_sync(_validate_pdf_signatures(pdf, trust, now))
     except Exception:  # noqa: BLE001 - pyHanko raises many types for a broken PDF; all mean invalid
-        return _invalid(UnverifiedReason.MALFORMED)
+        return PdfSignatureCheck(_invalid(UnverifiedReason.MALFORMED))
     if not statuses:
         return None
-    verdicts = [_pdf_verdict(status, trust, now) for status in statuses]
+    checks = [_pdf_verdict(status, moment, trust) for status, moment in statuses]
     order = [SignatureVerdict.INVALID, SignatureVerdict.UNTRUSTED, SignatureVerdict.VERIFIED]
-    return min(verdicts, key=lambda info: order.index(info.verdict))
+    worst = min((info for info, _ in checks), key=lambda info: order.index(info.verdict))
+    return PdfSignatureCheck(worst, tuple(signer for _, signer in checks if signer is not None))
 
 
-def _pdf_verdict(status: Any, trust: TrustBundle | None, now: datetime) -> SignatureInfo:
+def _pdf_verdict(
+    status: Any, moment: datetime, trust: TrustBundle | None
+) -> tuple[SignatureInfo, SignerIdentity | None]:
+    info = _pdf_info(status, moment, trust)
+    if info.verdict is not SignatureVerdict.VERIFIED:
+        return info, None
+    return info, path_check(status.validation_path).signer
+
+
+def _pdf_info(status: Any, moment: datetime, trust: TrustBundle | None) -> SignatureInfo:
     legacy = "sha1" in str(getattr(status, "md_algorithm", "")).lower()
     cn = None
     signer = getattr(status, "signing_cert", None)
     if signer is not None:
         cn = mask_personal_data(str(signer.subject.native.get("common_name", "")))[:_MAX_CN_CHARS]
-    known: dict[str, Any] = {
-        "legacy_algorithm": legacy,
-        "signer_cn": cn or None,
-        "signing_time": min(claimed, now) if (claimed := status.signer_reported_dt) else now,
-    }
-    if not (status.intact and status.valid):
+    known: dict[str, Any] = {"legacy_algorithm": legacy, "signer_cn": cn or None}
+    try:
+        known["signing_time"] = moment.astimezone(UTC)
+    except OverflowError:
+        return _invalid(UnverifiedReason.MALFORMED, **known)
+    if not (status.intact and status.valid) or signer is None:
         return _invalid(UnverifiedReason.SIGNATURE_MISMATCH, **known)
+    # pyHanko's difference analysis of the revisions after the signed one: an incremental update
+    # that rewrites page content (anything beyond form filling and annotations) is suspicious.
+    if status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+        return _invalid(UnverifiedReason.MODIFIED_AFTER_SIGNING, **known)
+    if status.modification_level is not None and not status.docmdp_ok:
+        return _invalid(UnverifiedReason.MODIFIED_AFTER_SIGNING, **known)
+    if not signer.not_valid_before <= moment <= signer.not_valid_after:
+        return _invalid(UnverifiedReason.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME, **known)
+    if not fits_for_signing(signer):
+        return _invalid(UnverifiedReason.KEY_NOT_FOR_SIGNING, **known)
     if trust is None:
         return SignatureInfo(
             verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.NO_TRUST_BUNDLE, **known
         )
-    if not status.trusted:
-        return SignatureInfo(
-            verdict=SignatureVerdict.UNTRUSTED, reason=UnverifiedReason.CHAIN_NOT_TRUSTED, **known
-        )
+    if not status.trusted or status.validation_path is None:
+        if status.trust_problem_indic is AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
+            return SignatureInfo(
+                verdict=SignatureVerdict.UNTRUSTED,
+                reason=UnverifiedReason.CHAIN_NOT_TRUSTED,
+                **known,
+            )
+        return _invalid(UnverifiedReason.CHAIN_INVALID, **known)
+    if not status.bottom_line:
+        # Left by the checks above: the field's seed-value constraints or a timestamp token.
+        return _invalid(UnverifiedReason.PDF_POLICY_FAILED, **known)
+    chain = path_check(status.validation_path)
+    known["legacy_algorithm"] = legacy or chain.legacy
     return SignatureInfo(verdict=SignatureVerdict.VERIFIED, **known)

@@ -373,7 +373,7 @@ def stream() -> list[Case]:
 
 
 async def test_mixed_stream(kafka_settings: KafkaSettings, unique: str) -> None:
-    settings = ingest_settings(kafka_settings, unique)
+    settings = ingest_settings(kafka_settings, unique, label_agencies=frozenset({A, B}))
     cases = stream()
     await create_topics(kafka_settings, settings.topic_dossier, partitions=3)
     await produce(kafka_settings, settings.topic_dossier, (c.sent for c in cases))

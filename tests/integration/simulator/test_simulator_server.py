@@ -138,3 +138,54 @@ async def _check_ndxp(c: httpx.AsyncClient, running: RunningSimulator, code: str
     assert refused.json()["errorCode"] == 500
     assert (await c.get("/_sim/ndxp/dossiers/HS-4")).json()["status"] == 2
     assert running.simulator.state.tokens_issued == 1
+
+
+async def _lookup(c: httpx.AsyncClient, session: str, code: str) -> list[dict[str, object]]:
+    answer = await c.post(
+        "/portal/api/share",
+        json={"session": session, "madonvi": "000.00.10.H29", "service": "TraCuuHoSo",
+              "isUpdating": "False", "data": {"mahoso": code}},
+    )  # fmt: skip
+    body = answer.json()
+    assert body["error_code"] == 0
+    rows: list[dict[str, object]] = body["result"]
+    return rows
+
+
+async def test_lookup_answers_what_the_portal_holds_through_loss_and_staleness() -> None:
+    sim = Simulator(seed=4)
+    async with running_simulator(sim) as running, httpx.AsyncClient(base_url=running.base_url) as c:
+        session = await _login(c)
+        codes = [f"HS-L{n}" for n in range(40)]
+        for code in codes:
+            item = {"MaHoSo": code, "TrangThaiHoSo": 2, "NgayTiepNhan": "20250701080000"}
+            await c.post("/portal/api/integration", json=_envelope(session, [item], updating=False))
+        step = {"MaHoSo": "HS-L0", "ThoiDiemXuLy": "20250702080000", "TrangThai": 4}
+        await c.post(
+            "/portal/api/integration",
+            json=_envelope(session, [step], updating=False) | {"service": "CapNhatTienDoHoSoMC"},
+        )
+        [row] = await _lookup(c, session, "HS-L0")
+        assert (row["MaHoSo"], row["TrangThaiHoSo"], row["NgayTiepNhan"]) == (
+            "HS-L0",
+            4,
+            "20250701080000",
+        )
+        assert await _lookup(c, session, "HS-NONE") == []
+
+        faults = await c.post("/_sim/faults", json={"lose_share": 0.2, "stale_share": 0.2})
+        assert faults.json()["lose_share"] == 0.2
+        for code in codes:
+            item = {"MaHoSo": code, "TrangThaiHoSo": 9, "NgayTiepNhan": "20250701080000"}
+            await c.post("/portal/api/integration", json=_envelope(session, [item], updating=True))
+        damaged = (await c.get("/_sim/portal/damaged")).json()
+        assert damaged["lost"]
+        assert damaged["stale"]
+        for code in codes:
+            rows = await _lookup(c, session, code)
+            if code in damaged["lost"]:
+                assert rows == [], code
+            elif code in damaged["stale"]:
+                assert rows[0]["TrangThaiHoSo"] == (4 if code == "HS-L0" else 2), code
+            else:
+                assert rows[0]["TrangThaiHoSo"] == 9, code

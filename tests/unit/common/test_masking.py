@@ -25,6 +25,15 @@ from services.common.masking import mask_personal_data
             "offset 12345 partition 3", "offset 12345 partition 3", id="short-numbers-kept"
         ),
         pytest.param("20261102100000", "<number>", id="long-digit-runs-masked-too"),
+        pytest.param("CCCD001204012345", "CCCD<number>", id="glued-to-a-word"),
+        pytest.param("hoso_001204012345.pdf", "hoso_<number>.pdf", id="in-a-file-name"),
+        pytest.param("001204012345A", "<number>A", id="letter-after"),
+        pytest.param("sdt0912 345 678", "sdt<number>", id="letter-before-spaced"),
+        pytest.param("0912  345 678", "<number>", id="two-spaces"),
+        pytest.param("0912/345/678", "<number>", id="slashes"),
+        pytest.param("(091) 234 5678", "<number>", id="area-code-in-parentheses"),
+        pytest.param("a" + "7" * 40 + "b", "a<number>b", id="forty-digits"),
+        pytest.param("2026-11-02T08:00:00+07:00", "2026-11-02T08:00:00+07:00", id="iso-times-kept"),
     ],
 )
 def test_masking(text: str, expected: str) -> None:

@@ -8,10 +8,12 @@ from schemas.dossier import Channel, Timeliness
 from services.common.indicators import Indicators
 from services.ingest.metrics import IngestMetrics
 
+AGENCY = "000.00.00.G22"
+
 
 def test_zeros_are_exported_up_front() -> None:
     registry = CollectorRegistry()
-    IngestMetrics(registry, agency_limit=10, agencies=["000.00.00.G22"])
+    IngestMetrics(registry, agencies=["000.00.00.G22"])
     value = registry.get_sample_value(
         "govsync_dossiers_received_total", {"agency": "000.00.00.G22", "channel": "online"}
     )
@@ -26,10 +28,10 @@ def test_zeros_are_exported_up_front() -> None:
 
 def test_count_indicators() -> None:
     registry = CollectorRegistry()
-    metrics = IngestMetrics(registry, agency_limit=10)
+    metrics = IngestMetrics(registry, agencies=[AGENCY])
     metrics.count(
         Indicators(
-            agency="A",
+            agency=AGENCY,
             received=True,
             received_channel=Channel.POSTAL,
             finished=Timeliness.LATE,
@@ -38,11 +40,11 @@ def test_count_indicators() -> None:
             paid_online=True,
         )
     )
-    metrics.count(Indicators(agency="A", received=True, received_channel=None))
+    metrics.count(Indicators(agency=AGENCY, received=True, received_channel=None))
     get = registry.get_sample_value
-    assert get("govsync_dossiers_received_total", {"agency": "A", "channel": "postal"}) == 1
-    assert get("govsync_dossiers_received_total", {"agency": "A", "channel": "unknown"}) == 1
-    assert get("govsync_dossiers_finished_total", {"agency": "A", "timeliness": "late"}) == 1
-    assert get("govsync_dossiers_digitised_total", {"agency": "A"}) == 1
-    assert get("govsync_dossiers_fee_bearing_total", {"agency": "A"}) == 1
-    assert get("govsync_dossiers_paid_online_total", {"agency": "A"}) == 1
+    assert get("govsync_dossiers_received_total", {"agency": AGENCY, "channel": "postal"}) == 1
+    assert get("govsync_dossiers_received_total", {"agency": AGENCY, "channel": "unknown"}) == 1
+    assert get("govsync_dossiers_finished_total", {"agency": AGENCY, "timeliness": "late"}) == 1
+    assert get("govsync_dossiers_digitised_total", {"agency": AGENCY}) == 1
+    assert get("govsync_dossiers_fee_bearing_total", {"agency": AGENCY}) == 1
+    assert get("govsync_dossiers_paid_online_total", {"agency": AGENCY}) == 1

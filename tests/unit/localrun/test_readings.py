@@ -24,6 +24,7 @@ from services.localrun.scrape import parse
 from services.localrun.traffic.truth import AgencyTally, GroundTruth
 from services.localrun.traffic.truth import Outcome as Expected
 from services.localrun.view import Endpoints, ViewState, shown_agencies
+from services.sync.acked import AckState
 from services.sync.metrics import SyncMetrics
 
 AGENCY = "000.00.20.H57"
@@ -31,7 +32,7 @@ AGENCY = "000.00.20.H57"
 
 def ingest_text() -> str:
     registry = CollectorRegistry()
-    metrics = IngestMetrics(registry, agency_limit=10, agencies=[AGENCY])
+    metrics = IngestMetrics(registry, agencies=[AGENCY])
     metrics.count(Indicators(AGENCY, Channel.ONLINE, received=True, digitised=True))
     metrics.count(Indicators(AGENCY, Channel.IN_PERSON, received=True, fee_bearing=True))
     metrics.count(Indicators(AGENCY, paid_online=True, finished=Timeliness.ON_TIME))
@@ -44,14 +45,16 @@ def ingest_text() -> str:
 
 def sync_text(target: str) -> str:
     registry = CollectorRegistry()
-    metrics = SyncMetrics(registry, target)
+    metrics = SyncMetrics(registry, target, agencies=[AGENCY])
     for _ in range(4):
         metrics.record("acknowledged")
     metrics.record("skipped_stale")
     for seconds in (0.05, 0.2, 0.3, 0.7):
         metrics.latency.labels(target).observe(seconds)
-    metrics.first_synced(AGENCY)
-    metrics.first_synced(AGENCY)
+    held = AckState(2, header=True, received=True, agency=AGENCY)
+    metrics.synced_moved(None, held)
+    metrics.synced_moved(None, held)
+    metrics.synced_moved(None, AckState(1, header=False, received=True, agency=AGENCY))
     return generate_latest(registry).decode()
 
 
@@ -120,7 +123,7 @@ def test_rates_follow_the_formulas() -> None:
 
 def test_edocument_metrics_become_tallies_apart_from_the_dossier_flow() -> None:
     registry = CollectorRegistry()
-    metrics = IngestMetrics(registry, agency_limit=10, agencies=[AGENCY])
+    metrics = IngestMetrics(registry, agencies=[AGENCY])
     for direction, verdict, n in (
         (Direction.OUTGOING, SignatureVerdict.VERIFIED, 3),
         (Direction.OUTGOING, SignatureVerdict.INVALID, 1),

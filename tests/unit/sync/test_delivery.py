@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind, Timeliness
+from services.sync.acked import AckLedger, AckState
 from services.sync.delivery import (
-    AckLedger,
     BackoffPolicy,
     CircuitBreaker,
     Dispatcher,
@@ -73,9 +74,16 @@ class FakeOutcomes:
         self.stale: list[int] = []
         self.retries: list[float] = []
 
-    async def acknowledged(self, work: Work, *, first: bool) -> None:
+    async def acknowledged(
+        self,
+        work: Work,
+        before: AckState | None,
+        after: AckState,
+        *,
+        released: Sequence[Work] = (),
+    ) -> None:
         assert work.record is not None
-        self.acked.append((work.record.dossier_code, work.record.revision, first))
+        self.acked.append((work.record.dossier_code, work.record.revision, before is None))
 
     async def dead_lettered(self, work: Work, error: PermanentError) -> None:
         self.dead.append((work.offset, type(error).__name__))
@@ -150,7 +158,7 @@ async def test_each_dossier_in_revision_order_and_concurrency_bounded() -> None:
 
 async def test_stale_and_duplicate_revisions_are_skipped() -> None:
     ledger = AckLedger()
-    ledger.load(0, {"A": 3})
+    ledger.load(0, {"A": AckState(3)})
     dispatcher, destination, outcomes = make(ledger=ledger)
     for offset, revision in enumerate([2, 3, 4, 4]):
         dispatcher.submit(Work(0, offset, "A", rec("A", revision)))
@@ -242,11 +250,18 @@ class SlowAcks(FakeOutcomes):
         super().__init__()
         self.written = asyncio.Event()
 
-    async def acknowledged(self, work: Work, *, first: bool) -> None:
+    async def acknowledged(
+        self,
+        work: Work,
+        before: AckState | None,
+        after: AckState,
+        *,
+        released: Sequence[Work] = (),
+    ) -> None:
         assert work.record is not None
         if work.record.dossier_code == "A":
             await self.written.wait()
-        await super().acknowledged(work, first=first)
+        await super().acknowledged(work, before, after, released=released)
 
 
 async def test_recording_an_acknowledgement_does_not_hold_a_slot() -> None:

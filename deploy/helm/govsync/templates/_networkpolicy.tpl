@@ -17,7 +17,8 @@ One egress rule: TCP ports to peers. An empty peer list means any destination on
 {{/*
 The NetworkPolicy of one component: ingress from monitoring (and, for ingest, the callers of
 /v1/events), egress to DNS, Kafka and the component's destinations only.
-Call with (dict "ctx" $ "component" "sync-portal" "destinations" (list "portal") "callers" false).
+Call with (dict "ctx" $ "component" "sync-portal" "destinations" (list "portal") "callers" false);
+"callersKey" names the networkPolicy entry of the callers (default ingestCallers).
 */}}
 {{- define "govsync.networkPolicy" -}}
 {{- $np := .ctx.Values.networkPolicy }}
@@ -45,9 +46,10 @@ spec:
         - port: http
           protocol: TCP
     {{- end }}
-    {{- if and .callers $np.ingestCallers.peers }}
+    {{- $callers := index $np (default "ingestCallers" .callersKey) }}
+    {{- if and .callers $callers.peers }}
     - from:
-        {{- toYaml $np.ingestCallers.peers | nindent 8 }}
+        {{- toYaml $callers.peers | nindent 8 }}
       ports:
         - port: http
           protocol: TCP

@@ -30,7 +30,8 @@ password, the TLS key password and the admin token. Credentials never live in va
 {{/*
 The pod template of one component. Call with
 (dict "ctx" $ "component" "sync-portal" "cfg" .Values.sync.portal "args" (list "sync" "--target" "portal")
-      "configFile" "/sync/configmap.yaml" "configMap" "<name>" "secretEnv" "<yaml list>")
+      "configFile" "/sync/configmap.yaml" "configMap" "<name>" "secretEnv" "<yaml list>"
+      ["mounts" "<yaml list>" "volumes" "<yaml list>"])
 */}}
 {{- define "govsync.podTemplate" -}}
 {{- $ctx := .ctx }}
@@ -132,6 +133,9 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- with .mounts }}
+        {{- . | trim | nindent 8 }}
+        {{- end }}
         {{- if $ctx.Values.kafka.tls.existingSecret }}
         - name: kafka-tls
           mountPath: /etc/govsync/kafka-tls
@@ -147,6 +151,9 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: {{ $pod.tmpSizeLimit }}
+    {{- with .volumes }}
+    {{- . | trim | nindent 4 }}
+    {{- end }}
     {{- with $ctx.Values.kafka.tls.existingSecret }}
     - name: kafka-tls
       secret:

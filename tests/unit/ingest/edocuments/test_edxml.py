@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,7 @@ from services.ingest.errors import (
     HostileXmlError,
     MalformedXmlError,
     NotEdxmlError,
+    WrappedContentError,
     XmlTooDeepError,
     XmlTooLargeError,
 )
@@ -165,6 +167,54 @@ def test_not_base64_attachment_is_malformed() -> None:
 def test_xml_without_message_header_is_not_edxml() -> None:
     with pytest.raises(NotEdxmlError):
         parse_document(b"<root><x/></root>", LIMITS)
+
+
+_DS = b'xmlns:ds="http://www.w3.org/2000/09/xmldsig#"'
+
+
+def _header_twice(raw: bytes) -> bytes:
+    start = raw.index(b"<edXML:MessageHeader>")
+    end = raw.index(b"</edXML:MessageHeader>") + len(b"</edXML:MessageHeader>")
+    return raw[:end] + raw[start:end] + raw[end:]
+
+
+def _in_signature(part: bytes) -> Callable[[bytes], bytes]:
+    def wrap(raw: bytes) -> bytes:
+        signature = (
+            b"<ds:Signature " + _DS + b"><ds:Object>" + part + b"</ds:Object></ds:Signature>"
+        )
+        return raw.replace(b"</edXML:edXMLHeader>", signature + b"</edXML:edXMLHeader>", 1)
+
+    return wrap
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(_header_twice, id="two-message-headers"),
+        pytest.param(
+            _in_signature(b"<edXML:MessageHeader/>"), id="message-header-inside-signature"
+        ),
+        pytest.param(
+            _in_signature(b"<Attachment><ContentId>x</ContentId></Attachment>"),
+            id="attachment-inside-signature",
+        ),
+        pytest.param(
+            _in_signature(b"<Bussiness><BussinessDocType>1</BussinessDocType></Bussiness>"),
+            id="business-inside-signature",
+        ),
+    ],
+)
+def test_wrapped_content_is_refused(forge: Callable[[bytes], bytes]) -> None:
+    raw = forge(build_document())
+    with pytest.raises(WrappedContentError) as refused:
+        parse_document(raw, LIMITS)
+    assert refused.value.reason == "wrapped_content"
+
+
+def test_a_signature_with_only_its_own_parts_is_not_wrapped_content() -> None:
+    raw = _in_signature(b"<ds:SignatureProperties/>")(build_document())
+    assert parse_document(raw, LIMITS).signature is not None
 
 
 @pytest.mark.parametrize("soap", [pytest.param(False, id="edxml"), pytest.param(True, id="soap")])

@@ -11,9 +11,16 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.settings import EdxmlLimits
-from tests.support.edxml_corpus import ISSUER, NOW, OWN_AGENCIES, build_document, build_status
+from tests.support.edxml_corpus import (
+    ISSUER,
+    NOW,
+    OWN_AGENCIES,
+    bindings,
+    build_document,
+    build_status,
+)
 from tests.support.pki import make_pki, sign_edxml
 
 LIMITS = EdxmlLimits()
@@ -22,7 +29,13 @@ CONTEXT = EventContext(source="urn:test:edoc", event_id="e-1", event_time=NOW)
 
 def _normalise(raw: bytes, trust: TrustBundle | None) -> EDocumentRecord:
     return normalise_edocument(
-        raw, own_agencies=OWN_AGENCIES, trust=trust, now=NOW, limits=LIMITS, context=CONTEXT
+        raw,
+        own_agencies=OWN_AGENCIES,
+        trust=trust,
+        now=NOW,
+        limits=LIMITS,
+        context=CONTEXT,
+        bindings=bindings(),
     )
 
 

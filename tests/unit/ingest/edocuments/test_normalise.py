@@ -21,7 +21,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument,
     normalise_edocument_status,
 )
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.errors import EdxmlError, EdxmlFieldError
 from services.ingest.settings import EdxmlLimits
 from tests.support.edxml_corpus import (
@@ -31,6 +31,7 @@ from tests.support.edxml_corpus import (
     RECIPIENT,
     Attachment,
     Case,
+    bindings,
     build_document,
     build_status,
     corpus,
@@ -45,7 +46,13 @@ def _normalise(
     raw: bytes, trust: TrustBundle | None, own: frozenset[str] = OWN_AGENCIES
 ) -> EDocumentRecord:
     return normalise_edocument(
-        raw, own_agencies=own, trust=trust, now=NOW, limits=LIMITS, context=CONTEXT
+        raw,
+        own_agencies=own,
+        trust=trust,
+        now=NOW,
+        limits=LIMITS,
+        context=CONTEXT,
+        bindings=bindings(),
     )
 
 

@@ -9,16 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from schemas.edocument import SignatureAlgorithm, SignatureVerdict, UnverifiedReason
-from services.ingest.edocuments.edxml import parse_document
+from schemas.edocument import BusinessType, SignatureAlgorithm, SignatureVerdict, UnverifiedReason
+from services.ingest.edocuments.edxml import (
+    find_signature,
+    parse_document,
+    parse_xml,
+    read_document,
+)
 from services.ingest.edocuments.signature import (
-    TrustBundle,
-    load_trust_bundle,
+    check_xml_signature,
     verify_pdf,
     verify_xml_signature,
 )
+from services.ingest.edocuments.trust import TrustBundle, load_trust_bundle
 from services.ingest.errors import TrustBundleError
 from services.ingest.settings import EdxmlLimits
+from services.localrun.pki import Identity
 from tests.support.edxml_corpus import (
     NOW,
     build_document,
@@ -28,9 +34,13 @@ from tests.support.edxml_corpus import (
 )
 from tests.support.pki import (
     EXPIRED_NOT_AFTER,
+    OtherSigners,
     Pki,
+    make_other_signers,
     make_pki,
+    rewrite_page_after_signing,
     sign_edxml,
+    sign_xades,
     signed_pdf,
     tamper_pdf,
     unsigned_pdf,
@@ -164,20 +174,72 @@ def test_verified_details_carry_no_personal_data(pki: Pki, bundle: TrustBundle) 
     assert info.signing_time == NOW  # type: ignore[attr-defined]
 
 
-def test_signing_time_from_package_is_used(pki: Pki, bundle: TrustBundle) -> None:
-    """Signed while valid, checked after expiry: the package's SigningTime decides."""
+def test_an_unsigned_signing_time_is_ignored(pki: Pki, bundle: TrustBundle) -> None:
+    """A SigningTime no reference covers is anyone's claim: the clock decides, and the expired
+    certificate does not verify."""
+    raw = sign_edxml(
+        build_document(), pki.expired_signer, signing_time=datetime(2020, 6, 1, tzinfo=UTC)
+    )
+    info = _check(raw, bundle)
+    assert (info.verdict, info.reason) == (V.INVALID, R.CERTIFICATE_NOT_VALID_AT_SIGNING_TIME)  # type: ignore[attr-defined]
+    assert info.signing_time == NOW  # type: ignore[attr-defined]
+
+
+def test_a_signed_signing_time_is_used(pki: Pki, bundle: TrustBundle) -> None:
+    """Signed while valid, checked after expiry: the XAdES SigningTime the signature covers."""
     signed_at = datetime(2020, 6, 1, tzinfo=UTC)
-    raw = sign_edxml(build_document(), pki.expired_signer, signing_time=signed_at)
-    later = datetime(2026, 3, 2, tzinfo=UTC)
-    assert later > EXPIRED_NOT_AFTER
-    info = _check(raw, bundle, now=later)
+    raw = sign_xades(build_document(), pki.expired_signer, signing_time=signed_at)
+    assert NOW > EXPIRED_NOT_AFTER
+    info = _check(raw, bundle)
     assert info.verdict is V.VERIFIED  # type: ignore[attr-defined]
     assert info.signing_time == signed_at  # type: ignore[attr-defined]
 
 
+def test_a_signed_signing_time_changed_after_signing_is_invalid(
+    pki: Pki, bundle: TrustBundle
+) -> None:
+    raw = sign_xades(build_document(), pki.signer, signing_time=datetime(2026, 3, 1, tzinfo=UTC))
+    forged = raw.replace(b"2026-03-01T00:00:00+00:00", b"2020-03-01T00:00:00+00:00")
+    assert forged != raw
+    assert _check(forged, bundle).verdict is V.INVALID  # type: ignore[attr-defined]
+
+
+OUT_OF_RANGE = "0001-01-01T00:00:00+14:00"
+
+
+def test_a_signing_time_out_of_range_is_a_verdict_not_an_error(
+    pki: Pki, bundle: TrustBundle
+) -> None:
+    """Year 1 at +14:00 is before datetime's first moment in UTC (issue 13's poison pill),
+    signed or not: the clock is the signing time."""
+    signed = sign_xades(build_document(), pki.signer, signing_time=OUT_OF_RANGE)
+    unsigned = sign_edxml(build_document(), pki.signer, signing_time=NOW).replace(
+        b"2026-03-02T08:00:00Z", OUT_OF_RANGE.encode()
+    )
+    for raw in (signed, unsigned):
+        assert OUT_OF_RANGE.encode() in raw
+        info = _check(raw, bundle)
+        assert (info.verdict, info.signing_time) == (V.VERIFIED, NOW)  # type: ignore[attr-defined]
+
+
 def test_signing_time_in_the_future_is_capped_at_the_clock(pki: Pki, bundle: TrustBundle) -> None:
-    raw = sign_edxml(build_document(), pki.signer, signing_time=datetime(2040, 1, 1, tzinfo=UTC))
+    raw = sign_xades(build_document(), pki.signer, signing_time=datetime(2040, 1, 1, tzinfo=UTC))
     assert _check(raw, bundle).signing_time == NOW  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("pick", "reason"),
+    [
+        pytest.param(lambda m: m.tls_server, R.KEY_NOT_FOR_SIGNING, id="tls-server-certificate"),
+        pytest.param(lambda m: m.encipherment_only, R.KEY_NOT_FOR_SIGNING, id="encipherment-only"),
+        pytest.param(lambda m: m.beyond_path_length, R.CHAIN_INVALID, id="beyond-path-length"),
+    ],
+)
+def test_others_signers_are_invalid(
+    bundle: TrustBundle, pick: Callable[[OtherSigners], Identity], reason: R
+) -> None:
+    info = _check(sign_edxml(build_document(), pick(make_other_signers())), bundle)
+    assert (info.verdict, info.reason) == (V.INVALID, reason)  # type: ignore[attr-defined]
 
 
 def test_signature_over_part_of_the_package_is_invalid(pki: Pki, bundle: TrustBundle) -> None:
@@ -206,6 +268,18 @@ def test_garbage_signature_value_is_a_verdict_not_an_error(pki: Pki, bundle: Tru
         pytest.param(
             lambda p: signed_pdf(p.stranger_signer), V.UNTRUSTED, V.UNTRUSTED, id="stranger-ca"
         ),
+        pytest.param(
+            lambda p: rewrite_page_after_signing(signed_pdf(p.signer)),
+            V.INVALID,
+            V.INVALID,
+            id="page-rewritten-after-signing",
+        ),
+        pytest.param(
+            lambda p: signed_pdf(make_other_signers().tls_server),
+            V.INVALID,
+            V.INVALID,
+            id="tls-server-certificate",
+        ),
         pytest.param(lambda p: unsigned_pdf(), None, None, id="unsigned"),
         pytest.param(lambda p: b"%PDF-1.7 broken", V.INVALID, V.INVALID, id="not-a-pdf"),
     ],
@@ -218,6 +292,12 @@ def test_pdf_verdicts(
     assert (checked.verdict if checked else None) is with_bundle
     unbundled = verify_pdf(pdf, trust=None, now=NOW)
     assert (unbundled.verdict if unbundled else None) is without_bundle
+
+
+def test_a_page_rewritten_after_signing_is_named(pki: Pki, bundle: TrustBundle) -> None:
+    checked = verify_pdf(rewrite_page_after_signing(signed_pdf(pki.signer)), trust=bundle, now=NOW)
+    assert checked is not None
+    assert checked.reason is R.MODIFIED_AFTER_SIGNING
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +338,42 @@ def test_unusable_trust_bundle(tmp_path: Path, content: bytes) -> None:
 def test_missing_trust_bundle(tmp_path: Path) -> None:
     with pytest.raises(TrustBundleError):
         load_trust_bundle(tmp_path / "absent.pem")
+
+
+# --- what the signature covers --------------------------------------------------------------
+
+
+def test_fields_are_read_from_what_the_signature_covers(pki: Pki, bundle: TrustBundle) -> None:
+    """A revocation hidden in a `ds:Object` (outside the digest) and met first by a reader of
+    the whole package is not in the signed root, so the record reads the signed business type."""
+    signed = sign_edxml(build_document(), pki.signer)
+    # Moved as text: lxml would rename the signature's prefixes and break it.
+    start = signed.index(b"<ns0:Signature")
+    end = signed.index(b"</ns0:Signature>")
+    revocation = (
+        b"<ns0:Object><Bussiness><BussinessDocType>1</BussinessDocType>"
+        b"<DocumentId>000.00.00.G22,2026/01/01,1/QD</DocumentId></Bussiness></ns0:Object>"
+    )
+    rest = signed[:start] + signed[end + len(b"</ns0:Signature>") :]
+    anchor = rest.index(b"<edXML:edXMLHeader>") + len(b"<edXML:edXMLHeader>")
+    forged = rest[:anchor] + signed[start:end] + revocation + b"</ns0:Signature>" + rest[anchor:]
+
+    whole = parse_xml(forged, EdxmlLimits())
+    found = find_signature(whole)
+    assert read_document(whole, EdxmlLimits(), found).business_type is BusinessType.REVOKED
+    check = check_xml_signature(forged, found, trust=bundle, now=NOW)
+    assert check.info.verdict is V.VERIFIED
+    assert check.signed_root is not None
+    assert next(check.signed_root.iter("{*}Signature"), None) is None
+    covered = read_document(check.signed_root, EdxmlLimits(), found)
+    assert covered.business_type is BusinessType.NEW
+    assert covered.replaces == ()
+
+
+def test_no_signed_root_when_the_cryptography_fails(pki: Pki, bundle: TrustBundle) -> None:
+    raw = with_subject(sign_edxml(build_document(), pki.signer), "Quyết định khác")
+    check = check_xml_signature(
+        raw, find_signature(parse_xml(raw, EdxmlLimits())), trust=bundle, now=NOW
+    )
+    assert check.info.verdict is V.INVALID
+    assert check.signed_root is None

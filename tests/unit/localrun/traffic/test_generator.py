@@ -12,8 +12,9 @@ import pytest
 
 from schemas.edocument import SignatureVerdict
 from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.binding import SignerBindings
 from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.edocuments.signature import TrustBundle
+from services.ingest.edocuments.trust import TrustBundle
 from services.ingest.envelope import decode_record
 from services.ingest.errors import IngestError
 from services.ingest.main import build_pipeline
@@ -21,7 +22,7 @@ from services.ingest.settings import EdxmlLimits, IngestSettings
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.pipeline import DocumentOutput
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
-from services.localrun.traffic.options import TrafficOptions
+from services.localrun.traffic.options import OTHER_AGENCIES, TrafficOptions
 from services.localrun.traffic.truth import AgencyTally, Outcome
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -217,6 +218,7 @@ def test_edocument_truth_equals_what_ingest_counts() -> None:
         own_agencies=frozenset(options.agencies),
         trust=TrustBundle.from_pem(pki.bundle_pem),
         limits=EdxmlLimits(),
+        bindings=SignerBindings(pki.signer_bindings((*options.agencies, *OTHER_AGENCIES))),
     )
     counted: dict[str, AgencyTally] = {}
     outcomes: Counter[str] = Counter()

@@ -1,0 +1,1 @@
+"""The portal-compatible intake: `/dvcqg/api/...` speaks the portal adapter protocol."""

@@ -1,0 +1,204 @@
+"""The scores service on the real broker and a real database: the three topics applied, bad
+records dead-lettered with the reason, offsets committed, and a replay of every topic from the
+start (a new consumer group) changing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.dossier import DossierHeader, ProgressStep, RecordKind
+from schemas.edocument import Direction, SignatureVerdict
+from schemas.facts import DossierFacts, SyncAck
+from services.common.deadletter import REASON, STAGE
+from services.common.settings import KafkaSettings
+from services.scores.database import make_engine, migrate
+from services.scores.formulas import figures
+from services.scores.main import run
+from services.scores.periods import Period
+from services.scores.settings import ScoresOptions, ScoresSettings
+from services.scores.store import ScoreStore
+from tests.support.kafka import Sent, Topics, create_topics, produce, read_topic
+from tests.support.records import dossier_record
+from tests.support.scores_cases import AGENCY, NOVEMBER, NOVEMBER_FIGURES, NOW_AFTER
+
+pytestmark = pytest.mark.kafka
+
+MARKER = b"\x00govsync-restore-marker"
+
+
+def record_value(code: str, revision: int, facts: DossierFacts) -> bytes:
+    """A `DossierRecord` as ingest publishes it, carrying its facts."""
+    record = dossier_record(
+        code,
+        revision,
+        RecordKind.DOSSIER,
+        facts.status,
+        agency=facts.agency or AGENCY,
+        header=DossierHeader(),
+        step=ProgressStep(handled_at=datetime.now(UTC)),
+    )
+    body = json.loads(record.model_dump_json())
+    body["facts"] = json.loads(facts.model_dump_json())
+    return json.dumps(body).encode()
+
+
+def ack_value(revision: int, header: bool) -> bytes:
+    ack = SyncAck(revision=revision, received=header, header=header, at=datetime.now(UTC))
+    return ack.model_dump_json().encode()
+
+
+def edocument_value(document_id: str, verified: bool) -> bytes:
+    now = datetime.now(UTC).isoformat()
+    return json.dumps(
+        {
+            "document_id": document_id,
+            "issuer": {"organ_id": AGENCY, "code_valid": True},
+            "promulgation_date": "2026-11-09T17:00:00+00:00",
+            "business_type": "new",
+            "direction": Direction.OUTGOING.value,
+            "signature": {
+                "verdict": (
+                    SignatureVerdict.VERIFIED if verified else SignatureVerdict.UNSIGNED
+                ).value
+            },
+            "agency": AGENCY,
+            "package_sha256": "0" * 64,
+            "source": "test",
+            "event_id": document_id,
+            "event_time": now,
+            "ingested_at": now,
+        }
+    ).encode()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: ScoresSettings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop, serve_http=False, clock=lambda: NOW_AFTER))
+    try:
+        yield
+    finally:
+        stop.set()
+        async with asyncio.timeout(60):
+            await task
+
+
+async def until(check: object, what: str, within: float = 60.0) -> None:
+    assert callable(check)
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if await asyncio.to_thread(check):
+                    return
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"not within {within}s: {what}") from None
+
+
+async def test_topics_applied_replayed_and_dead_lettered(
+    kafka_settings: KafkaSettings, unique: str, database_url: str
+) -> None:
+    topics = Topics.unique("scores", unique)
+    acked = topics.acked("portal")
+    await create_topics(
+        kafka_settings, topics.normalized, topics.edocument_normalized, acked, topics.dlq
+    )
+    records = [Sent(record_value(c.code, 1, c.facts), c.code.encode()) for c in NOVEMBER]
+    # D5's payment flag arrives on a later revision: 3.6 becomes 2/2.
+    d5 = next(c for c in NOVEMBER if c.code == "D5").facts
+    records.append(Sent(record_value("D5", 2, d5.model_copy(update={"paid_online": 1})), b"D5"))
+    records.append(Sent(b'{"dossier_code": "BAD", "revision": 1}', b"BAD"))  # no facts
+    acks = [Sent(ack_value(1, c.portal_holds), c.code.encode()) for c in NOVEMBER]
+    acks += [Sent(b"marker-value", MARKER), Sent(None, b"D1-tombstone")]
+    docs = [
+        Sent(edocument_value("DOC1", True), b"DOC1", (("govsync-record-type", b"edocument"),)),
+        Sent(edocument_value("DOC2", False), b"DOC2", (("govsync-record-type", b"edocument"),)),
+    ]
+    await produce(kafka_settings, topics.normalized, records)
+    await produce(kafka_settings, acked, acks)
+    await produce(kafka_settings, topics.edocument_normalized, docs)
+
+    def settings(group: str) -> ScoresSettings:
+        return ScoresSettings(
+            kafka=kafka_settings,
+            topic_dossier_normalized=topics.normalized,
+            topic_edocument_normalized=topics.edocument_normalized,
+            topic_dlq=topics.dlq,
+            acked_topic_template=topics.acked_template,
+            consumer_group=group,
+            scores=ScoresOptions(database_url=database_url, metrics_refresh_seconds=0.5),
+        )
+
+    engine = make_engine(database_url)
+    migrate(engine)  # before the service starts: this test reads the tables meanwhile
+    period = Period.parse("2026-11")
+
+    def figures_now() -> dict[str, tuple[int, int]]:
+        store = ScoreStore(engine)
+        found = figures(store.sums([AGENCY], period, now=NOW_AFTER), catalogue_configured=False)
+        return {f.id: (f.numerator, f.denominator) for f in found}
+
+    expected = {k: (n, d) for k, (n, d, _, _) in NOVEMBER_FIGURES.items()}
+    expected["3.6"] = (2, 2)
+    expected["signature"] = (1, 2)
+    try:
+        group = f"scores-{unique}"
+        async with running(settings(group)):
+            await until(lambda: figures_now() == expected, "the November figures")
+            letters = await read_topic(kafka_settings, topics.dlq, at_least=1)
+        assert len(letters) == 1
+        assert letters[0].key == b"BAD"
+        assert b"facts" in letters[0].headers[REASON]
+        assert letters[0].headers[STAGE] == b"scores"
+        # Every record finished: the group's offsets are at the end of every partition.
+        await _assert_committed(kafka_settings, group, [topics.normalized, acked])
+        # A replay of every topic from the start: the figures do not move.
+        replay = f"scores-replay-{unique}"
+        async with running(settings(replay)):
+            await _wait_committed(kafka_settings, replay, [topics.normalized, acked])
+            assert figures_now() == expected
+    finally:
+        engine.dispose()
+
+
+async def _ends(
+    settings: KafkaSettings, group: str, names: list[str]
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or ()]
+        if not tps:
+            await consumer._client.force_metadata_update()
+            tps = [
+                TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or ()
+            ]
+        ends = await consumer.end_offsets(tps)
+        committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
+        return ends, committed
+    finally:
+        await consumer.stop()
+
+
+async def _assert_committed(settings: KafkaSettings, group: str, names: list[str]) -> None:
+    ends, committed = await _ends(settings, group, names)
+    # At or past the reported end (the embedded broker reports its last batch's base + 1).
+    assert all(committed[tp] >= end for tp, end in ends.items())
+
+
+async def _wait_committed(settings: KafkaSettings, group: str, names: list[str]) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            ends, committed = await _ends(settings, group, names)
+            if ends and all(committed[tp] >= end for tp, end in ends.items()):
+                return
+            await asyncio.sleep(0.5)

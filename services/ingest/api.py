@@ -28,7 +28,7 @@ from services.common.problem import FieldProblem, problem_response, problem_resp
 from services.ingest.edocuments.normalise import VerificationBudget
 from services.ingest.envelope import from_structured, json_values_at_most
 from services.ingest.errors import (
-    AgencyNotBoundError,
+    AgencyNotAllowedError,
     BrokerUnavailableError,
     ContractError,
     EventRefusedError,
@@ -264,7 +264,7 @@ def add_intake_routes(
                     value = orjson.dumps(raw)
                 del raw
                 admitted = await handler.admit(envelope, value, now=now, budget=budget)
-            except AgencyNotBoundError as exc:
+            except AgencyNotAllowedError as exc:
                 metrics.auth_failures.labels("agency_not_allowed").inc()
                 raise refuse("forbidden", 403, "Forbidden", str(exc)) from None
             except (EventTooLargeError, RequestTooLargeError) as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from schemas.edocument import is_regular_organ_id
-from services.ingest.errors import AgencyNotBoundError
+from services.ingest.errors import AgencyNotAllowedError
 
 
 def _code(value: str) -> str:
@@ -48,7 +48,7 @@ class SourceBinding:
     def check(self, source: str, named: Iterable[tuple[str, str | None]]) -> None:
         """Every `(field, code)` the event names must be bound to `source`; None is no code.
 
-        Raises `AgencyNotBoundError`. A value that is not a well-formed code is never quoted:
+        Raises `AgencyNotAllowedError`. A value that is not a well-formed code is never quoted:
         it may be anything a sender typed, a name or a phone number included.
         """
         if not self._bound:
@@ -58,12 +58,12 @@ class SourceBinding:
                 continue
             code = _code(value)
             if not is_regular_organ_id(code):
-                raise AgencyNotBoundError(
+                raise AgencyNotAllowedError(
                     f"{field} is not a well-formed agency code, and this source may write only"
                     " the agencies bound to it"
                 )
             if code not in self._bound.get(source, frozenset()):
-                raise AgencyNotBoundError(f"this source may not write agency {code} ({field})")
+                raise AgencyNotAllowedError(f"this source may not write agency {code} ({field})")
 
     def shared(self, owner: str, source: str, agency: str | None) -> bool:
         """`source` may write what `owner` wrote: the same source, or both bound to `agency`."""

@@ -14,7 +14,7 @@
     │   │   └── InvalidUrlError          a file link the portal must not be sent (not http(s),
     │   │                                credentials in it, an internal or loopback host)
     │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
-    │   ├── AgencyNotBoundError      authorise: the event names an agency its source is not bound
+    │   ├── AgencyNotAllowedError    authorise: the event names an agency its source is not bound
     │   │                            to (`binding.py`); the intake answers 403
     │   └── UnexpectedEventError     any other exception met while handling one event (a defect
     │                                the event's content triggers): dead-lettered with the stage
@@ -39,7 +39,7 @@
     │   │                            a whole before any item is written; not retryable as sent
     │   ├── SessionRefusedError      the session token is missing, forged, expired or its
     │   │                            account's password changed (the adapter logs in again)
-    │   ├── AgencyNotAllowedError    a `madonvi` (envelope or item) the account is not bound to
+    │   ├── AccountAgencyNotAllowedError a `madonvi` (envelope or item) the account is not bound to
     │   └── MalformedCallError       not the portal's envelope, an unknown service, too many items
     └── TrustBundleError             configuration (also a ValueError): the trust bundle cannot
                                      be used; fix it and restart
@@ -140,7 +140,7 @@ class EdxmlRefusedError(EventRefusedError):
         self.cause = type(error).__name__
 
 
-class AgencyNotBoundError(EventRefusedError):
+class AgencyNotAllowedError(EventRefusedError):
     """The source may not write this agency's dossiers or documents. Not retryable."""
 
     stage = "authorise"
@@ -273,7 +273,7 @@ class SessionRefusedError(PortalCallRefusedError):
     """Missing, forged or expired session token. Not retryable with the same session."""
 
 
-class AgencyNotAllowedError(PortalCallRefusedError):
+class AccountAgencyNotAllowedError(PortalCallRefusedError):
     """An agency code the account may not write. Not retryable."""
 
 

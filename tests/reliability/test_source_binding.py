@@ -211,7 +211,7 @@ async def test_the_takeover_of_the_issue_is_dead_lettered_on_kafka(
     assert len(letters) == 3
     for letter in letters:
         assert letter.headers["govsync-dlq-stage"] == b"authorise"
-        assert letter.headers["govsync-dlq-error"] == b"AgencyNotBoundError"
+        assert letter.headers["govsync-dlq-error"] == b"AgencyNotAllowedError"
         assert letter.headers["govsync-dlq-source"] == SOURCE_A.encode()
         assert AGENCY_B.encode() in letter.headers["govsync-dlq-reason"]
     dead = metric_value(

@@ -32,7 +32,7 @@ from services.ingest.dvcqg.metrics import LOGIN, CallOutcome, DvcqgMetrics
 from services.ingest.dvcqg.sessions import SessionKeys
 from services.ingest.envelope import from_structured, json_values_at_most
 from services.ingest.errors import (
-    AgencyNotBoundError,
+    AgencyNotAllowedError,
     BrokerUnavailableError,
     ContractError,
     EventRefusedError,
@@ -192,7 +192,7 @@ async def _check_items(
             continue
         try:
             admitted = await handler.admit(from_structured(event), value, now=now)
-        except AgencyNotBoundError as exc:
+        except AgencyNotAllowedError as exc:
             checked.forbidden.append(f"{label}: {exc}")
             continue
         except EventRefusedError as exc:

@@ -21,7 +21,7 @@ from services.ingest.dossiers.normalise import AGENCY_CODE
 from services.ingest.dossiers.state import DossierState
 from services.ingest.dvcqg.accounts import Account
 from services.ingest.errors import (
-    AgencyNotAllowedError,
+    AccountAgencyNotAllowedError,
     MalformedCallError,
     PortalCallRefusedError,
     SessionRefusedError,
@@ -69,7 +69,7 @@ def refusal(error: PortalCallRefusedError) -> dict[str, Any]:
     """The answer to a call refused as a whole."""
     if isinstance(error, SessionRefusedError):
         return answer(SESSION, f"Phiên làm việc không hợp lệ hoặc đã hết hạn ({error})")
-    if isinstance(error, AgencyNotAllowedError):
+    if isinstance(error, AccountAgencyNotAllowedError):
         return answer(FORBIDDEN, f"Không được phép ghi cho đơn vị này ({error})")
     return answer(INVALID, f"Dữ liệu không hợp lệ ({error})")
 
@@ -104,7 +104,9 @@ def check_agency(account: Account, code: str, *, where: str = "madonvi") -> None
     if not AGENCY_CODE.match(code):
         raise MalformedCallError(f"{where} is not an agency code of the form 000.00.00.G22")
     if code not in account.agencies:
-        raise AgencyNotAllowedError(f"{where} {code} is not an agency this account may write")
+        raise AccountAgencyNotAllowedError(
+            f"{where} {code} is not an agency this account may write"
+        )
 
 
 def write_items(call: Call, *, max_items: int) -> tuple[EventType, list[Any]]:

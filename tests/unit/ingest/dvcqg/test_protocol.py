@@ -12,7 +12,7 @@ from services.cli import main as cli
 from services.ingest.dossiers.state import DossierState
 from services.ingest.dvcqg import protocol
 from services.ingest.dvcqg.accounts import Account, verify_password
-from services.ingest.errors import AgencyNotAllowedError, MalformedCallError
+from services.ingest.errors import AccountAgencyNotAllowedError, MalformedCallError
 from services.ingest.settings import IngestSettings
 
 HUE = "000.00.20.H57"
@@ -48,7 +48,7 @@ def test_madonvi_is_normalised_and_checked() -> None:
     call = protocol.read_call(envelope(madonvi=" 000.00.20.h57 "))
     assert call.madonvi == HUE
     protocol.check_agency(ACCOUNT, call.madonvi)
-    with pytest.raises(AgencyNotAllowedError, match=r"000\.00\.10\.H29"):
+    with pytest.raises(AccountAgencyNotAllowedError, match=r"000\.00\.10\.H29"):
         protocol.check_agency(ACCOUNT, "000.00.10.H29")
     with pytest.raises(MalformedCallError, match="form"):
         protocol.check_agency(ACCOUNT, "H57")

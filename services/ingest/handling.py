@@ -152,11 +152,6 @@ class EventHandler:
 
     # --- the worker ------------------------------------------------------------------------
 
-    @property
-    def pipeline(self) -> DossierPipeline:
-        """The dossier pipeline (the portal-compatible intake checks its items with it)."""
-        return self._pipeline
-
     async def handle(
         self,
         topic: str,

@@ -46,7 +46,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def arguments(doc: str | None, **defaults: float) -> argparse.Namespace:
+def arguments(doc: str | None, **defaults: float | str) -> argparse.Namespace:
     """The benchmark's command line: `--<name> N` for each keyword, typed as its default."""
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     for name, default in defaults.items():

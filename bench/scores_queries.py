@@ -31,8 +31,9 @@ from services.scores.crosswalk import Crosswalk
 from services.scores.database import make_engine, migrate
 from services.scores.periods import Period
 from services.scores.scoreboard import Scoreboard
-from services.scores.store import ScoreStore, _dossier_row
+from services.scores.store import ScoreStore
 from services.scores.tables import dossiers
+from services.scores.writer import dossier_row
 from tests.support.database import fresh_database, postgres_server
 
 NOW = datetime(2026, 12, 15, 5, tzinfo=UTC)
@@ -65,7 +66,7 @@ def _template(variant: int, day: int) -> dict[str, Any]:
         attachments=variant % 6 != 0,
         vneid_verified=variant % 2 == 0,
     )
-    return _dossier_row(
+    return dossier_row(
         "", 1, facts, ack_revision=1, portal_holds=variant % 10 != 0, catalogue=Catalogue()
     )
 

@@ -1,31 +1,43 @@
 """Scores throughput: records applied per second by the scores worker vs. a bare consume loop of
 the same records on the same broker, on SQLite and on PostgreSQL (target: a ratio of 0.5 or more).
 
-    uv run python -m bench.scores_throughput [--dossiers 5000] [--revisions 4]
+    uv run python -m bench.scores_throughput [--dossiers 5000] [--revisions 4] [--before REF]
 
 The records are `DossierRecord`s carrying their facts (as ingest publishes them), each dossier
-revised `revisions` times, plus one portal acknowledgement per dossier on the acked topic. The
-bare loop fetches every record of both topics and commits its offsets per batch; the worker
-(`services.scores.consumer.ScoresWorker`) decodes, applies each batch in one transaction and
-commits. PostgreSQL is the tests' server (`tests/support/database.py`). Writes a JSON report to
-bench/results/.
+revised `revisions` times (revision by revision, as a backlog of every dossier would arrive),
+plus one portal acknowledgement per dossier on the acked topic. The bare loop fetches every
+record of both topics with the worker's fetch settings and commits its offsets per batch; it
+runs before and after the workers, and the faster of the two is the baseline. The worker
+(`services.scores.consumer.ScoresWorker.run`, as the service runs it) decodes, applies each
+batch in one transaction and commits; it is timed from the group's assignment until every record
+is committed. `--before REF` also runs the scores package as of a git revision (extracted with
+`git archive`, driven as that version's own benchmark drove it) on the same broker and records:
+the ratio before and after a change in one run. PostgreSQL is the tests' server
+(`tests/support/database.py`). Writes a JSON report to bench/results/.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
+import io
 import json
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from bench.common import arguments, broker, table, write_report
+from bench.common import ROOT, arguments, broker, table, write_report
 from schemas.dossier import Channel, DossierHeader, DossierStatus, ProgressStep, RecordKind
 from schemas.facts import DossierFacts, SyncAck
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
@@ -33,6 +45,7 @@ from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
 from services.scores.consumer import ScoresWorker
 from services.scores.database import make_engine, migrate
+from services.scores.main import fetch_options
 from services.scores.metrics import ScoresMetrics
 from services.scores.settings import ScoresOptions, ScoresSettings
 from services.scores.store import ScoreStore
@@ -105,16 +118,27 @@ async def produce(settings: KafkaSettings, topics: Topics, dossiers: int, revisi
     return count
 
 
+def _options(settings: KafkaSettings, topics: Topics, url: str) -> ScoresSettings:
+    return ScoresSettings(
+        kafka=settings, topic_dossier_normalized=topics.normalized,
+        topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template, consumer_group=f"scores-{uuid.uuid4().hex[:8]}",
+        scores=ScoresOptions(database_url=url),
+    )  # fmt: skip
+
+
 async def bare_loop(settings: KafkaSettings, topics: Topics, expected: int) -> float:
+    """Fetch every record with the worker's own fetch settings and commit per batch."""
+    fetch = fetch_options(_options(settings, topics, "sqlite://"))
     group = f"bare-{uuid.uuid4().hex[:8]}"
     consumer = make_consumer(
-        settings, topics.normalized, topics.acked("portal"), group_id=group, max_poll_records=2000
+        settings, topics.normalized, topics.acked("portal"), group_id=group, **fetch
     )
     seen = 0
     async with consumer:
         started = time.perf_counter()
         while seen < expected:
-            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            batches = await consumer.getmany(timeout_ms=500, max_records=fetch["max_poll_records"])
             offsets = {}
             for tp, messages in batches.items():
                 seen += len(messages)
@@ -127,69 +151,153 @@ async def bare_loop(settings: KafkaSettings, topics: Topics, expected: int) -> f
 async def worker_loop(
     settings: KafkaSettings, topics: Topics, expected: int, url: str
 ) -> tuple[float, dict[str, Any]]:
+    """The service's worker as it runs (`ScoresWorker.run`), timed from its start until it has
+    applied and committed every record."""
     engine = make_engine(url)
     migrate(engine)
     store = ScoreStore(engine)
     store.prepare()
-    options = ScoresSettings(
+    options = _options(settings, topics, url)
+    consumer = make_consumer(settings, group_id=options.consumer_group, **fetch_options(options))
+    producer = make_producer(settings)
+    metrics = ScoresMetrics(CollectorRegistry())
+    async with producer, consumer:
+        worker = ScoresWorker(options, store, consumer=consumer, producer=producer, metrics=metrics)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        # Timed from the group's assignment, as the bare loop is (its consumer joins in
+        # `start`); polled: 10 ms at most on a figure of seconds.
+        while not consumer.assignment() and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        while worker.records_done < expected and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        seconds = time.perf_counter() - started
+        stop.set()
+        await task
+    engine.dispose()
+
+    def outcome(kind: str, name: str) -> int:
+        return int(metrics.records.labels(kind, name)._value.get())
+
+    detail = {
+        "batches": worker.applied_batches,
+        "dossiers_applied": outcome("dossier", "applied"),
+        "dossiers_stale": outcome("dossier", "stale"),
+        "acks_applied": outcome("ack", "applied"),
+    }
+    return seconds, detail
+
+
+def load_before(ref: str, into: Path) -> str:
+    """Extract `services/scores` as of `ref` into `into` as the package `scores_before`; its
+    imports of itself are rewritten, everything else (schemas, common) is today's."""
+    archive = subprocess.run(  # noqa: S603 - fixed arguments
+        ["git", "-C", str(ROOT), "archive", ref, "services/scores"],  # noqa: S607
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    package = into / "scores_before"
+    (into / "services" / "scores").rename(package)
+    for source in package.rglob("*.py"):
+        text = source.read_text(encoding="utf-8").replace("services.scores", "scores_before")
+        source.write_text(text, encoding="utf-8")
+    sys.path.insert(0, str(into))
+    return "scores_before"
+
+
+def _module(package: str, name: str) -> ModuleType:
+    return importlib.import_module(f"{package}.{name}")
+
+
+async def before_loop(
+    package: str, settings: KafkaSettings, topics: Topics, expected: int, url: str
+) -> tuple[float, dict[str, Any]]:
+    """The extracted version's worker, fed batch by batch with `process` and that version's
+    fetch size (as its benchmark did), timed from the group's assignment."""
+    database = _module(package, "database")
+    engine = database.make_engine(url)
+    database.migrate(engine)
+    store = _module(package, "store").ScoreStore(engine)
+    store.prepare()
+    configured = _module(package, "settings")
+    options = configured.ScoresSettings(
         kafka=settings, topic_dossier_normalized=topics.normalized,
         topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
-        acked_topic_template=topics.acked_template, consumer_group=f"scores-{uuid.uuid4().hex[:8]}",
-        scores=ScoresOptions(database_url=url),
+        acked_topic_template=topics.acked_template, consumer_group=f"before-{uuid.uuid4().hex[:8]}",
+        scores=configured.ScoresOptions(database_url=url),
     )  # fmt: skip
-    consumer = make_consumer(
-        settings, group_id=options.consumer_group, max_poll_records=options.scores.batch_max_records
-    )
+    limit = options.scores.batch_max_records
+    consumer = make_consumer(settings, group_id=options.consumer_group, max_poll_records=limit)
     producer = make_producer(settings)
-    seen = applied = 0
+    seen = 0
+    started: float | None = None
     async with producer, consumer:
-        worker = ScoresWorker(
+        worker = _module(package, "consumer").ScoresWorker(
             options, store, consumer=consumer, producer=producer,
-            metrics=ScoresMetrics(CollectorRegistry()),
+            metrics=_module(package, "metrics").ScoresMetrics(CollectorRegistry()),
         )  # fmt: skip
         consumer.subscribe(worker.topics)
-        started = time.perf_counter()
         while seen < expected:
-            fetched = await consumer.getmany(timeout_ms=500, max_records=2000)
+            fetched = await consumer.getmany(timeout_ms=50, max_records=limit)
+            if started is None and consumer.assignment():
+                started = time.perf_counter()
             if fetched:
                 seen += sum(len(m) for m in fetched.values())
-                result = await worker.process(fetched)
-                applied += result.dossiers + result.acks
-        seconds = time.perf_counter() - started
+                await worker.process(fetched)
+        seconds = time.perf_counter() - (started or 0.0)
     engine.dispose()
-    return seconds, {"applied": applied, "batches": worker.applied_batches}
+    return seconds, {"batches": worker.applied_batches}
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    with broker() as bootstrap:
+    with broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         settings = KafkaSettings(bootstrap_servers=bootstrap)
         topics = Topics.unique("bench-scores", uuid.uuid4().hex[:8])
         count = await produce(settings, topics, args.dossiers, args.revisions)
         print(f"{count} records on the broker")
-        bare = await bare_loop(settings, topics, count)
-        results: dict[str, Any] = {"records": count, "bare_seconds": bare, "databases": {}}
-        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        package = load_before(args.before, Path(tmp) / "before") if args.before else None
+        bare = [await bare_loop(settings, topics, count)]
+        results: dict[str, Any] = {"records": count, "databases": {}}
+        with contextlib.ExitStack() as stack:
             urls = {"sqlite": f"sqlite:///{Path(tmp) / 'scores.sqlite3'}"}
             server = stack.enter_context(postgres_server())
             urls["postgresql"] = stack.enter_context(fresh_database(server))
             for name, url in urls.items():
+                if package is not None:
+                    before_url = (
+                        f"sqlite:///{Path(tmp) / 'before.sqlite3'}"
+                        if name == "sqlite"
+                        else stack.enter_context(fresh_database(server))
+                    )
+                    seconds, detail = await before_loop(
+                        package, settings, topics, count, before_url
+                    )
+                    results["databases"][f"{name}, before ({args.before})"] = {
+                        "seconds": seconds,
+                        **detail,
+                    }
                 seconds, detail = await worker_loop(settings, topics, count, url)
                 results["databases"][name] = {"seconds": seconds, **detail}
-        rows = [["bare consume loop", count / bare, 1.0]]
+        bare.append(await bare_loop(settings, topics, count))
+        baseline = min(bare)
+        results["bare_seconds"] = bare
+        rows = [["bare consume loop (faster of 2)", count / baseline, 1.0]]
         for name, found in results["databases"].items():
             rate = count / found["seconds"]
             found["records_per_second"] = rate
-            found["ratio"] = bare / found["seconds"]
+            found["ratio"] = baseline / found["seconds"]
             rows.append([f"scores worker, {name}", rate, found["ratio"]])
         print(table(["loop", "records/s", "ratio"], rows))
         return results
 
 
 def main() -> int:
-    args = arguments(__doc__, dossiers=5000, revisions=4)
+    args = arguments(__doc__, dossiers=5000, revisions=4, before="")
     report = run_async(main_async(args))
     write_report("scores_throughput", {"args": vars(args), **report})
-    ratios = [d["ratio"] for d in report["databases"].values()]
+    ratios = [d["ratio"] for name, d in report["databases"].items() if "before" not in name]
     return 0 if all(r >= 0.5 for r in ratios) else 1
 
 

@@ -42,6 +42,7 @@ from schemas.dossier import (
     RecordKind,
     Timeliness,
 )
+from schemas.facts import DossierFacts
 from services.common.kafka import TopicSpec, ensure_topics, make_producer
 from services.common.lifecycle import run_async
 from services.common.settings import KafkaSettings
@@ -76,6 +77,9 @@ def make_stream(prefix: str, records: int, revisions: int = 3) -> list[DossierRe
                     event_id=f"{code}-{r}",
                     event_time=now,
                     ingested_at=now,
+                    facts=DossierFacts(
+                        agency="000.00.10.H29", status=DossierStatus(min(r + 1, 10))
+                    ),
                     header=DossierHeader(procedure_code="1.0001", received_at=now)
                     if r == 1
                     else None,

@@ -31,7 +31,9 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1, max_length=1024)
     type: str = Field(min_length=1, max_length=256)
-    time: AwareDatetime | None = None
+    time: AwareDatetime | None = Field(
+        default=None, description="When the change happened at the source; with a UTC offset."
+    )
     """RFC 3339, so with its offset: a time without one names no moment and is refused."""
     datacontenttype: str | None = Field(default=None, max_length=256)
     subject: str | None = Field(default=None, max_length=1024)

@@ -8,10 +8,45 @@ case-handling systems send; the normaliser turns them into a strict `DossierReco
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# The codes live in `schemas.codes` (the facts contract shares them); re-exported from here,
+# where every caller has always found them.
+from schemas.codes import (
+    FINISHED_STATUSES,
+    RECEIVED_STATUSES,
+    Channel,
+    DossierStatus,
+    Timeliness,
+)
+from schemas.facts import DossierFacts
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "RECEIVED_STATUSES",
+    "Applicant",
+    "Attachment",
+    "AttachmentEvent",
+    "Channel",
+    "DossierEvent",
+    "DossierFacts",
+    "DossierHeader",
+    "DossierRecord",
+    "DossierStatus",
+    "Fee",
+    "FeeEvent",
+    "IdentityDoc",
+    "IdentityDocEvent",
+    "ProgressEvent",
+    "ProgressStep",
+    "RecordKind",
+    "ResultDocument",
+    "ResultDocumentEvent",
+    "Timeliness",
+]
 
 # Values that real systems send as numbers, numeric strings or their own words.
 Loose = Annotated[str | int, Field(union_mode="left_to_right")]
@@ -134,44 +169,6 @@ class ProgressEvent(BaseModel):
 # --- normalised -------------------------------------------------------------------------------
 
 
-class DossierStatus(IntEnum):
-    """`TrangThaiHoSo` codes (DOMAIN.md §1)."""
-
-    SUBMITTED = 1
-    ACCEPTED = 2
-    REJECTED = 3
-    IN_PROCESS = 4
-    SUPPLEMENT_REQUESTED = 5
-    PAYMENT_REQUESTED = 6
-    WITHDRAWN = 7
-    STOPPED = 8
-    FINISHED = 9
-    RETURNED = 10
-
-
-RECEIVED_STATUSES = frozenset(DossierStatus) - {DossierStatus.SUBMITTED, DossierStatus.REJECTED}
-FINISHED_STATUSES = frozenset(
-    {DossierStatus.WITHDRAWN, DossierStatus.FINISHED, DossierStatus.RETURNED}
-)
-
-
-class Channel(IntEnum):
-    """`KenhThucHien`."""
-
-    IN_PERSON = 1
-    ONLINE = 2
-    POSTAL = 3
-
-
-class Timeliness(StrEnum):
-    """Indicator 2.1 as far as the record shows it."""
-
-    ON_TIME = "on_time"
-    LATE = "late"
-    IN_PROGRESS = "in_progress"
-    OVERDUE = "overdue"
-
-
 class RecordKind(StrEnum):
     DOSSIER = "dossier"
     PROGRESS = "progress"
@@ -276,8 +273,9 @@ class ProgressStep(BaseModel):
 class DossierRecord(BaseModel):
     """One accepted change of one dossier, published on the normalised topic keyed by its code.
 
-    `revision` starts at 1 and grows by exactly one with each accepted change of the dossier, so
-    a consumer orders a dossier's records and drops stale ones without any other state.
+    `revision` starts at 1 and grows by exactly one with each accepted change of the dossier
+    (a dossier that comes back after eviction continues its sequence), so a consumer orders a
+    dossier's records and drops stale ones without any other state.
     """
 
     model_config = _OUTBOUND
@@ -287,10 +285,17 @@ class DossierRecord(BaseModel):
     revision: int = Field(ge=1)
     kind: RecordKind
     status: DossierStatus = Field(description="The dossier's status after this change.")
-    timeliness: Timeliness
+    timeliness: Timeliness = Field(
+        description="Indicator 2.1 as of this change (an open dossier is judged by the clock)."
+    )
     source: str
     event_id: str
     event_time: AwareDatetime = Field(description="When the source says the change happened.")
     ingested_at: AwareDatetime
     header: DossierHeader | None = Field(default=None, description="Set when kind is dossier.")
     step: ProgressStep | None = Field(default=None, description="Set when kind is progress.")
+    facts: DossierFacts = Field(
+        description="The dossier's current facts after this change, accumulated over every "
+        "accepted header and step: the latest record of a dossier is enough to recompute every "
+        "indicator."
+    )

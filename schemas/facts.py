@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.dossier import Channel, DossierStatus
+from schemas.codes import Channel, DossierStatus
 
 _OUTBOUND = ConfigDict(extra="forbid", frozen=True)
 

@@ -30,6 +30,17 @@ def _parser() -> argparse.ArgumentParser:
         help="run the service (default) or only bring its database schema up to date",
     )
 
+    reconcile = commands.add_parser(
+        "reconcile", help="check what the portal holds and scores against govsync's view"
+    )
+    reconcile.add_argument(
+        "action",
+        choices=("dossiers", "scores"),
+        help="sweep every dossier of the period (TraCuuHoSo), or compare the period's scores",
+    )
+    reconcile.add_argument("--agency", required=True, help="the agency code (madonvi)")
+    reconcile.add_argument("--period", required=True, help="2026-11, 2026-Q4 or 2026")
+
     simulate = commands.add_parser("simulate", help="run the local portal and NDXP simulator")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
@@ -83,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from services.scores.main import migrate_main
 
         return migrate_main() if args.action == "migrate" else scores_main()
+    if args.command == "reconcile":
+        from services.reconcile.command import main as reconcile_main
+
+        return reconcile_main(args.action, args.agency, args.period)
     if args.command == "simulate":
         from services.simulator.main import main as simulate_main
 

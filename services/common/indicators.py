@@ -1,88 +1,74 @@
-"""The counting rules of the scored indicators: what a dossier or an e-document adds to them.
+"""The counting rules of the scored indicators, read from a dossier's current facts.
 
-Pure: plain facts in, plain values out, the clock passed in. Ingest calls it for every accepted
-change (`services/ingest/dossiers/decide.py`) and every counted e-document; sync calls it for
-1.4 (`services/sync/consumer.py`). The counters it feeds are turned into rates per agency and
-window by the Prometheus recording rules (`deploy/helm/govsync/files/rules/`), which cannot import
-this module and follow the same table. The status sets are contracts (`schemas/dossier.py`).
+Pure: the facts contract (`schemas.facts.DossierFacts`) in, plain values out, the clock passed
+in. Ingest keeps every dossier's current facts (accumulated over every accepted header and step)
+and calls these rules on them; sync calls `is_received` for 1.4 (`services/sync/consumer.py`).
+The status sets are contracts (`schemas/codes.py`).
 
-How govsync counts each indicator today (DOMAIN.md §2 has the portal's definitions). Every
-dossier counts at most once per counter; "period" is what puts a count in a window.
+The exact figures are gauges: ingest exports, per agency, how many of the dossiers whose state
+it holds (open, and evicted but archived, see `services/ingest/worker.py`) count in each
+indicator's numerator and denominator, `govsync_dossiers_counted{agency,indicator,part}`. They
+are recomputed from the facts whenever a dossier changes and rebuilt from the durable state on
+every start and partition assignment, so a crash, a replay or a rebalance never counts a
+dossier twice or loses one. The agency is the dossier's current one: a re-coded dossier moves.
 
-    id      counter (`..._total`)          facts read                      counted when
-    ------  -----------------------------  ------------------------------  ------------------------
-    1.4     govsync_portal_synced_         the status of the revision the  sync (portal): the first
-            dossiers{agency} over          portal acknowledged:            acknowledgement of the
-            govsync_dossiers_received      `is_received`                   dossier in a received
-                                                                           status
-    2.1     govsync_dossiers_finished      `timeliness`: the end (first    ingest: the change that
-            {agency, timeliness},          `END_STATUSES` status, or the   first puts it in a
-            on_time over all               header's finish, return or      `FINISHED_STATUSES`
-                                           refusal date if earlier) vs     status (7, 9, 10)
-                                           the due date (`NgayHenTra`,
-                                           else reception + the legal
-                                           limit); one supplement request
-                                           adds its duration, two or more
-                                           make it late
-    3.3     govsync_dossiers_received      `is_received`; the channel      ingest: the change that
-            {agency, channel}, online      (`KenhThucHien`) it has then,   first puts it in a
-            over all                       `unknown` when none yet         received status
-    3.6     govsync_dossiers_paid_online   received, a header with a fee   ingest: the first header
-            over govsync_dossiers_         over 0 (`is_fee_bearing`);      that shows it while the
-            fee_bearing                    paid: also `pays_online`        dossier is received
-                                           (`DuocThanhToanTrucTuyen` 1, 2)
-    4.3     govsync_dossiers_digitised     received, a header with         ingest: the first header
-            over govsync_dossiers_         `is_digitised` (`HoSoCoThanh-   that shows it while the
-            received                       PhanSoHoa` or a non-deleted     dossier is received
-                                           `DuocSoHoa` attachment)
-    e-doc   govsync_edocuments{agency,     the package's verdict           ingest: the document's
-    signed  direction, signature},         (`is_signed`: verified; the     first counted package
-            outgoing verified over         rules' weak rate also takes     (edocuments/ledger.py)
-            outgoing                       untrusted); outgoing: issuer
-                                           in `GOVSYNC_OWN_AGENCIES`
+    id    numerator (part="numerator")            denominator (part="denominator")
+    ----  --------------------------------------  ----------------------------------------------
+    2.1   on time (`timeliness`: the end, first   finished (status 7, 9 or 10) with an end date:
+          of 9, 10, 8, 3 and 7 once received,     on time, late, and `no_due_date` (nothing to
+          by the due date `NgayHenTra`, else      judge it by: counted against the rate, never
+          reception + the procedure's legal       for it)
+          limit; one supplement request adds
+          its duration, two or more: late)
+    3.3   received online (`KenhThucHien` 2)      received (status 2, 4-10)
+    3.6   received, fee-bearing, paid online      received with a fee list that has a fee over 0
+          (`DuocThanhToanTrucTuyen` 1 or 2)
+    4.2   received with a component file          received
+          attached (a non-deleted `TaiLieuNop`)
+    4.3   received and digitised (`HoSoCoThanh-   received
+          PhanSoHoa` or a non-deleted `DuocSoHoa`
+          attachment)
+    4.4   received with a file from the national  received
+          repository (`DuocLayTuKhoDMQG`)
+    4.5b  received, applicant verified with       received
+          VNeID (`TaiKhoanDuocXacThucVoiVNeID`)
+    sig   e-documents: outgoing, verified         outgoing documents counted (each once; a
+          (`govsync_edocuments_counted`)          revoked one no longer, a replaced one by its
+                                                  replacement's verdict)
 
-    The date that decides the period, for every row: when govsync counts it (the counter's
-    increase, cut into Vietnam days by indicator-windows.yaml), not a date the dossier carries.
+What the gauges are not: they are not cut into periods (the scores service does that from the
+records: the date that puts a dossier in a period is its reception date); a dossier counts while
+ingest holds it (`GOVSYNC_ARCHIVE_RETENTION_DAYS` after its last change). 1.4 is sync's
+(`govsync_portal_synced_dossiers`); 4.2 leaves out "an electronic result where one is issued"
+and 4.1 is not counted (both need the procedure catalogue); 2.2 and 5.4 are the scores service's.
 
-Where this differs from the portal's definitions, knowingly: the period is decided by when govsync
-counts a dossier, not by its reception date `NgayTiepNhan`; 2.1 counts dossiers as they finish,
-not those received or handled in the period with open ones judged at its end; a dossier that
-ends stopped or refused (8, 3) is not counted unless a later change finishes it, while one
-withdrawn (7) is counted whether it was received or not; 3.3 is not multiplied by the 1.4 rate,
-and a dossier with no channel is `unknown`, not in person; 1.4's denominator is govsync's own
-received count (the rules cap the rate at 1).
-
-Not counted yet: 2.2 (mean processing days), 4.1 (electronic results), 4.2 (digitised
-components), 4.4 (reuse from the national repository), 4.5b (VNeID-verified applicants), the
-overdue part of 5.4; 1.1 to 1.3, 3.1, 3.2, 3.5, 4.5a and 5.1 to 5.3 are the portal's alone.
+The operational counters (`govsync_dossiers_received_total` …) count first occurrences as they
+are decided (`count_dossier`): they feed the windowed rates of the recording rules and may count
+a dossier again after a crash; the gauges are the exact figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
 
-from schemas.dossier import (
+from schemas.codes import (
     FINISHED_STATUSES,
     RECEIVED_STATUSES,
     Channel,
-    DossierHeader,
     DossierStatus,
     Timeliness,
 )
 from schemas.edocument import Direction, SignatureVerdict
-from services.common.dates import to_ms
+from schemas.facts import DossierFacts
 
 END_STATUSES = FINISHED_STATUSES | {DossierStatus.STOPPED, DossierStatus.REJECTED}
 """Statuses at which processing has ended for 2.1 (finished, returned, stopped, rejected,
 withdrawn): the first time one is reached is the dossier's end."""
-_DAY_MS = 86_400_000
 
 
 def is_received(status: int) -> bool:
-    """Received (2, 4-10): in the denominators of 1.4, 3.3, 3.6, 4.3; 1 and 3 are not."""
+    """Received (2, 4-10): in the denominators of 1.4, 3.3, 3.6, 4.x; 1 and 3 are not."""
     return status in RECEIVED_STATUSES
 
 
@@ -99,100 +85,106 @@ def is_end(status: int) -> bool:
 # --- 2.1 ----------------------------------------------------------------------------------------
 
 
-class TimelinessFacts(Protocol):
-    """What 2.1 reads of a dossier, in epoch milliseconds (0: not known)."""
-
-    @property
-    def due_ms(self) -> int: ...
-    @property
-    def received_ms(self) -> int: ...
-    @property
-    def end_ms(self) -> int: ...
-    @property
-    def supplements(self) -> int: ...
-    @property
-    def supplement_since_ms(self) -> int:
-        """Start of the supplement request still open, 0 when none is."""
-        ...
-
-    @property
-    def supplement_total_ms(self) -> int:
-        """Time spent in supplement requests that have ended."""
-        ...
-
-    @property
-    def procedure(self) -> str | None: ...
+def due_date(facts: DossierFacts) -> datetime | None:
+    """`NgayHenTra`, else reception plus the procedure's legal limit, else None."""
+    if facts.due_at is not None:
+        return facts.due_at
+    if facts.legal_limit_days and facts.received_at is not None:
+        return facts.received_at + timedelta(days=facts.legal_limit_days)
+    return None
 
 
-def timeliness(
-    dossier: TimelinessFacts, *, now: datetime, legal_time_limits_days: Mapping[str, int]
-) -> Timeliness:
-    """Indicator 2.1 for the dossier as it stands.
+def timeliness(facts: DossierFacts, *, now: datetime) -> Timeliness:
+    """Indicator 2.1 for the dossier as it stands, from its whole history.
 
-    Time spent on one supplement request does not count against the due date; two or more
-    requests make a finished dossier late. Without a due date the procedure's legal limit from
-    configuration applies; without either, nothing can be late.
+    Ended: two or more supplement requests are late whatever the dates; else the end is compared
+    with the due date, which one supplement request moves by its duration; with no due date and
+    no legal limit, `no_due_date`. Open: overdue once the clock passes the due date (moved by the
+    supplement time so far, the pending request included).
     """
-    due_ms = dossier.due_ms
-    if not due_ms and dossier.procedure and dossier.received_ms:
-        days = legal_time_limits_days.get(dossier.procedure)
-        if days:
-            due_ms = dossier.received_ms + days * _DAY_MS
-    if dossier.end_ms:
-        if dossier.supplements >= 2:
+    due = due_date(facts)
+    if facts.ended_at is not None:
+        if facts.supplement_requests >= 2:
             return Timeliness.LATE
-        if not due_ms:
-            return Timeliness.ON_TIME
-        allowance = dossier.supplement_total_ms if dossier.supplements == 1 else 0
-        return Timeliness.ON_TIME if dossier.end_ms <= due_ms + allowance else Timeliness.LATE
-    if not due_ms:
+        if due is None:
+            return Timeliness.NO_DUE_DATE
+        seconds = facts.supplement_seconds if facts.supplement_requests == 1 else 0
+        on_time = facts.ended_at <= due + timedelta(seconds=seconds)
+        return Timeliness.ON_TIME if on_time else Timeliness.LATE
+    if due is None:
         return Timeliness.IN_PROGRESS
-    allowance = dossier.supplement_total_ms
-    if dossier.supplement_since_ms:
-        allowance += max(0, to_ms(now) - dossier.supplement_since_ms)
-    return Timeliness.OVERDUE if to_ms(now) > due_ms + allowance else Timeliness.IN_PROGRESS
+    allowance = timedelta(seconds=facts.supplement_seconds)
+    if facts.supplement_since is not None:
+        allowance += max(timedelta(), now - facts.supplement_since)
+    return Timeliness.OVERDUE if now > due + allowance else Timeliness.IN_PROGRESS
 
 
-# --- 3.6 and 4.3: what a header shows -----------------------------------------------------------
+def is_judged_finished(facts: DossierFacts) -> bool:
+    """In 2.1's figure: finished (7, 9, 10) with an end date."""
+    return is_finished(facts.status) and facts.ended_at is not None
 
 
-def is_digitised(header: DossierHeader) -> bool:
-    """4.3: `HoSoCoThanhPhanSoHoa` = 1, or an attachment not deleted with `DuocSoHoa` = 1."""
-    return header.has_digitised_components or any(
-        a.digitised and not a.deleted for a in header.attachments
-    )
+# --- what the facts show for the other indicators -----------------------------------------------
 
 
-def is_fee_bearing(header: DossierHeader) -> bool:
-    """3.6's denominator: some fee (`DanhSachLePhi.Gia`) is over 0."""
-    return any(f.amount > 0 for f in header.fees)
+def is_fee_bearing(facts: DossierFacts) -> bool:
+    """3.6's denominator: the latest fee list has a fee (`DanhSachLePhi.Gia`) over 0."""
+    return facts.fee_bearing is True
 
 
-def pays_online(header: DossierHeader) -> bool:
-    """3.6's numerator, for a fee-bearing dossier: paid through the national portal (1) or a
-    local gateway (2)."""
-    return header.paid_online in (1, 2)
+def pays_online(facts: DossierFacts) -> bool:
+    """3.6's numerator: paid through the national portal (1) or a local gateway (2)."""
+    return facts.paid_online in (1, 2)
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderFacts:
-    """What one header shows for 3.6 and 4.3."""
+# --- the exact figures: which parts of which indicators a dossier counts in --------------------
 
-    digitised: bool
-    fee_bearing: bool
-    paid_online: bool
+NUMERATOR, DENOMINATOR = "numerator", "denominator"
+INDICATOR_PARTS: tuple[tuple[str, str], ...] = tuple(
+    (indicator, part)
+    for indicator in ("2.1", "3.3", "3.6", "4.2", "4.3", "4.4", "4.5b")
+    for part in (NUMERATOR, DENOMINATOR)
+)
+"""Every (indicator, part) of `govsync_dossiers_counted`; bit `i` of `counted_parts` is entry i."""
+_BIT = {part: 1 << i for i, part in enumerate(INDICATOR_PARTS)}
 
-    @classmethod
-    def of(cls, header: DossierHeader) -> HeaderFacts:
-        return cls(is_digitised(header), is_fee_bearing(header), pays_online(header))
+
+def counted_parts(facts: DossierFacts) -> int:
+    """The (indicator, part) pairs the dossier counts in, as bits of `INDICATOR_PARTS`."""
+    bits = 0
+
+    def count(indicator: str, numerator: bool) -> None:
+        nonlocal bits
+        bits |= _BIT[(indicator, DENOMINATOR)]
+        if numerator:
+            bits |= _BIT[(indicator, NUMERATOR)]
+
+    ended = facts.ended_at
+    if ended is not None and is_finished(facts.status):
+        # Ended: the judgement does not read the clock.
+        count("2.1", timeliness(facts, now=ended) is Timeliness.ON_TIME)
+    if is_received(facts.status):
+        count("3.3", facts.channel is Channel.ONLINE)
+        if is_fee_bearing(facts):
+            count("3.6", pays_online(facts))
+        count("4.2", facts.attachments)
+        count("4.3", facts.digitised)
+        count("4.4", facts.from_national_repository)
+        count("4.5b", facts.vneid_verified)
+    return bits
 
 
-# --- what a change adds -------------------------------------------------------------------------
+def parts_of(bits: int) -> list[tuple[str, str]]:
+    """The (indicator, part) pairs set in `bits`."""
+    return [part for part, bit in _BIT.items() if bits & bit]
+
+
+# --- the operational counters: what a change adds ----------------------------------------------
 
 
 class CountedFlag:
-    """Bits of a dossier's `counted`: which indicators already counted it. Part of ingest's
-    state on its compacted topic: the values never change."""
+    """Bits of a dossier's `counted`: which operational counters already counted it. Part of
+    ingest's state on its compacted topic: the values never change."""
 
     RECEIVED = 1
     FINISHED = 2
@@ -202,22 +194,8 @@ class CountedFlag:
 
 
 @dataclass(frozen=True, slots=True)
-class DossierFacts:
-    """A dossier after an accepted change, as the counting rules read it."""
-
-    agency: str | None
-    status: int
-    channel: int
-    """`KenhThucHien`, 0 when no header has given it."""
-    timeliness: Timeliness
-    """`timeliness()` of the dossier after the change."""
-    header: HeaderFacts | None = None
-    """What the change's header shows; None for a progress step."""
-
-
-@dataclass(frozen=True, slots=True)
 class Indicators:
-    """What a change adds to the scored counters (each dossier is counted at most once)."""
+    """What a change adds to the operational counters (each dossier at most once each)."""
 
     agency: str | None
     received_channel: Channel | None = None
@@ -228,28 +206,28 @@ class Indicators:
     paid_online: bool = False
 
 
-def count_dossier(already: int, facts: DossierFacts) -> tuple[int, Indicators]:
-    """What a change adds, given the `CountedFlag` bits that already counted the dossier; and the
-    bits after it."""
+def count_dossier(already: int, facts: DossierFacts, judged: Timeliness) -> tuple[int, Indicators]:
+    """What a change adds to the counters, given the `CountedFlag` bits that already counted the
+    dossier and its facts after the change; and the bits after it."""
     counted = already
     result: dict[str, object] = {}
     received = is_received(facts.status)
     if received and not already & CountedFlag.RECEIVED:
         counted |= CountedFlag.RECEIVED
         result["received"] = True
-        result["received_channel"] = Channel(facts.channel) if facts.channel else None
+        result["received_channel"] = facts.channel
     if is_finished(facts.status) and not already & CountedFlag.FINISHED:
         counted |= CountedFlag.FINISHED
-        result["finished"] = facts.timeliness
-    header = facts.header
-    if header is not None and received:
-        if header.digitised and not already & CountedFlag.DIGITISED:
+        result["finished"] = judged
+    if received:
+        if facts.digitised and not already & CountedFlag.DIGITISED:
             counted |= CountedFlag.DIGITISED
             result["digitised"] = True
-        if header.fee_bearing and not already & CountedFlag.FEE_BEARING:
+        fee_bearing = is_fee_bearing(facts)
+        if fee_bearing and not already & CountedFlag.FEE_BEARING:
             counted |= CountedFlag.FEE_BEARING
             result["fee_bearing"] = True
-        if header.fee_bearing and header.paid_online and not already & CountedFlag.PAID_ONLINE:
+        if fee_bearing and pays_online(facts) and not already & CountedFlag.PAID_ONLINE:
             counted |= CountedFlag.PAID_ONLINE
             result["paid_online"] = True
     return counted, Indicators(agency=facts.agency, **result)  # type: ignore[arg-type]

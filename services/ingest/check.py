@@ -7,14 +7,15 @@ Files (directories are read recursively, in name order; events in the order give
   captured portal envelope (`{session, madonvi, service, data}`: each item as `/dvcqg` takes it);
 - `.jsonl` / `.ndjson`: one CloudEvent or bare item per line, as Kafka record values;
 - `.xml`: one edXML package (document or status), as a bare Kafka record value.
-Every event goes through the worker's own decoding (`decode_record`) and decisions
-(`DossierPipeline.handle`, `DocumentPipeline`), against the state the earlier events built, so
-a redelivery shows as a duplicate and an older change as stale. Settings come from the same
+Every event goes through the worker's own handling (`EventHandler.handle`: decoding, limits,
+normalisation, source binding, decision), against the state the earlier events built, so a
+redelivery shows as a duplicate and an older change as stale. Settings come from the same
 `GOVSYNC_*` variables as `govsync ingest` (status vocabularies, trust bundle, own agencies).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,18 +25,13 @@ from typing import Any
 
 import orjson
 
-from services.ingest.dossiers.pipeline import DossierPipeline
-from services.ingest.dossiers.state import DossierState
+from services.ingest.dossiers.pipeline import UNKNOWN_TYPE
 from services.ingest.dvcqg import protocol
-from services.ingest.edocuments.pipeline import DocumentPipeline
-from services.ingest.envelope import XML_TYPES, Envelope, decode_record
 from services.ingest.errors import (
-    DecodeError,
-    EventRefusedError,
     PortalCallRefusedError,
     describe,
 )
-from services.ingest.outcome import Outcome
+from services.ingest.handling import EventHandler, HandlerTopics
 
 SUFFIXES = frozenset({".json", ".jsonl", ".ndjson", ".xml"})
 REFUSED = "refused"
@@ -148,57 +144,32 @@ def read(path: Path, now: datetime) -> Iterator[Sample]:
 
 
 class Checker:
-    """Ingest's decisions over a sequence of samples, with the state they build up."""
+    """The worker's own handling (`EventHandler.handle`) over a sequence of samples, keeping the
+    dossier states they build up as the worker keeps them."""
 
-    def __init__(
-        self,
-        pipeline: DossierPipeline,
-        documents: DocumentPipeline,
-        *,
-        max_event_bytes: int,
-        now: datetime,
-    ) -> None:
-        self._pipeline = pipeline
-        self._documents = documents
-        self._max_event_bytes = max_event_bytes
+    def __init__(self, handler: EventHandler, topics: HandlerTopics, *, now: datetime) -> None:
+        self._handler = handler
+        self._topics = topics
         self._now = now
-        self._states: dict[str, DossierState] = {}
+        self._states: dict[str, bytes] = {}
 
-    def _envelope(self, sample: Sample) -> Envelope:
-        value = sample.value or b""
-        is_xml = value.lstrip().startswith(b"<")
-        limit = self._documents.limits.max_bytes if is_xml else self._max_event_bytes
-        return decode_record(value, [], topic=SOURCE, max_bytes=limit)
-
-    def check(self, sample: Sample) -> Verdict:
+    async def check(self, sample: Sample) -> Verdict:
         if sample.error is not None:
             return Verdict(sample.where, REFUSED, reason=sample.error, stage="read")
-        try:
-            envelope = self._envelope(sample)
-        except EventRefusedError as exc:
-            return Verdict(sample.where, REFUSED, reason=describe(exc), stage=exc.stage)
-        kind = envelope.type.value
-        if envelope.type in XML_TYPES:
-            try:
-                normalised = self._documents.normalise(envelope, now=self._now)
-            except EventRefusedError as exc:
-                return Verdict(sample.where, REFUSED, kind, reason=describe(exc), stage=exc.stage)
-            decided = self._documents.decide(normalised)
-            record = decided.record.model_dump(mode="json") if decided.record else None
-            return Verdict(
-                sample.where, decided.outcome.value, kind, normalised.document_id, record=record
-            )
-        result = self._pipeline.handle(envelope, states=self._states, now=self._now)
-        if result.outcome is Outcome.DEAD_LETTERED:
-            error = result.error or DecodeError("refused")
+        value = sample.value or b""
+        is_xml = value.lstrip().startswith(b"<")
+        topic = self._topics.edocument if is_xml else self._topics.dossier
+        handled = await self._handler.handle(topic, value, [], states=self._states, now=self._now)
+        kind = None if handled.event_type == UNKNOWN_TYPE else handled.event_type
+        if handled.refusal is not None:
+            error = handled.refusal.error
             return Verdict(sample.where, REFUSED, kind, reason=describe(error), stage=error.stage)
-        decision = result.decision
-        record = (
-            decision.record.model_dump(mode="json")
-            if decision is not None and decision.record is not None
-            else None
-        )
-        return Verdict(sample.where, result.outcome.value, kind, result.key, record=record)
+        if handled.state is not None:
+            self._states[handled.state.code] = handled.state.packed
+        output = handled.output
+        record = orjson.loads(output.value) if output is not None else None
+        key = output.key.decode() if output is not None else None
+        return Verdict(sample.where, handled.outcome.value, kind, key, record=record)
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -218,18 +189,18 @@ def _text(verdict: Verdict) -> str:
 
 def main(paths: Sequence[str], *, output: str = "text") -> int:
     """Print each event's verdict; 1 if any was refused, 0 otherwise."""
-    from services.ingest.main import build_documents, build_pipeline
+    from services.ingest.main import build_documents, build_handler, build_pipeline, handler_topics
     from services.ingest.settings import IngestSettings
 
     settings = IngestSettings()
     now = datetime.now(UTC)
-    checker = Checker(
-        build_pipeline(settings),
-        build_documents(settings),
-        max_event_bytes=settings.max_event_bytes,
-        now=now,
-    )
-    verdicts = [checker.check(sample) for path in files(paths) for sample in read(path, now)]
+    handler = build_handler(settings, build_pipeline(settings), build_documents(settings))
+    checker = Checker(handler, handler_topics(settings), now=now)
+
+    async def run() -> list[Verdict]:
+        return [await checker.check(sample) for path in files(paths) for sample in read(path, now)]
+
+    verdicts = asyncio.run(run())
     refused = sum(1 for v in verdicts if v.outcome == REFUSED)
     counts: dict[str, int] = {}
     for verdict in verdicts:

@@ -9,8 +9,8 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -41,6 +41,8 @@ class Envelope:
     agency: str | None
     mode: str
     """structured, binary or bare: how it arrived, for the logs and the metrics."""
+    record_time: datetime | None = None
+    """The broker record's timestamp: the last resort of a bare item's event time."""
 
 
 DEFAULT_MAX_JSON_VALUES = 200_000
@@ -145,7 +147,7 @@ def _from_binary(value: bytes, headers: Mapping[str, str], max_json_values: int)
     )
 
 
-def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
+def _bare(value: bytes, parsed: Any, topic: str, record_time: datetime | None) -> Envelope:
     if isinstance(parsed, dict):
         keys = {k.strip().lower() for k in parsed if isinstance(k, str)}
         is_progress = "trangthaihoso" not in keys and bool(keys & _PROGRESS_MARKERS)
@@ -160,6 +162,7 @@ def _bare(value: bytes, parsed: Any, topic: str) -> Envelope:
         data=parsed,
         agency=None,
         mode="bare",
+        record_time=record_time,
     )
 
 
@@ -169,6 +172,18 @@ def check_size(value: bytes, max_bytes: int) -> None:
         raise EventTooLargeError(f"the event is larger than {max_bytes} bytes")
 
 
+def check_cloudevent_time(time: datetime, *, now: datetime, max_skew: timedelta) -> datetime:
+    """A CloudEvent's `time`, or a `ContractError` when it lies ahead of the clock."""
+    if time.tzinfo is None:  # the contract refuses it first; kept for callers that build times
+        raise ContractError("the event time has no UTC offset", [("time", "no UTC offset")])
+    if time > now + max_skew:
+        raise ContractError(
+            f"the event time is more than {int(max_skew.total_seconds())} s ahead of the clock",
+            [("time", "ahead of the clock")],
+        )
+    return time
+
+
 def decode_record(
     value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
@@ -176,8 +191,15 @@ def decode_record(
     topic: str,
     max_bytes: int,
     max_json_values: int = DEFAULT_MAX_JSON_VALUES,
+    timestamp_ms: int | None = None,
 ) -> Envelope:
-    """Decode one Kafka record into an envelope; its size and JSON values bounded first."""
+    """Decode one Kafka record into an envelope; its size and JSON values bounded first.
+    `timestamp_ms` is the record's timestamp."""
+    record_time = (
+        datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+        if timestamp_ms is not None and timestamp_ms > 0
+        else None
+    )
     if value is None:
         raise DecodeError("the record has no value")
     check_size(value, max_bytes)
@@ -186,7 +208,7 @@ def decode_record(
     except UnicodeDecodeError:
         raise DecodeError("a header is not valid UTF-8") from None
     if "ce_specversion" in text_headers:
-        return _from_binary(value, text_headers, max_json_values)
+        return replace(_from_binary(value, text_headers, max_json_values), record_time=record_time)
     stripped = value.lstrip()
     if stripped.startswith(b"<"):
         return Envelope(
@@ -197,6 +219,7 @@ def decode_record(
             data=value,
             agency=None,
             mode="bare",
+            record_time=record_time,
         )
     check_json_values(value, max_json_values)
     try:
@@ -204,5 +227,7 @@ def decode_record(
     except orjson.JSONDecodeError:
         raise DecodeError("the record is neither JSON nor XML (or not valid UTF-8)") from None
     if isinstance(parsed, dict) and "specversion" in parsed:
-        return from_structured(parsed, max_json_values=max_json_values)
-    return _bare(value, parsed, topic)
+        return replace(
+            from_structured(parsed, max_json_values=max_json_values), record_time=record_time
+        )
+    return _bare(value, parsed, topic, record_time)

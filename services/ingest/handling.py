@@ -1,7 +1,8 @@
 """One event's way to exactly one outcome, shared by the Kafka worker and the HTTP intake.
 
 `EventHandler.handle` takes a Kafka record's bytes and ends in accepted, duplicate, stale or
-dead-lettered, with the record to publish or the refusal to write; it never raises for anything
+dead-lettered, with the record to publish or the refusal to write, and the state it changed
+(the dossier's packed state, the e-document ledger entries); it never raises for anything
 the bytes can provoke. An `EventRefusedError` is the event's own refusal; any other exception
 is a defect this event met, and becomes an `UnexpectedEventError` naming its stage and class.
 Only the worker's broker calls (outside this module) can stop the process.
@@ -22,10 +23,11 @@ from datetime import datetime
 from typing import cast
 
 from schemas.cloudevents import EventType
-from schemas.edocument import EDocumentState, EDocumentStatusRecord
+from schemas.edocument import EDocumentRecord, EDocumentState, EDocumentStatusRecord
 from services.common.indicators import Counted, Indicators
 from services.ingest.dossiers.pipeline import UNKNOWN_TYPE, DossierPipeline
 from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.ledger import CountsAs, EDocumentLedger
 from services.ingest.edocuments.normalise import VerificationBudget
 from services.ingest.edocuments.pipeline import DocumentPipeline
 from services.ingest.envelope import (
@@ -88,6 +90,30 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class DossierChange:
+    """An accepted dossier change: its packed state for memory and the state topic, and the
+    states before and after, for the worker's exact figures."""
+
+    code: str
+    packed: bytes
+    previous: DossierState | None
+    """None: new to this replica."""
+    state: DossierState
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    """An e-document ledger entry a package changed: what to write to the ledger topic (in
+    `partition`, the entry's home) and how the document counted before and after."""
+
+    document_id: str
+    partition: int
+    value: bytes
+    before: CountsAs | None
+    after: CountsAs | None
+
+
+@dataclass(frozen=True, slots=True)
 class Handled:
     """How one event ended, and what the worker writes and counts because of it."""
 
@@ -95,8 +121,9 @@ class Handled:
     outcome: Outcome
     output: Output | None = None
     refusal: Refusal | None = None
-    state: tuple[str, DossierState] | None = None
-    """The dossier code and its new state, for the worker to keep once the output is queued."""
+    state: DossierChange | None = None
+    """The dossier's new state, for the worker to keep once the output is queued."""
+    ledger: tuple[LedgerChange, ...] = ()
     indicators: Indicators | None = None
     counted: Counted | None = None
     status: tuple[str | None, EDocumentState] | None = None
@@ -152,16 +179,25 @@ class EventHandler:
 
     # --- the worker ------------------------------------------------------------------------
 
+    @property
+    def ledger(self) -> EDocumentLedger:
+        """The e-document ledger the worker restores, drops and expires by partition."""
+        return self._documents.ledger
+
     async def handle(
         self,
         topic: str,
         value: bytes | None,
         headers: Headers,
         *,
-        states: Mapping[str, DossierState],
+        states: Mapping[str, bytes],
         now: datetime,
+        partition: int = 0,
+        timestamp_ms: int | None = None,
     ) -> Handled:
-        """One record to one outcome; `states` is read, never written (see `Handled.state`)."""
+        """One record to one outcome; `states` (the packed states of the record's partition) is
+        read, never written (see `Handled.state`). `partition` is the record's, where a new
+        ledger entry lives; `timestamp_ms` its broker timestamp (a bare item's last resort)."""
         envelope: Envelope | None = None
         try:
             with at_stage("decode"):
@@ -171,9 +207,10 @@ class EventHandler:
                     topic=topic,
                     max_bytes=self.limit(topic),
                     max_json_values=self._max_json_values,
+                    timestamp_ms=timestamp_ms,
                 )
             if envelope.type in XML_TYPES:
-                return await self._document(envelope, now)
+                return await self._document(envelope, now, partition)
             return self._dossier(envelope, states, now)
         except EventRefusedError as exc:
             event_type = envelope.type.value if envelope is not None else UNKNOWN_TYPE
@@ -183,17 +220,20 @@ class EventHandler:
             error = UnexpectedEventError("ingest", exc)
             return _refused(event_type, error, envelope.source if envelope else None)
 
-    def _dossier(
-        self, envelope: Envelope, states: Mapping[str, DossierState], now: datetime
-    ) -> Handled:
+    def _dossier(self, envelope: Envelope, states: Mapping[str, bytes], now: datetime) -> Handled:
         # Writes land in the front map only: the caller's states change once the output is queued.
-        overlay = ChainMap[str, DossierState]({}, cast(MutableMapping[str, DossierState], states))
+        overlay = ChainMap[str, bytes]({}, cast(MutableMapping[str, bytes], states))
         result = self._pipeline.handle(envelope, states=overlay, now=now)
         if result.outcome is Outcome.DEAD_LETTERED:
             assert result.error is not None  # noqa: S101 - a dead letter always has its error
             return _refused(result.event_type, result.error, result.source)
         decision = result.decision
-        if decision is None or decision.record is None or decision.state is None:
+        if (
+            decision is None
+            or decision.record is None
+            or decision.state is None
+            or result.packed is None
+        ):
             return Handled(result.event_type, result.outcome)
         code = decision.record.dossier_code
         with at_stage("publish"):
@@ -202,11 +242,11 @@ class EventHandler:
             result.event_type,
             result.outcome,
             output=Output(self._topics.dossier_output, code.encode(), value, JSON_HEADERS),
-            state=(code, decision.state),
+            state=DossierChange(code, result.packed, result.previous, decision.state),
             indicators=decision.indicators,
         )
 
-    async def _document(self, envelope: Envelope, now: datetime) -> Handled:
+    async def _document(self, envelope: Envelope, now: datetime, partition: int) -> Handled:
         """Verified off the loop; counted on it, so the ledger needs no lock."""
         record = await self._documents.normalise_off_loop(envelope, now=now)
         is_status = isinstance(record, EDocumentStatusRecord)
@@ -214,10 +254,21 @@ class EventHandler:
         # Serialised before the ledger sees it: a refusal after counting would lose the count.
         with at_stage("publish"):
             value = record.model_dump_json().encode()
-        result = self._documents.decide(record)
+        ledger = self._documents.ledger
+        with at_stage("decide"):
+            touched = [record.document_id]
+            if isinstance(record, EDocumentRecord):
+                touched += record.replaces
+            before = {d: e.counts_as() for d in touched if (e := ledger.entries.get(d)) is not None}
+        result = self._documents.decide(record, partition=partition, now=now)
         event_type = envelope.type.value
         if result.record is None:
             return Handled(event_type, result.outcome)
+        with at_stage("decide"):
+            changes = tuple(
+                self._ledger_change(ledger, document_id, before.get(document_id))
+                for document_id in result.changed
+            )
         status = None
         if isinstance(result.record, EDocumentStatusRecord):
             status = (result.status_agency, result.record.state)
@@ -230,7 +281,16 @@ class EventHandler:
             ),
             counted=result.counted,
             status=status,
+            ledger=changes,
         )
+
+    @staticmethod
+    def _ledger_change(
+        ledger: EDocumentLedger, document_id: str, before: CountsAs | None
+    ) -> LedgerChange:
+        home, value = ledger.entry_bytes(document_id)
+        after = ledger.entries[document_id]
+        return LedgerChange(document_id, home, value, before, after.counts_as())
 
     # --- the intake ------------------------------------------------------------------------
 
@@ -271,9 +331,9 @@ class EventHandler:
             with at_stage("decide"):
                 if handled.state is None:
                     raise RuntimeError("a dossier's first change was not accepted")
-                code, state = handled.state
+                code, agency = handled.state.code, handled.state.state.agency
         except (EventRefusedError, RequestTooLargeError):
             raise
         except Exception as exc:  # as in `handle`, turned into the event's refusal
             raise UnexpectedEventError("ingest", exc) from exc
-        return Admitted(envelope.id, topic, code.encode(), envelope.type, state.agency)
+        return Admitted(envelope.id, topic, code.encode(), envelope.type, agency)

@@ -49,17 +49,19 @@ def topics(settings: IngestSettings) -> list[TopicSpec]:
         TopicSpec.compacted(settings.topic_state, n, rf),
         TopicSpec(settings.topic_edocument, n, rf),
         TopicSpec(settings.topic_edocument_normalized, n, rf),
+        TopicSpec.compacted(settings.topic_edocument_ledger, n, rf),
     ]
 
 
-def source_binding(settings: IngestSettings) -> SourceBinding:
-    """`GOVSYNC_SOURCE_AGENCIES`, and, once it binds anything, each `/dvcqg` account's source to
-    its agencies: with the binding on, the worker checks those events as any other."""
-    table: dict[str, list[str]] = {k: list(v) for k, v in settings.source_agencies.items()}
+def source_agencies(settings: IngestSettings) -> dict[str, list[str]]:
+    """`GOVSYNC_SOURCE_AGENCIES`, and, once a binding is configured, each `/dvcqg` account's
+    source bound to the account's agencies (else the worker would refuse what it writes)."""
+    table = {source: list(codes) for source, codes in settings.source_agencies.items()}
     if table:
-        for username, account in settings.dvcqg_accounts.items():
-            table.setdefault(account_source(username, account), []).extend(account.agencies)
-    return SourceBinding(table)
+        for username, entry in settings.dvcqg_accounts.items():
+            codes = table.setdefault(account_source(username, entry), [])
+            codes.extend(sorted(entry.agencies - set(codes)))
+    return table
 
 
 def build_pipeline(settings: IngestSettings) -> DossierPipeline:
@@ -67,8 +69,9 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
-        source_binding=source_binding(settings),
+        source_binding=SourceBinding(source_agencies(settings)),
         internal_urls=settings.allow_internal_file_urls,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
 
 
@@ -79,7 +82,17 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
         trust=trust,
         limits=settings.edxml,
         bindings=SignerBindings(settings.signer_bindings),
-        source_binding=source_binding(settings),
+        source_binding=SourceBinding(source_agencies(settings)),
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+    )
+
+
+def handler_topics(settings: IngestSettings) -> HandlerTopics:
+    return HandlerTopics(
+        dossier=settings.topic_dossier,
+        dossier_output=settings.topic_dossier_normalized,
+        edocument=settings.topic_edocument,
+        edocument_output=settings.topic_edocument_normalized,
     )
 
 
@@ -90,12 +103,7 @@ def build_handler(
     return EventHandler(
         pipeline=pipeline,
         documents=documents,
-        topics=HandlerTopics(
-            dossier=settings.topic_dossier,
-            dossier_output=settings.topic_dossier_normalized,
-            edocument=settings.topic_edocument,
-            edocument_output=settings.topic_edocument_normalized,
-        ),
+        topics=handler_topics(settings),
         max_event_bytes=settings.max_event_bytes,
         max_json_values=settings.max_json_values,
     )
@@ -138,10 +146,7 @@ def intake_app(
     add_dvcqg_routes(
         app,
         config=DvcqgConfig(
-            dossier_topic=settings.topic_dossier,
-            max_request_bytes=settings.max_request_bytes,
-            max_items=settings.dvcqg_max_items,
-            max_event_bytes=settings.max_event_bytes,
+            max_request_bytes=settings.max_request_bytes, max_items=settings.dvcqg_max_items
         ),
         accounts=AccountBook(settings.dvcqg_accounts),
         sessions=session_keys(settings),
@@ -172,6 +177,7 @@ def policy(settings: IngestSettings) -> Policy:
     return Policy(
         legal_time_limits_days=dict(settings.legal_time_limits_days),
         finished_retention=settings.finished_retention,
+        archive_retention=timedelta(days=settings.archive_retention_days),
     )
 
 
@@ -212,6 +218,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
                 state=settings.topic_state,
                 edocument=settings.topic_edocument,
                 edocument_output=settings.topic_edocument_normalized,
+                edocument_ledger=settings.topic_edocument_ledger,
             ),
             policy=policy(settings),
             max_batch=settings.max_batch_events,

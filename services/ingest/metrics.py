@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from schemas.cloudevents import EventType
 from schemas.dossier import Channel, Timeliness
 from schemas.edocument import Direction, EDocumentState, SignatureVerdict
-from services.common.indicators import Counted, Indicators
+from services.common.indicators import INDICATOR_PARTS, Counted, Indicators
 from services.common.labels import UNKNOWN, AgencyLabels
 from services.ingest.outcome import Outcome
 
@@ -56,6 +56,21 @@ class IngestMetrics:
             ["agency"],
             registry=registry,
         )
+        self.counted = Gauge(
+            "govsync_dossiers_counted",
+            "Dossiers whose state this replica holds (open, and evicted into the archive) that "
+            "count in each scored indicator's numerator and denominator, by their current "
+            "facts; exact across restarts, replays and rebalances (sum over replicas).",
+            ["agency", "indicator", "part"],
+            registry=registry,
+        )
+        self.edocuments_counted = Gauge(
+            "govsync_edocuments_counted",
+            "E-documents this replica's ledger holds, each once (a revoked one no longer, a "
+            "replaced one by its replacement), by direction and signature verdict; exact.",
+            ["agency", "direction", "signature"],
+            registry=registry,
+        )
         self.edocuments = Counter(
             "govsync_edocuments",
             "Electronic documents, each counted once, by direction and signature verdict.",
@@ -100,9 +115,19 @@ class IngestMetrics:
             "Dossiers whose state this replica holds.",
             registry=registry,
         )
+        self.dossiers_archived = Gauge(
+            "govsync_ingest_dossiers_archived",
+            "Evicted dossiers whose archive entry this replica holds (a few hundred bytes each).",
+            registry=registry,
+        )
         self.evicted = Counter(
             "govsync_ingest_dossiers_evicted",
-            "Finished dossiers forgotten after the retention period.",
+            "Finished dossiers moved from memory to the archive after the retention period.",
+            registry=registry,
+        )
+        self.archive_expired = Counter(
+            "govsync_ingest_archive_expired",
+            "Archive entries forgotten after the archive retention period.",
             registry=registry,
         )
         self.intake = Counter(
@@ -148,8 +173,13 @@ class IngestMetrics:
                 self.edocuments.labels(agency, direction.value, verdict.value)
         for channel in CHANNEL_LABELS.values():
             self.received.labels(agency, channel)
-        for label in (Timeliness.ON_TIME, Timeliness.LATE):
+        for label in (Timeliness.ON_TIME, Timeliness.LATE, Timeliness.NO_DUE_DATE):
             self.finished.labels(agency, label.value)
+        for indicator, part in INDICATOR_PARTS:
+            self.counted.labels(agency, indicator, part)
+        for direction in Direction:
+            for verdict in SignatureVerdict:
+                self.edocuments_counted.labels(agency, direction.value, verdict.value)
         self.digitised.labels(agency)
         self.fee_bearing.labels(agency)
         self.paid_online.labels(agency)

@@ -3,9 +3,12 @@ and the settings types its parts receive (`EdxmlLimits`, `SignerBinding`)."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -149,6 +152,8 @@ class IngestSettings(PipelineSettings):
     topic_state: str = topics.INGEST_STATE
     """Compacted, keyed by dossier code, same partition count as `topic_dossier`."""
     topic_edocument_normalized: str = topics.EDOCUMENT_NORMALIZED
+    topic_edocument_ledger: str = topics.EDOCUMENT_LEDGER
+    """Compacted, keyed by document id, same partition count as `topic_edocument`."""
     consumer_group: str = topics.INGEST_GROUP
 
     create_topics: bool = True
@@ -162,7 +167,14 @@ class IngestSettings(PipelineSettings):
     """Per CloudEvents source, its words for the status codes; `*` applies to every source."""
     channel_vocabularies: dict[str, dict[str, int]] = {"*": DEFAULT_CHANNEL_VOCABULARY}  # noqa: RUF012
     legal_time_limits_days: dict[str, int] = {}  # noqa: RUF012
-    """Procedure code to its legal time limit, for dossiers that carry no due date."""
+    """Procedure code to its legal time limit in days, for dossiers that carry no due date; with
+    `legal_time_limits_file`, the file's limits and then these (which win)."""
+    legal_time_limits_file: Path | None = None
+    """A procedure catalogue export: CSV rows `procedure_code,days` (a header row is skipped) or
+    a JSON object of procedure code to days. Read once at start; an unreadable file stops it."""
+    max_future_skew_seconds: float = Field(default=300.0, ge=0)
+    """How far ahead of the clock an event's time may be (a source's clock running fast); a
+    CloudEvent `time` or a `ThoiDiemXuLy` further ahead is a dead letter."""
 
     api_keys: dict[str, list[str]] = {}  # noqa: RUF012
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
@@ -204,7 +216,12 @@ class IngestSettings(PipelineSettings):
     """Let file links (`DuongDanTaiTepTin`, `DuongDanTepTinKetQua`) name internal, loopback or
     link-local hosts; they are sent to the portal as they are. Off: such a dossier is refused."""
     finished_retention: timedelta = timedelta(days=30)
-    """How long a finished dossier's state is kept after its last change before eviction."""
+    """How long a finished dossier stays in memory after govsync last changed it (govsync's
+    own clock, never the source's time); then it moves to the archive."""
+    archive_retention_days: int = Field(default=400, ge=1)
+    """How long an evicted dossier's archive entry (revision, watermarks, facts: a few hundred
+    bytes) is kept after govsync last changed it; a dossier that comes back within it continues
+    its revisions and counts, one that comes back later starts again at revision 1."""
     eviction_interval_seconds: float = Field(default=60.0, gt=0)
     """How often the worker looks for finished dossiers past their retention."""
     commit_interval_seconds: float = Field(default=0.0, ge=0)
@@ -218,3 +235,47 @@ class IngestSettings(PipelineSettings):
     """Comma-separated agency codes whose documents are outgoing."""
     edxml: EdxmlLimits = EdxmlLimits()
     """Bounds on one edXML package (`GOVSYNC_EDXML_MAX_BYTES`, `..._MAX_DEPTH`, ...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_from_file(cls, data: Any) -> Any:
+        """The file's legal limits under those set directly, so the field holds what applies."""
+        if not isinstance(data, dict) or not data.get("legal_time_limits_file"):
+            return data
+        from_file = load_legal_time_limits(Path(data["legal_time_limits_file"]))
+        given = data.get("legal_time_limits_days") or {}
+        if isinstance(given, str):
+            given = json.loads(given)
+        return {**data, "legal_time_limits_days": {**from_file, **given}}
+
+
+def load_legal_time_limits(path: Path) -> dict[str, int]:
+    """Procedure code to legal time limit in days, from a CSV (`procedure_code,days`, an
+    optional header row, `#` comments) or a JSON object; a `ValueError` says where it is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ValueError(f"legal time limits file {path} cannot be read: {exc.strerror}") from None
+    if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("{", "["):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON (line {exc.lineno})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected an object of procedure code to days")
+        rows = [(str(code), value, n) for n, (code, value) in enumerate(loaded.items(), 1)]
+    else:
+        rows = [
+            (row[0], row[1] if len(row) > 1 else "", n)
+            for n, row in enumerate(csv.reader(io.StringIO(text)), 1)
+            if row and row[0].strip() and not row[0].lstrip().startswith("#")
+        ]
+    limits: dict[str, int] = {}
+    for code, value, n in rows:
+        days = str(value).strip()
+        if not days.isdecimal():
+            if n == 1 and not limits:
+                continue  # a header row
+            raise ValueError(f"{path}: row {n}: the limit is not a whole number of days")
+        limits[code.strip()] = int(days)
+    return limits

@@ -25,18 +25,58 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from services.common.dates import to_ms
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
+from services.common.indicators import counted_parts, parts_of
 from services.common.kafka import broker_reachable
 from services.common.logging import get_logger
-from services.ingest.dossiers.decide import Policy, evictable
+from services.ingest.dossiers.decide import Policy, evictable, expired
+from services.ingest.dossiers.facts import facts_of
 from services.ingest.dossiers.state import DossierState
+from services.ingest.edocuments.ledger import CountsAs
 from services.ingest.handling import EventHandler, Handled, Refusal
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outcome import Outcome
+from services.ingest.tally import Key, Tally
 
 log = get_logger(__name__)
+
+
+async def read_compacted(
+    consumer: AIOKafkaConsumer, topic: str, partitions: set[int]
+) -> dict[int, dict[str, bytes]]:
+    """The latest value of every key of `partitions` of a compacted topic (tombstones removed),
+    read from the start to the end offsets of the moment."""
+    found: dict[int, dict[str, bytes]] = {p: {} for p in partitions}
+    wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
+    if not wanted:
+        return found
+    consumer.assign(wanted)
+    await consumer.seek_to_beginning(*wanted)
+    ends = await consumer.end_offsets(wanted)
+    pending = {tp for tp in wanted if ends[tp] > 0}
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=1000)
+        for tp, records in batch.items():
+            values = found[tp.partition]
+            for record in records:
+                if record.key is None:
+                    continue
+                key = record.key.decode()
+                if record.value is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = record.value
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    return found
+
+
 Clock = Callable[[], datetime]
 SERVICE = "ingest"
+Writes = dict[tuple[str, int, str], bytes]
+"""State to write once a batch's outputs are acknowledged: (topic, partition, key) to value."""
 
 
 def utc_now() -> datetime:
@@ -51,19 +91,33 @@ class WorkerTopics:
     """Compacted; partition N holds the state of the dossiers of `dossier` partition N."""
     edocument: str
     edocument_output: str
+    edocument_ledger: str
+    """Compacted; partition N holds the ledger entries made by `edocument` partition N."""
 
 
 class StateStore:
-    """Dossier states of the assigned partitions, one map per partition number."""
+    """Dossier states of the assigned partitions, packed (`DossierState.to_bytes`), one map per
+    partition number: live dossiers and the archive entries of evicted ones side by side."""
 
     def __init__(self) -> None:
-        self.partitions: dict[int, dict[str, DossierState]] = {}
+        self.partitions: dict[int, dict[str, bytes]] = {}
+        self.archived: dict[int, int] = {}
+        """Archive entries per partition."""
 
     def __len__(self) -> int:
-        return sum(len(states) for states in self.partitions.values())
+        """Live dossiers held."""
+        return sum(len(states) for states in self.partitions.values()) - self.archived_count
 
-    def partition(self, number: int) -> dict[str, DossierState]:
+    @property
+    def archived_count(self) -> int:
+        return sum(self.archived.values())
+
+    def partition(self, number: int) -> dict[str, bytes]:
         return self.partitions.setdefault(number, {})
+
+    def drop(self, number: int) -> None:
+        self.partitions.pop(number, None)
+        self.archived.pop(number, None)
 
 
 class IngestWorker:
@@ -96,6 +150,8 @@ class IngestWorker:
         self._clock = clock
         self._eviction_interval = eviction_interval_seconds
         self._states = StateStore()
+        self._tally = Tally()
+        self._doc_tally = Tally()
         self._lock = asyncio.Lock()
         self._completing: asyncio.Task[None] | None = None
         """The previous batch's acknowledgements, state writes and commit, still under way."""
@@ -139,51 +195,109 @@ class IngestWorker:
                     await worker._settle()
                     for tp in revoked:
                         if tp.topic == worker._topics.dossier:
-                            worker._states.partitions.pop(tp.partition, None)
+                            worker._states.drop(tp.partition)
+                            worker._publish(worker._tally.drop(tp.partition))
+                        elif tp.topic == worker._topics.edocument:
+                            worker._handler.ledger.drop(tp.partition)
+                            worker._publish_documents(worker._doc_tally.drop(tp.partition))
                     worker._restored = False
-                    worker._metrics.dossiers_in_memory.set(len(worker._states))
+                    worker._show_held()
 
             async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
                 async with worker._lock:
-                    dossier = worker._topics.dossier
-                    await worker._restore({tp.partition for tp in assigned if tp.topic == dossier})
+                    topics = worker._topics
+                    await worker._restore(
+                        {tp.partition for tp in assigned if tp.topic == topics.dossier}
+                    )
+                    await worker._restore_ledger(
+                        {tp.partition for tp in assigned if tp.topic == topics.edocument}
+                    )
+                    worker._restored = True
 
         return _Listener()
 
     async def _restore(self, partitions: set[int]) -> None:
-        """Read each assigned partition's state from the compacted topic, oldest first."""
+        """Read each assigned partition's state from the compacted topic, oldest first; then
+        count what its dossiers add to the exact figures."""
         started = time.monotonic()
-        wanted = [TopicPartition(self._topics.state, p) for p in sorted(partitions)]
         for p in partitions:
-            self._states.partitions[p] = {}
-        if wanted:
-            self._restorer.assign(wanted)
-            await self._restorer.seek_to_beginning(*wanted)
-            ends = await self._restorer.end_offsets(wanted)
-            pending = {tp for tp in wanted if ends[tp] > 0}
-            while pending:
-                batch = await self._restorer.getmany(*pending, timeout_ms=1000)
-                for tp, records in batch.items():
-                    states = self._states.partitions[tp.partition]
-                    for record in records:
-                        key = record.key.decode() if record.key else None
-                        if key is None:
-                            continue
-                        if record.value is None:
-                            states.pop(key, None)
-                        else:
-                            states[key] = DossierState.from_bytes(record.value)
-                for tp in list(pending):
-                    if await self._restorer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-        self._restored = True
-        self._metrics.dossiers_in_memory.set(len(self._states))
+            self._states.drop(p)
+            self._publish(self._tally.drop(p))
+        restored = await read_compacted(self._restorer, self._topics.state, partitions)
+        now_ms = to_ms(self._clock())
+        for p in partitions:
+            states = self._states.partition(p)
+            archived = 0
+            for code, value in restored.get(p, {}).items():
+                state = DossierState.from_bytes(value)
+                if not state.touched_ms:  # written by a version that kept no time of its own
+                    state.touched_ms = now_ms
+                self._recount(p, None, state, restoring=True)
+                states[code] = state.to_bytes()
+                archived += state.archived
+            self._states.archived[p] = archived
+        self._publish(self._tally.keys())
+        self._show_held()
         log.info(
             "state restored",
             partitions=sorted(partitions),
             dossiers=len(self._states),
+            archived=self._states.archived_count,
             seconds=round(time.monotonic() - started, 3),
         )
+
+    # --- the exact figures ----------------------------------------------------------------
+
+    def _keys(self, state: DossierState) -> list[Key]:
+        agency = self._metrics.agency(state.agency)
+        return [(agency, *part) for part in parts_of(state.parts)]
+
+    def _recount(
+        self, partition: int, before: DossierState | None, after: DossierState, *, restoring: bool
+    ) -> set[Key]:
+        """Move one dossier's share of the figures from `before` to `after`; the series moved.
+
+        On restore the share is recomputed from the facts (a rule may have changed since the
+        state was written); `after.parts` then holds it.
+        """
+        if restoring:
+            facts = facts_of(after, legal_time_limits_days=self._policy.legal_time_limits_days)
+            after.parts = counted_parts(facts)
+        if before is not None and (before.agency, before.parts) == (after.agency, after.parts):
+            return set()  # most changes move nothing: the same series as before
+        old = self._keys(before) if before is not None else []
+        return self._tally.move(partition, old, self._keys(after))
+
+    def _publish(self, keys: set[Key]) -> None:
+        for key in keys:
+            self._metrics.counted.labels(*key).set(self._tally.total(key))
+
+    def _doc_keys(self, counts_as: CountsAs | None) -> list[Key]:
+        if counts_as is None:
+            return []
+        agency, direction, verdict = counts_as
+        return [(self._metrics.agency(agency), direction.value, verdict.value)]
+
+    def _publish_documents(self, keys: set[Key]) -> None:
+        for key in keys:
+            self._metrics.edocuments_counted.labels(*key).set(self._doc_tally.total(key))
+
+    async def _restore_ledger(self, partitions: set[int]) -> None:
+        """Read each assigned e-document partition's ledger entries from the compacted topic."""
+        ledger = self._handler.ledger
+        for p in partitions:
+            ledger.drop(p)
+            self._publish_documents(self._doc_tally.drop(p))
+        restored = await read_compacted(self._restorer, self._topics.edocument_ledger, partitions)
+        for p, values in restored.items():
+            for entry in ledger.restore(p, values):
+                self._doc_tally.add(p, self._doc_keys(entry.counts_as()))
+        self._publish_documents(self._doc_tally.keys())
+        log.info("e-document ledger restored", partitions=sorted(partitions), documents=len(ledger))
+
+    def _show_held(self) -> None:
+        self._metrics.dossiers_in_memory.set(len(self._states))
+        self._metrics.dossiers_archived.set(self._states.archived_count)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -220,7 +334,7 @@ class IngestWorker:
         """Decide a batch and queue its outputs; its completion runs while the next is decided."""
         started = time.monotonic()
         pending: list[Awaitable[Any]] = []
-        state_updates: dict[tuple[int, str], DossierState] = {}
+        state_updates: Writes = {}
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             if tp not in self._consumer.assignment():
@@ -239,7 +353,7 @@ class IngestWorker:
     async def _complete(
         self,
         pending: list[Awaitable[Any]],
-        state_updates: dict[tuple[int, str], DossierState],
+        state_updates: Writes,
         offsets: dict[TopicPartition, int],
         started: float,
     ) -> None:
@@ -251,13 +365,8 @@ class IngestWorker:
         await asyncio.gather(*pending)
         await asyncio.gather(
             *[
-                await self._producer.send(
-                    self._topics.state,
-                    value=state.to_bytes(),
-                    key=code.encode(),
-                    partition=partition,
-                )
-                for (partition, code), state in state_updates.items()
+                await self._producer.send(topic, value=value, key=key.encode(), partition=partition)
+                for (topic, partition, key), value in state_updates.items()
             ]
         )
         if offsets:
@@ -268,31 +377,43 @@ class IngestWorker:
                 self._metrics.lag.labels(tp.topic, str(tp.partition)).set(
                     max(0, highwater - offsets[tp])
                 )
-        self._metrics.dossiers_in_memory.set(len(self._states))
+        self._show_held()
         self._metrics.batch_seconds.observe(time.monotonic() - started)
 
     async def _one(
         self,
         tp: TopicPartition,
         record: ConsumerRecord[Any, Any],
-        states: dict[str, DossierState],
-        state_updates: dict[tuple[int, str], DossierState],
+        states: dict[str, bytes],
+        state_updates: Writes,
     ) -> list[Awaitable[Any]]:
         """One record's outcome, then its writes; only the broker calls here may raise."""
         started = time.perf_counter()
         headers = list(record.headers or ())
         handled = await self._handler.handle(
-            tp.topic, record.value, headers, states=states, now=self._clock()
+            tp.topic,
+            record.value,
+            headers,
+            states=states,
+            now=self._clock(),
+            partition=tp.partition,
+            timestamp_ms=record.timestamp,
         )
         self._finish(handled.event_type, handled.outcome, started)
         if handled.refusal is not None:
             return [await self._dead_letter(tp, record, headers, handled.refusal)]
-        if handled.state is not None:
-            code, state = handled.state
-            states[code] = state
-            # Only a dossier's last state in the batch is written (and serialised).
-            state_updates[(tp.partition, code)] = state
-        self._count(handled)
+        change = handled.state
+        if change is not None:
+            states[change.code] = change.packed
+            # Only a dossier's last state in the batch is written.
+            state_updates[(self._topics.state, tp.partition, change.code)] = change.packed
+            if change.previous is not None and change.previous.archived:
+                self._states.archived[tp.partition] -= 1  # it came back
+        for entry in handled.ledger:
+            state_updates[(self._topics.edocument_ledger, entry.partition, entry.document_id)] = (
+                entry.value
+            )
+        self._count(tp.partition, handled)
         output = handled.output
         if output is None:
             return []  # a duplicate or a stale event: nothing to write
@@ -302,9 +423,21 @@ class IngestWorker:
             )
         ]
 
-    def _count(self, handled: Handled) -> None:
-        """Counters must never cost an accepted event: a failure is logged, not raised."""
+    def _count(self, partition: int, handled: Handled) -> None:
+        """Counters and gauges must never cost an accepted event: a failure is logged, not
+        raised."""
         try:
+            change = handled.state
+            if change is not None:
+                self._publish(
+                    self._recount(partition, change.previous, change.state, restoring=False)
+                )
+            moved: set[Key] = set()
+            for entry in handled.ledger:
+                moved |= self._doc_tally.move(
+                    entry.partition, self._doc_keys(entry.before), self._doc_keys(entry.after)
+                )
+            self._publish_documents(moved)
             if handled.indicators is not None:
                 self._metrics.count(handled.indicators)
             if handled.counted is not None:
@@ -346,24 +479,59 @@ class IngestWorker:
         return await self._dead_letters.send(letter)
 
     async def evict(self) -> int:
-        """Forget finished dossiers past retention, here and in the state topic (tombstones)."""
+        """Move dossiers that ended and stayed unchanged past the retention to the archive, and
+        forget archive entries past theirs, here and in the state topic; the number evicted.
+
+        An archive entry keeps what the dossier needs to come back as itself: its revision,
+        watermarks, content digests and facts (so its counts stand and are not repeated).
+        """
         self._last_eviction = time.monotonic()
         now = self._clock()
-        tombstones: list[Awaitable[Any]] = []
+        writes: list[Awaitable[Any]] = []
+        evicted = forgotten = 0
+        changed: set[Key] = set()
         for partition, states in self._states.partitions.items():
-            gone = [
-                code for code, s in states.items() if evictable(s, now=now, policy=self._policy)
-            ]
-            for code in gone:
-                del states[code]
-                tombstones.append(
+            for code, packed in list(states.items()):
+                value: bytes | None
+                if evictable(packed, now=now, policy=self._policy):
+                    state = DossierState.from_bytes(packed)
+                    state.archived = True
+                    value = states[code] = state.to_bytes()
+                    self._states.archived[partition] = self._states.archived.get(partition, 0) + 1
+                    evicted += 1
+                elif expired(packed, now=now, policy=self._policy):
+                    changed |= self._tally.move(
+                        partition, self._keys(DossierState.from_bytes(packed)), []
+                    )
+                    del states[code]
+                    self._states.archived[partition] -= 1
+                    value = None
+                    forgotten += 1
+                else:
+                    continue
+                writes.append(
                     await self._producer.send(
-                        self._topics.state, value=None, key=code.encode(), partition=partition
+                        self._topics.state, value=value, key=code.encode(), partition=partition
                     )
                 )
-        await asyncio.gather(*tombstones)
-        if tombstones:
-            self._metrics.evicted.inc(len(tombstones))
-            self._metrics.dossiers_in_memory.set(len(self._states))
-            log.info("finished dossiers evicted", count=len(tombstones))
-        return len(tombstones)
+        retention_ms = int(self._policy.archive_retention.total_seconds() * 1000)
+        moved: set[Key] = set()
+        for document_id, entry in self._handler.ledger.expire(now=now, retention_ms=retention_ms):
+            moved |= self._doc_tally.move(entry.partition, self._doc_keys(entry.counts_as()), [])
+            writes.append(
+                await self._producer.send(
+                    self._topics.edocument_ledger,
+                    value=None,
+                    key=document_id.encode(),
+                    partition=entry.partition,
+                )
+            )
+        await asyncio.gather(*writes)
+        self._publish(changed)
+        self._publish_documents(moved)
+        if writes:
+            self._metrics.evicted.inc(evicted)
+            self._metrics.archive_expired.inc(forgotten)
+            self._show_held()
+            log.info("dossiers evicted", archived=evicted, forgotten=forgotten)
+        return evicted

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import OTHER_AGENCIES
-from services.localrun.traffic.plans import DocumentSpec
+from services.localrun.traffic.plans import DocumentSpec, recoded
 from services.localrun.traffic.truth import GroundTruth, Outcome
 from services.localrun.view import Endpoints, ViewState
 from services.simulator.server import running_simulator
@@ -106,9 +106,16 @@ def build_services(
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
     generator's agencies are ingest's own (their documents are outgoing), and they and the
-    agencies that send them documents are the metrics' agency labels."""
-    labels = frozenset((*settings.agencies, *OTHER_AGENCIES))
+    agencies that send them documents are the metrics' agency labels, with the codes the
+    generator re-codes its agencies to (`recoded`): a label outside the preset is `other`."""
+    labels = frozenset((*settings.agencies, *map(recoded, settings.agencies), *OTHER_AGENCIES))
+    eviction: dict[str, Any] = {}
+    if settings.finished_retention_seconds is not None:
+        eviction["finished_retention"] = timedelta(seconds=settings.finished_retention_seconds)
+    if settings.eviction_interval_seconds is not None:
+        eviction["eviction_interval_seconds"] = settings.eviction_interval_seconds
     ingest = IngestSettings(
+        **eviction,
         kafka=kafka,
         http_host="127.0.0.1",
         http_port=settings.ingest_port or free_port(),
@@ -119,6 +126,7 @@ def build_services(
         topic_state=f"{topics.INGEST_STATE}{suffix}",
         topic_edocument=f"{topics.EDOCUMENT}{suffix}",
         topic_edocument_normalized=f"{topics.EDOCUMENT_NORMALIZED}{suffix}",
+        topic_edocument_ledger=f"{topics.EDOCUMENT_LEDGER}{suffix}",
         consumer_group=f"{topics.INGEST_GROUP}{suffix}",
         topic_partitions=settings.partitions,
         trust_bundle=trust_bundle,

@@ -1,5 +1,9 @@
 """Pure reading of the services' metric samples: flow counts, per-agency tallies, scored rates.
 
+The tallies come from the exact gauges (`govsync_dossiers_counted`, `govsync_edocuments_counted`:
+the dossiers and documents as they stand), not from the operational counters, which count
+first occurrences as they are decided.
+
 Samples come in already parsed (`Sample`), so this module imports no HTTP or Prometheus library;
 `services.localrun.scrape` fetches and parses `/metrics`. The same `AgencyTally`
 (`services.localrun.traffic.truth`) holds what the metrics say and what the plans meant, so the
@@ -48,7 +52,10 @@ class Indicator:
 INDICATORS = (
     Indicator("3.3", "online"),
     Indicator("2.1", "on time"),
+    Indicator("4.2", "files attached"),
     Indicator("4.3", "digitised"),
+    Indicator("4.4", "national repository"),
+    Indicator("4.5b", "VNeID"),
     Indicator("3.6", "paid online"),
     Indicator("1.4", "synced"),
     # The PAR INDEX's digital-signature share (DOMAIN.md §2): of the documents an agency sent
@@ -62,7 +69,10 @@ def rates(tally: AgencyTally) -> dict[str, Rate]:
     return {
         "3.3": Rate(tally.received_online, tally.received),
         "2.1": Rate(tally.finished_on_time, tally.finished),
+        "4.2": Rate(tally.attached, tally.received),
         "4.3": Rate(tally.digitised, tally.received),
+        "4.4": Rate(tally.national, tally.received),
+        "4.5b": Rate(tally.vneid, tally.received),
         "3.6": Rate(tally.paid_online, tally.fee_bearing),
         # The sync gauge counts the dossiers the portal holds (a header accepted) in a received
         # status, whenever they were received: within one run it cannot pass 100 %.
@@ -94,6 +104,8 @@ class Snapshot:
         default_factory=lambda: {t: dict.fromkeys(SYNC_OUTCOMES, 0) for t in TARGETS}
     )
     backlog: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TARGETS, 0))
+    parked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TARGETS, 0))
+    """Per target, the steps waiting for their dossier's header (the portal's step gate)."""
     ingest_lag: int = 0
     latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """Per target, the cumulative latency histogram: (upper bound, count) pairs."""
@@ -131,22 +143,26 @@ def _int(value: float) -> int:
     return round(value)
 
 
-_RECEIVED_FIELDS = {
-    "in_person": "received_in_person",
-    "online": "received_online",
-    "postal": "received_postal",
-}
 EDOCUMENT_TYPES = frozenset({"vn.gov.edoc.edxml.v1", "vn.gov.edoc.status.v1"})
 _EDOC_FIELDS = {
     f"edoc_{d}_{v}"
     for d in ("outgoing", "incoming")
     for v in ("verified", "untrusted", "invalid", "unsigned")
 }
-_SIMPLE = {
-    "govsync_dossiers_digitised_total": "digitised",
-    "govsync_dossiers_fee_bearing_total": "fee_bearing",
-    "govsync_dossiers_paid_online_total": "paid_online",
+COUNTED_FIELDS = {
+    ("3.3", "denominator"): "received",
+    ("3.3", "numerator"): "received_online",
+    ("2.1", "denominator"): "finished",
+    ("2.1", "numerator"): "finished_on_time",
+    ("3.6", "denominator"): "fee_bearing",
+    ("3.6", "numerator"): "paid_online",
+    ("4.2", "numerator"): "attached",
+    ("4.3", "numerator"): "digitised",
+    ("4.4", "numerator"): "national",
+    ("4.5b", "numerator"): "vneid",
 }
+"""`govsync_dossiers_counted{indicator, part}` to the tally's field (the 4.x denominators are
+the received dossiers again)."""
 
 
 def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
@@ -162,21 +178,12 @@ def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
             )
             if outcome in counts:
                 counts[outcome] += _int(s.value)
-        elif s.name == "govsync_dossiers_received_total" and agency is not None:
-            name = _RECEIVED_FIELDS.get(s.labels.get("channel", ""), "received_unknown")
-            tally = snapshot.agency(agency)
-            setattr(tally, name, getattr(tally, name) + _int(s.value))
-        elif s.name == "govsync_dossiers_finished_total" and agency is not None:
-            tally = snapshot.agency(agency)
-            if s.labels.get("timeliness") == "on_time":
-                tally.finished_on_time += _int(s.value)
-            elif s.labels.get("timeliness") == "late":
-                tally.finished_late += _int(s.value)
-        elif s.name in _SIMPLE and agency is not None:
-            tally = snapshot.agency(agency)
-            name = _SIMPLE[s.name]
-            setattr(tally, name, getattr(tally, name) + _int(s.value))
-        elif s.name == "govsync_edocuments_total" and agency is not None:
+        elif s.name == "govsync_dossiers_counted" and agency is not None:
+            name = COUNTED_FIELDS.get((s.labels.get("indicator", ""), s.labels.get("part", "")))
+            if name is not None:
+                tally = snapshot.agency(agency)
+                setattr(tally, name, getattr(tally, name) + _int(s.value))
+        elif s.name == "govsync_edocuments_counted" and agency is not None:
             name = f"edoc_{s.labels.get('direction')}_{s.labels.get('signature')}"
             if name in _EDOC_FIELDS:
                 tally = snapshot.agency(agency)
@@ -195,6 +202,8 @@ def read_sync(snapshot: Snapshot, target: str, samples: Iterable[Sample]) -> Non
                 snapshot.sync[target][outcome] = _int(s.value)
         elif s.name == "govsync_sync_backlog":
             snapshot.backlog[target] = _int(s.value)
+        elif s.name == "govsync_sync_parked_steps":
+            snapshot.parked[target] = _int(s.value)
         elif s.name == "govsync_sync_latency_seconds_bucket":
             buckets.append((float(s.labels.get("le", "+Inf")), s.value))
         elif s.name == "govsync_portal_synced_dossiers" and target == "portal":
@@ -264,7 +273,19 @@ def differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
 
 
 def drained(snapshot: Snapshot, truth: GroundTruth) -> bool:
-    """Ingest has decided every event sent and each sync worker finished every record."""
+    """Ingest has decided every event sent and each sync worker finished every record, but the
+    portal's parked steps of dossiers whose source sent no header yet.
+
+    Those steps wait for a header that is not coming (`GOVSYNC_DELIVERY_STEP_WAIT_SECONDS`, 300 s
+    by default, then the dead letters): at most that many may be parked and unfinished, every
+    other record must be finished (a step parked for a header that was sent is not drained).
+    """
     if snapshot.consumed < truth.sent or snapshot.edocuments_consumed < truth.edocument_sent:
         return False
-    return all(snapshot.finished(t) >= snapshot.accepted for t in TARGETS)
+    if snapshot.finished("ndxp") < snapshot.accepted:
+        return False
+    parked = snapshot.parked["portal"]
+    return (
+        parked <= truth.steps_awaiting_header
+        and snapshot.finished("portal") + parked >= snapshot.accepted
+    )

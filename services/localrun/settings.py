@@ -64,6 +64,20 @@ class RunSettings(BaseSettings):
     edocument_untrusted_share: float = Field(default=0.15, ge=0, le=1)
     edocument_invalid_share: float = Field(default=0.1, ge=0, le=1)
     edocument_duplicate_rate: float = Field(default=0.05, ge=0, le=1)
+    national_repository_share: float = Field(default=0.2, ge=0, le=1)
+    vneid_share: float = Field(default=0.4, ge=0, le=1)
+    bare_life_share: float = Field(default=0.04, ge=0, le=1)
+    sparse_header_share: float = Field(default=0.06, ge=0, le=1)
+    late_facts_share: float = Field(default=0.06, ge=0, le=1)
+    backfill_share: float = Field(default=0.04, ge=0, le=1)
+    backfill_days: float = Field(default=60.0, ge=0)
+    reexport_share: float = Field(default=0.05, ge=0, le=1)
+    reexport_after_seconds: float = Field(default=3.0, ge=0)
+    recode_share: float = Field(default=0.03, ge=0, le=1)
+    recode_at_reception: bool = True
+    # The ingest service's eviction, shortened to see it within a run (unset: its defaults).
+    finished_retention_seconds: float | None = Field(default=None, gt=0)
+    eviction_interval_seconds: float | None = Field(default=None, gt=0)
 
     def traffic(self) -> TrafficOptions:
         return TrafficOptions(
@@ -90,4 +104,15 @@ class RunSettings(BaseSettings):
             edocument_untrusted_share=self.edocument_untrusted_share,
             edocument_invalid_share=self.edocument_invalid_share,
             edocument_duplicate_rate=self.edocument_duplicate_rate,
+            national_repository_share=self.national_repository_share,
+            vneid_share=self.vneid_share,
+            bare_life_share=self.bare_life_share,
+            sparse_header_share=self.sparse_header_share,
+            late_facts_share=self.late_facts_share,
+            backfill_share=self.backfill_share,
+            backfill_days=self.backfill_days,
+            reexport_share=self.reexport_share,
+            reexport_after_seconds=self.reexport_after_seconds,
+            recode_share=self.recode_share,
+            recode_at_reception=self.recode_at_reception,
         )

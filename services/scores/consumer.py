@@ -1,18 +1,21 @@
 """The Kafka side of the scores service: fetch from the three topics, apply each batch in one
 database transaction, then commit the offsets.
 
-Order per batch: decode (what cannot be decoded becomes a dead letter with the reason), apply
-to the database and commit it, write the dead letters, commit the Kafka offsets. A crash at any
-point replays from the last committed offsets, and the store applies only revisions newer than
-what it holds: redeliveries change nothing. Every partition's offsets are committed only after
-the transaction that holds its records, so nothing is ever skipped.
+Order per batch: decode (what cannot be decoded becomes a dead letter with the reason; of one
+dossier's records in the fetch only the newest is decoded in full), apply to the database and
+commit it, write the dead letters, commit the Kafka offsets. The database work runs in a thread
+while the event loop fetches and decodes the next batch; batches are applied one at a time, in
+fetch order. A crash at any point replays from the last committed offsets, and the store applies
+only revisions newer than what it holds: redeliveries change nothing. Every partition's offsets
+are committed only after the transaction that holds its records, so nothing is ever skipped; a
+batch fetched before a rebalance is applied but its offsets are left to the next owner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,17 +25,11 @@ from aiokafka.errors import CommitFailedError
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.logging import get_logger
 from services.scores import decode
+from services.scores.changes import AckChange, Applied, Batch, DocumentChange
 from services.scores.errors import UndecodableRecordError
 from services.scores.metrics import ScoresMetrics
 from services.scores.settings import ScoresSettings
-from services.scores.store import (
-    AckChange,
-    Applied,
-    Batch,
-    DocumentChange,
-    DossierChange,
-    ScoreStore,
-)
+from services.scores.store import ScoreStore
 
 log = get_logger(__name__)
 
@@ -44,12 +41,31 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Every batch is committed before the next fetch: nothing of these is pending.
+        # The batch being applied commits before the partitions go; a batch fetched but not
+        # yet applied will not commit (`_Prepared.epoch`).
+        await self._worker.drain()
+        self._worker.epoch += 1
         self._worker.assigned -= revoked
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._worker.assigned |= assigned
         log.info("partitions assigned", partitions=len(assigned))
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One fetch, decoded: the batch for the store, the dead letters, what was left out."""
+
+    fetched: dict[TopicPartition, list[Any]]
+    epoch: int
+    batch: Batch
+    letters: list[DeadLetter]
+    skipped: dict[str, int]
+    superseded: int
+
+    @property
+    def records(self) -> int:
+        return sum(len(messages) for messages in self.fetched.values())
 
 
 class ScoresWorker:
@@ -72,38 +88,78 @@ class ScoresWorker:
         self._dossier_topic = settings.topic_dossier_normalized
         self._ack_topic = settings.acked_topic
         self._document_topic = settings.topic_edocument_normalized
+        self._in_flight: asyncio.Task[Applied] | None = None
         self.assigned: set[TopicPartition] = set()
+        self.epoch = 0
+        """Rebalances so far: a batch fetched in an earlier epoch does not commit."""
         self.fetching = False
         self.applied_batches = 0
+        self.records_done = 0
+        """Records of the batches applied and committed (every outcome)."""
 
     @property
     def topics(self) -> list[str]:
         return [self._dossier_topic, self._ack_topic, self._document_topic]
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and apply until `stop`; the batch in hand is finished and committed first."""
+        """Fetch and apply until `stop`; the batch in hand is finished and committed first.
+
+        While one batch is applied (in a thread), the next is fetched and decoded."""
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))
         limit = self._settings.scores.batch_max_records
-        while not stop.is_set():
-            fetched = await self._consumer.getmany(timeout_ms=200, max_records=limit)
-            self.fetching = True
-            if fetched:
-                await self.process(fetched)
+        try:
+            while not stop.is_set():
+                fetched = await self._consumer.getmany(timeout_ms=200, max_records=limit)
+                self.fetching = True
+                if not fetched:
+                    continue
+                prepared = self.prepare(fetched)
+                await self.settle()
+                self._in_flight = asyncio.create_task(self.finish(prepared))
+            await self.settle()
+        finally:
+            if self._in_flight is not None and not self._in_flight.done():
+                self._in_flight.cancel()  # its transaction ends on its own; offsets stay
+
+    async def settle(self) -> None:
+        """Wait for the batch being applied, if any, to be committed (its failure raises)."""
+        task = self._in_flight
+        if task is None:
+            return
+        try:
+            await task
+        finally:
+            if self._in_flight is task:
+                self._in_flight = None
+
+    async def drain(self) -> None:
+        """Wait until the batch being applied is done; its failure is for `settle` to raise."""
+        task = self._in_flight
+        if task is not None:
+            await asyncio.wait([task])
 
     async def process(self, fetched: dict[TopicPartition, list[Any]]) -> Applied:
-        """Apply one fetched batch and commit its offsets."""
-        dossiers: list[DossierChange] = []
+        """Decode, apply and commit one fetched batch (no overlap with the next)."""
+        return await self.finish(self.prepare(fetched))
+
+    def prepare(self, fetched: dict[TopicPartition, list[Any]]) -> _Prepared:
+        """Decode a fetch: pure CPU work, on the event loop."""
+        dossier_messages: list[tuple[bytes | None, bytes | None]] = []
+        dossier_origins: list[tuple[TopicPartition, Any]] = []
         acks: list[AckChange] = []
         documents: list[DocumentChange] = []
         withdrawn: list[str] = []
         letters: list[DeadLetter] = []
         skipped = {"ack": 0, "edocument": 0}
         for tp, messages in fetched.items():
+            if tp.topic == self._dossier_topic:
+                for message in messages:
+                    dossier_messages.append((message.key, message.value))
+                    dossier_origins.append((tp, message))
+                continue
             for message in messages:
                 try:
-                    if tp.topic == self._dossier_topic:
-                        dossiers.append(decode.dossier(message.value))
-                    elif tp.topic == self._ack_topic:
+                    if tp.topic == self._ack_topic:
                         if decode.is_ack(message.key, message.value):
                             acks.append(decode.ack(message.key, message.value))
                         else:
@@ -118,30 +174,41 @@ class ScoresWorker:
                             skipped["edocument"] += 1
                 except UndecodableRecordError as exc:
                     letters.append(self._letter(tp, message, exc))
-        batch = Batch(dossiers, acks, documents, withdrawn)
+        newest = decode.newest_dossiers(dossier_messages)
+        for i, error in sorted(newest.failed, key=lambda f: f[0]):
+            letters.append(self._letter(*dossier_origins[i], error))
+        batch = Batch(newest.changes, acks, documents, withdrawn)
+        return _Prepared(fetched, self.epoch, batch, letters, skipped, newest.superseded)
+
+    async def finish(self, prepared: _Prepared) -> Applied:
+        """Apply a decoded batch in one transaction (in a thread), then commit its offsets."""
+        batch = prepared.batch
         started = time.perf_counter()
         applied = await asyncio.to_thread(self._store.apply, batch) if len(batch) else Applied()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
-        for letter in letters:
+        for letter in prepared.letters:
             await self._dead_letters.write(letter)
-        await self._commit(fetched)
-        self._count(applied, skipped, letters)
+        if prepared.epoch == self.epoch:
+            await self._commit(prepared.fetched)
+        else:
+            log.info("offsets left to the next owner after a rebalance")
+        self._count(applied, prepared)
         self.applied_batches += 1
+        self.records_done += prepared.records
         return applied
 
-    def _count(
-        self, applied: Applied, skipped: dict[str, int], letters: Sequence[DeadLetter]
-    ) -> None:
+    def _count(self, applied: Applied, prepared: _Prepared) -> None:
         m = self._metrics
+        skipped = prepared.skipped
         m.record("dossier", "applied", applied.dossiers)
-        m.record("dossier", "stale", applied.stale_dossiers)
+        m.record("dossier", "stale", applied.stale_dossiers + prepared.superseded)
         m.record("ack", "applied", applied.acks)
         m.record("ack", "stale", applied.stale_acks)
         m.record("ack", "skipped", skipped["ack"])
         m.record("edocument", "applied", applied.documents)
         m.record("edocument", "stale", applied.stale_documents)
         m.record("edocument", "skipped", skipped["edocument"])
-        for letter in letters:
+        for letter in prepared.letters:
             kind = {self._dossier_topic: "dossier", self._ack_topic: "ack"}.get(
                 letter.origin.topic, "edocument"
             )

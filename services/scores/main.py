@@ -22,8 +22,10 @@ from services.common.kafka import (
     make_consumer,
     make_producer,
 )
+from services.common.labels import AgencyLabels
 from services.common.lifecycle import install_stop_handlers, run_async, wait_or_stop
 from services.common.logging import configure_logging, get_logger
+from services.reconcile import schedule as reconcile
 from services.scores import pages
 from services.scores.api import create_app
 from services.scores.catalogue import Catalogue, parse_catalogue
@@ -72,15 +74,32 @@ def engine_for(settings: ScoresSettings) -> Engine:
     return make_engine(url)
 
 
-def refresh_gauges(scoreboard: Scoreboard, metrics: ScoresMetrics, *, limit: int) -> None:
+def fetch_options(settings: ScoresSettings) -> dict[str, int]:
+    """How much one fetch brings (the benchmark's bare loop uses the same)."""
+    return {
+        "max_poll_records": settings.scores.batch_max_records,
+        "fetch_max_bytes": settings.scores.fetch_max_bytes,
+        "max_partition_fetch_bytes": settings.scores.partition_fetch_max_bytes,
+    }
+
+
+def label_agencies(settings: ScoresSettings) -> frozenset[str]:
+    """The agencies whose score gauges carry their own label (`GOVSYNC_LABEL_AGENCIES` and the
+    agencies served, `GOVSYNC_SCORES_AGENCIES`, well-formed codes only); the rest are `other`."""
+    return AgencyLabels(settings.label_agencies | settings.scores.agencies).agencies
+
+
+def refresh_gauges(
+    scoreboard: Scoreboard, metrics: ScoresMetrics, *, agencies: frozenset[str]
+) -> None:
     """Recompute the score gauges of the current month, quarter and year (blocking)."""
     now = scoreboard.clock()
     cards = [
         (kind, card)
         for kind, period in current_periods(now).items()
-        for card in scoreboard.scorecards(period, now)
+        for card in scoreboard.scorecards(period, now, labelled=agencies)
     ]
-    metrics.publish(cards, limit=limit, at=time.time())
+    metrics.publish(cards, at=time.time())
 
 
 async def _refresh_loop(
@@ -89,7 +108,7 @@ async def _refresh_loop(
     while True:
         try:
             await asyncio.to_thread(
-                refresh_gauges, scoreboard, metrics, limit=settings.scores.agency_label_limit
+                refresh_gauges, scoreboard, metrics, agencies=label_agencies(settings)
             )
         except Exception as exc:  # noqa: BLE001 - the gauges wait for the next round
             log.warning("score gauges not refreshed", error=type(exc).__name__)
@@ -129,7 +148,7 @@ async def run(
         consumer = make_consumer(
             settings.kafka,
             group_id=settings.consumer_group,
-            max_poll_records=settings.scores.batch_max_records,
+            **fetch_options(settings),
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
             # The acknowledgements' topic is created by the portal sync, maybe after we start:
@@ -167,6 +186,8 @@ async def run(
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(_run_worker(worker, stop, settings.shutdown_budget_seconds))
                 tasks.create_task(_refresh_loop(scoreboard, metrics, settings, stop))
+                # The reconciliation's gauges, and its sweeps when scheduled (services/reconcile/).
+                tasks.create_task(reconcile.run(settings, engine, scoreboard, registry, stop))
                 if serve_http:
                     tasks.create_task(
                         serve(app, host=settings.http_host, port=settings.http_port, stop=stop)

@@ -56,17 +56,12 @@ class ScoresMetrics:
         if count:
             self.records.labels(kind, outcome).inc(count)
 
-    def publish(
-        self, cards: Iterable[tuple[PeriodKind, Scorecard]], *, limit: int, at: float
-    ) -> None:
+    def publish(self, cards: Iterable[tuple[PeriodKind, Scorecard]], *, at: float) -> None:
         """Replace every score gauge with these scorecards' figures; a figure that is null
-        (empty denominator, no points scale) has no series. At most `limit` agencies."""
+        (empty denominator, no points scale) has no series. The cards' agencies are the
+        configured label agencies and `other` (`Scoreboard.scorecards(labelled=...)`)."""
         fresh: dict[Gauge, set[tuple[str, str, str]]] = {self.rate: set(), self.points: set()}
-        agencies: set[str] = set()
         for kind, card in cards:
-            if card.agency not in agencies and len(agencies) >= limit:
-                continue
-            agencies.add(card.agency)
             for indicator in card.indicators:
                 labels = (card.agency, indicator.id, kind.value)
                 for gauge, value in ((self.rate, indicator.rate), (self.points, indicator.points)):

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.common.dates import LOCAL_TZ
+from services.reconcile.view import RESEND_NAMES, STATE_NAMES, reconcile_view
 from services.scores.formulas import BY_ID, GROUP_NAMES, INDICATORS, Group
 from services.scores.periods import Period, PeriodKind
 from services.scores.scoreboard import Scoreboard, Scorecard
@@ -124,6 +125,16 @@ def router(scoreboard: Scoreboard, *, page_size: int = 50) -> APIRouter:
             indicator=BY_ID[indicator], figure=figure, counted=counted, items=found.items,
             total=found.total, page=page, pages=max(1, math.ceil(found.total / page_size)),
             csv_url=f"{api}&format=csv", xlsx_url=f"{api}&format=xlsx", generated=_when(now()),
+        )  # fmt: skip
+
+    @pages.get("/reconcile/{agency}", response_class=HTMLResponse)
+    async def reconcile(agency: str, period: Annotated[str | None, Query()] = None) -> HTMLResponse:
+        """What govsync found on the portal (services/reconcile/): differs, re-sent, remains."""
+        p = period_or_current(period)
+        view = await asyncio.to_thread(reconcile_view, scoreboard.store.engine, agency, str(p))
+        return _render(
+            "reconcile.html", view=view, agency=agency, period=p, label=_period_label(p),
+            choices=choices(p), states=STATE_NAMES, resends=RESEND_NAMES, generated=_when(now()),
         )  # fmt: skip
 
     @pages.get("/agencies/unknown", response_class=HTMLResponse)

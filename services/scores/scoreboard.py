@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.labels import OTHER
 from services.scores.crosswalk import Crosswalk, UnknownCode
 from services.scores.errors import BadQueryError
 from services.scores.formulas import BY_ID, INDICATORS, Figure, Part, Sums, figures, total
@@ -103,11 +104,19 @@ class Scoreboard:
             agency, period, sums, now=now, catalogue=self.store.catalogue.configured, codes=codes
         )
 
-    def scorecards(self, period: Period, now: datetime | None = None) -> list[Scorecard]:
-        """Every agency with dossiers or documents in the period (its codes rolled up)."""
+    def scorecards(
+        self, period: Period, now: datetime | None = None, *, labelled: frozenset[str] | None = None
+    ) -> list[Scorecard]:
+        """Every agency with dossiers or documents in the period (its codes rolled up). With
+        `labelled` (the gauges' agencies), the agencies not in it are one card, `other`."""
         now = now or self.clock()
         by_code = self.store.sums_by_agency(period, now=now)
         grouped = self.crosswalk.group((c for c in by_code if c), period)
+        if labelled is not None:
+            rest = [c for agency, codes in grouped.items() if agency not in labelled for c in codes]
+            grouped = {a: codes for a, codes in grouped.items() if a in labelled}
+            if rest:
+                grouped[OTHER] = rest
         out = []
         for agency, codes in grouped.items():
             parts = dict.fromkeys(Part, 0)

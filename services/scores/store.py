@@ -1,5 +1,6 @@
-"""The scores database at work: applying batches of changes exactly once, and the queries the
-API and the pages ask (a period's sums per agency, the dossiers behind an indicator).
+"""The scores database at work: applying batches of changes exactly once (`writer.py` holds
+the statements), and the queries the API and the pages ask (a period's sums per agency, the
+dossiers behind an indicator).
 
 How the aggregates are kept: incremental per-agency, per-day counters (`scores_day_counts`),
 updated in the same transaction as the dossier rows they come from. A changed dossier takes its
@@ -17,7 +18,7 @@ Synchronous SQLAlchemy Core: the service calls it from a worker thread.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,13 +34,13 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from schemas.facts import DossierFacts
 from services.common.dates import to_ms
 from services.common.logging import get_logger
 from services.scores.catalogue import Catalogue
+from services.scores.changes import Applied, Batch
 from services.scores.formulas import (
     BY_ID,
     RECEPTION_PARTS,
@@ -50,179 +51,14 @@ from services.scores.formulas import (
     derive,
     judge,
 )
-from services.scores.periods import Period, local_day
+from services.scores.periods import Period
 from services.scores.tables import day_counts, documents, dossiers, meta
+from services.scores.writer import PARTS, Writer, dossier_values
 
 log = get_logger(__name__)
 
 _CHUNK = 500
 _CATALOGUE_KEY = "catalogue"
-
-
-# --- what the consumer hands in ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DossierChange:
-    code: str
-    revision: int
-    facts: DossierFacts
-
-
-@dataclass(frozen=True, slots=True)
-class AckChange:
-    """The portal's acknowledgement of a dossier: `header` = the portal holds it."""
-
-    code: str
-    revision: int
-    header: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentChange:
-    document_id: str
-    version: int
-    """The package's event time in ms: a newer package of the same document replaces it."""
-    agency: str | None
-    promulgated: datetime | None
-    outgoing: bool
-    verified: bool
-    counts: bool = True
-    """False for a package that only revokes others (it is no document of its own)."""
-    withdraws: tuple[str, ...] = ()
-    """Documents this package revokes, updates or replaces: they no longer count."""
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    dossiers: Sequence[DossierChange] = ()
-    acks: Sequence[AckChange] = ()
-    documents: Sequence[DocumentChange] = ()
-    withdrawn: Sequence[str] = ()
-    """Documents a status package says were recalled (15: recall accepted)."""
-
-    def __len__(self) -> int:
-        return len(self.dossiers) + len(self.acks) + len(self.documents) + len(self.withdrawn)
-
-
-@dataclass(slots=True)
-class Applied:
-    """What a batch changed: applied records, and those older than what is stored."""
-
-    dossiers: int = 0
-    acks: int = 0
-    documents: int = 0
-    stale_dossiers: int = 0
-    stale_acks: int = 0
-    stale_documents: int = 0
-
-    @property
-    def stale(self) -> int:
-        return self.stale_dossiers + self.stale_acks + self.stale_documents
-
-
-# --- the rows ---------------------------------------------------------------------------------
-
-# Plain strings: an enum member's `.value` is a property call, and these run per record.
-_PART_COLUMNS = tuple(str(p.value) for p in Part)
-_RECEPTION_COLUMNS = tuple(str(p.value) for p in RECEPTION_PARTS)
-_ENDED, _ENDED_ON_TIME = str(Part.ENDED.value), str(Part.ENDED_ON_TIME.value)
-_DOCUMENTS, _SIGNED = str(Part.DOCUMENTS.value), str(Part.SIGNED.value)
-_NAME = {p: str(p.value) for p in Part}
-
-
-def _dossier_row(
-    code: str,
-    revision: int,
-    facts: DossierFacts | None,
-    *,
-    ack_revision: int,
-    portal_holds: bool,
-    catalogue: Catalogue,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "code": code,
-        "revision": revision,
-        "ack_revision": ack_revision,
-        "portal_holds": int(portal_holds),
-        "agency": "",
-        "procedure_code": None,
-        "status": None,
-        "handled": 0,
-        "received_ms": None,
-        "received_day": None,
-        "end_ms": None,
-        "end_day": None,
-        "open_until": 0,
-        "deadline_ms": None,
-        "forced_late": 0,
-        "supplement_since_ms": None,
-        "ended_on_time": None,
-        "facts": None,
-    }
-    row.update(dict.fromkeys(_RECEPTION_COLUMNS, 0))
-    if facts is None:
-        return row
-    d = derive(facts, portal_holds=portal_holds, catalogue=catalogue)
-    row.update(
-        agency=d.agency or "",
-        procedure_code=facts.procedure_code,
-        status=int(facts.status),
-        handled=int(d.handled),
-        received_ms=d.received_ms,
-        received_day=d.received_day,
-        end_ms=d.end_ms,
-        end_day=d.end_day,
-        open_until=d.open_until,
-        deadline_ms=d.deadline_ms,
-        forced_late=int(d.forced_late),
-        supplement_since_ms=d.supplement_since_ms,
-        ended_on_time=None if d.ended_on_time is None else int(d.ended_on_time),
-        facts=facts.model_dump_json(exclude_defaults=True),
-    )
-    for part, value in d.parts.items():
-        row[_NAME[part]] = value
-    return row
-
-
-def _dossier_parts(row: Mapping[str, Any]) -> Iterator[tuple[tuple[str, int], dict[str, int]]]:
-    """The (agency, day) counters a stored dossier row adds to."""
-    agency = row["agency"]
-    if row["received"] and row["received_day"] is not None:
-        yield (agency, row["received_day"]), {c: row[c] for c in _RECEPTION_COLUMNS}
-    if row["handled"] and row["end_day"] is not None:
-        yield (agency, row["end_day"]), {_ENDED: 1, _ENDED_ON_TIME: row["ended_on_time"] or 0}
-
-
-def _document_parts(row: Mapping[str, Any]) -> Iterator[tuple[tuple[str, int], dict[str, int]]]:
-    if row["counted"] and row["outgoing"] and not row["withdrawn"] and row["day"] is not None:
-        yield (
-            (row["agency"], row["day"]),
-            {_DOCUMENTS: 1, _SIGNED: row["verified"]},
-        )
-
-
-class _Deltas:
-    """Counter changes of one batch, netted per (agency, day)."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
-
-    def add(self, parts: Iterable[tuple[tuple[str, int], dict[str, int]]], sign: int) -> None:
-        for key, values in parts:
-            target = self.by_key[key]
-            for name, value in values.items():
-                if value:
-                    target[name] = target.get(name, 0) + sign * value
-
-    def rows(self) -> list[dict[str, Any]]:
-        out = []
-        for (agency, day), values in self.by_key.items():
-            if any(values.values()):
-                out.append(
-                    {"agency": agency, "day": day} | {c: values.get(c, 0) for c in _PART_COLUMNS}
-                )
-        return out
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -256,173 +92,14 @@ class ScoreStore:
     def __init__(self, engine: Engine, catalogue: Catalogue | None = None) -> None:
         self.engine = engine
         self.catalogue = catalogue or Catalogue()
-        self._dialect = engine.dialect.name
+        self._writer = Writer(engine.dialect.name, self.catalogue)
 
     # --- writing ------------------------------------------------------------------------
 
     def apply(self, batch: Batch) -> Applied:
         """Apply a batch in one transaction: each record only if newer than what is stored."""
-        applied = Applied()
         with self.engine.begin() as conn:
-            if batch.dossiers or batch.acks:
-                self._apply_dossiers(conn, batch, applied)
-            if batch.documents or batch.withdrawn:
-                self._apply_documents(conn, batch, applied)
-        return applied
-
-    def _apply_dossiers(self, conn: Connection, batch: Batch, applied: Applied) -> None:
-        codes = {c.code for c in batch.dossiers} | {a.code for a in batch.acks}
-        stored = self._load(conn, dossiers, dossiers.c.code, codes)
-        # The newest of each dossier within the batch (records of one dossier arrive in order,
-        # but a replay may interleave with what is stored).
-        latest: dict[str, DossierChange] = {}
-        for record in batch.dossiers:
-            have = latest.get(record.code)
-            current = have.revision if have else stored.get(record.code, {}).get("revision", 0)
-            if record.revision > current:
-                latest[record.code] = record
-            else:
-                applied.stale_dossiers += 1
-        acks: dict[str, AckChange] = {}
-        for acked in batch.acks:
-            have_ack = acks.get(acked.code)
-            current = (
-                have_ack.revision if have_ack else stored.get(acked.code, {}).get("ack_revision", 0)
-            )
-            if acked.revision > current:
-                acks[acked.code] = acked
-            else:
-                applied.stale_acks += 1
-        deltas = _Deltas()
-        rows: list[dict[str, Any]] = []
-        for code in latest.keys() | acks.keys():
-            old = stored.get(code)
-            change = latest.get(code)
-            ack = acks.get(code)
-            ack_revision = ack.revision if ack else (old["ack_revision"] if old else 0)
-            holds = ack.header if ack else bool(old["portal_holds"]) if old else False
-            if change is None and old is not None:
-                # Only the acknowledgement changed: of the parts, only 1.4's numerator moves
-                # (`derive`: synced = the portal holds it, for a received dossier).
-                row = dict(old)
-                row.update(
-                    ack_revision=ack_revision,
-                    portal_holds=int(holds),
-                    synced=int(bool(old["received"]) and holds),
-                )
-            else:
-                row = _dossier_row(
-                    code,
-                    change.revision if change else 0,
-                    change.facts if change else None,
-                    ack_revision=ack_revision,
-                    portal_holds=holds,
-                    catalogue=self.catalogue,
-                )
-            if old is not None:
-                deltas.add(_dossier_parts(old), -1)
-            deltas.add(_dossier_parts(row), +1)
-            rows.append(row)
-        applied.dossiers += len(latest)
-        applied.acks += len(acks)
-        self._upsert(conn, dossiers, ["code"], rows)
-        self._add_counts(conn, deltas)
-
-    def _apply_documents(self, conn: Connection, batch: Batch, applied: Applied) -> None:
-        ids = {d.document_id for d in batch.documents} | set(batch.withdrawn)
-        ids |= {w for d in batch.documents for w in d.withdraws}
-        stored = self._load(conn, documents, documents.c.document_id, ids)
-        state: dict[str, dict[str, Any]] = {k: dict(v) for k, v in stored.items()}
-
-        def placeholder(document_id: str) -> dict[str, Any]:
-            return {
-                "document_id": document_id,
-                "version": 0,
-                "agency": "",
-                "day": None,
-                "outgoing": 0,
-                "verified": 0,
-                "withdrawn": 0,
-                "counted": 0,
-            }
-
-        for change in batch.documents:
-            row = state.get(change.document_id) or placeholder(change.document_id)
-            if change.version <= row["version"]:
-                applied.stale_documents += 1
-            else:
-                row.update(
-                    version=change.version,
-                    agency=change.agency or "",
-                    day=local_day(change.promulgated) if change.promulgated else None,
-                    outgoing=int(change.outgoing),
-                    verified=int(change.verified),
-                    counted=int(change.counts),
-                )
-                applied.documents += 1
-            state[change.document_id] = row
-            for target in change.withdraws:
-                other = state.get(target) or placeholder(target)
-                other["withdrawn"] = 1
-                state[target] = other
-        for target in batch.withdrawn:
-            other = state.get(target) or placeholder(target)
-            other["withdrawn"] = 1
-            state[target] = other
-        deltas = _Deltas()
-        changed = []
-        for key, row in state.items():
-            old = stored.get(key)
-            if old is not None and dict(old) == row:
-                continue
-            if old is not None:
-                deltas.add(_document_parts(old), -1)
-            deltas.add(_document_parts(row), +1)
-            changed.append(row)
-        self._upsert(conn, documents, ["document_id"], changed)
-        self._add_counts(conn, deltas)
-
-    def _load(
-        self, conn: Connection, table: Any, key: Any, keys: Iterable[str]
-    ) -> dict[str, Mapping[str, Any]]:
-        found: dict[str, Mapping[str, Any]] = {}
-        wanted = sorted(keys)
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            for row in conn.execute(select(table).where(key.in_(chunk))).mappings():
-                found[row[key.name]] = dict(row)
-        return found
-
-    def _insert(self, table: Any) -> Any:
-        module = postgresql if self._dialect == "postgresql" else sqlite
-        return module.insert(table)
-
-    def _upsert(
-        self, conn: Connection, table: Any, keys: list[str], rows: list[dict[str, Any]]
-    ) -> None:
-        if not rows:
-            return
-        statement = self._insert(table)
-        columns = [c.name for c in table.columns if c.name not in keys]
-        statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={c: statement.excluded[c] for c in columns}
-        )
-        for i in range(0, len(rows), _CHUNK):
-            conn.execute(statement, rows[i : i + _CHUNK])
-
-    def _add_counts(self, conn: Connection, deltas: _Deltas) -> None:
-        rows = deltas.rows()
-        if not rows:
-            return
-        statement = self._insert(day_counts)
-        statement = statement.on_conflict_do_update(
-            index_elements=["agency", "day"],
-            set_={c: day_counts.c[c] + statement.excluded[c] for c in _PART_COLUMNS},
-        )
-        # Sorted: two transactions never take the same rows' locks in opposite orders.
-        rows.sort(key=lambda r: (r["agency"], r["day"]))
-        for i in range(0, len(rows), _CHUNK):
-            conn.execute(statement, rows[i : i + _CHUNK])
+            return self._writer.apply(conn, batch)
 
     # --- configuration changes ---------------------------------------------------------------
 
@@ -438,7 +115,8 @@ class ScoreStore:
                 return False
             recomputed = self._recompute(conn)
             self._rebuild_counts(conn)
-            self._upsert(conn, meta, ["key"], [{"key": _CATALOGUE_KEY, "value": fingerprint}])
+            conn.execute(delete(meta).where(meta.c.key == _CATALOGUE_KEY))
+            conn.execute(meta.insert().values(key=_CATALOGUE_KEY, value=fingerprint))
         if stored is not None:
             log.info("scores recomputed for a new catalogue", dossiers=recomputed)
         return stored is not None
@@ -463,7 +141,7 @@ class ScoreStore:
             for old in chunk:
                 facts = DossierFacts.model_validate_json(old["facts"]) if old["facts"] else None
                 rows.append(
-                    _dossier_row(
+                    dossier_values(
                         old["code"],
                         old["revision"],
                         facts,
@@ -472,13 +150,13 @@ class ScoreStore:
                         catalogue=self.catalogue,
                     )
                 )
-            self._upsert(conn, dossiers, ["code"], rows)
+            self._writer.write_rows(conn, rows)
             count += len(rows)
             last = chunk[-1]["code"]
 
     def expected_counts(self, conn: Connection) -> dict[tuple[str, int], dict[str, int]]:
         """The day counters recomputed from the rows (what the increments must equal)."""
-        total = _Deltas()
+        total: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(PARTS, 0))
         reception = [func.sum(dossiers.c[p.value]) for p in RECEPTION_PARTS]
         query = (
             select(dossiers.c.agency, dossiers.c.received_day, *reception)
@@ -486,8 +164,8 @@ class ScoreStore:
             .group_by(dossiers.c.agency, dossiers.c.received_day)
         )
         for agency, day, *sums in conn.execute(query):
-            names = [p.value for p in RECEPTION_PARTS]
-            total.add([((agency, day), dict(zip(names, map(int, sums), strict=True)))], +1)
+            for p, value in zip(RECEPTION_PARTS, sums, strict=True):
+                total[(agency, day)][p.value] += int(value)
         query = (
             select(
                 dossiers.c.agency,
@@ -499,15 +177,8 @@ class ScoreStore:
             .group_by(dossiers.c.agency, dossiers.c.end_day)
         )
         for agency, day, ended, on_time in conn.execute(query):
-            total.add(
-                [
-                    (
-                        (agency, day),
-                        {Part.ENDED.value: ended, Part.ENDED_ON_TIME.value: int(on_time)},
-                    )
-                ],
-                +1,
-            )
+            total[(agency, day)][Part.ENDED.value] += int(ended)
+            total[(agency, day)][Part.ENDED_ON_TIME.value] += int(on_time)
         query = (
             select(
                 documents.c.agency, documents.c.day, func.count(), func.sum(documents.c.verified)
@@ -521,16 +192,14 @@ class ScoreStore:
             .group_by(documents.c.agency, documents.c.day)
         )
         for agency, day, count, signed in conn.execute(query):
-            total.add(
-                [((agency, day), {Part.DOCUMENTS.value: count, Part.SIGNED.value: int(signed)})],
-                +1,
-            )
-        return {(r["agency"], r["day"]): {c: r[c] for c in _PART_COLUMNS} for r in total.rows()}
+            total[(agency, day)][Part.DOCUMENTS.value] += int(count)
+            total[(agency, day)][Part.SIGNED.value] += int(signed)
+        return {key: values for key, values in total.items() if any(values.values())}
 
     def stored_counts(self, conn: Connection) -> dict[tuple[str, int], dict[str, int]]:
         out = {}
         for row in conn.execute(select(day_counts)).mappings():
-            values = {c: int(row[c]) for c in _PART_COLUMNS}
+            values = {c: int(row[c]) for c in PARTS}
             if any(values.values()):
                 out[(row["agency"], row["day"])] = values
         return out

@@ -1,5 +1,6 @@
 """The scores database's tables (SQLAlchemy Core): one row of facts per dossier and per
-e-document, counters per agency and day, and a little metadata. The Alembic migrations in
+e-document, counters per agency and day, a little metadata, and the reconciliation's sweeps,
+findings, leases and score checks (written by `services/reconcile/`). The Alembic migrations in
 `migrations/versions/` create exactly these (a test compares them).
 
 Storage per dossier: its `scores_dossiers` row (fixed columns, about 140 bytes, plus the facts as
@@ -12,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -95,4 +97,83 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# --- the reconciliation's (services/reconcile/): written by its sweeps, read by its page ------
+
+reconcile_sweeps = Table(
+    "reconcile_sweeps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency", String(64), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),  # lookup, resend, recheck, done
+    Column("started_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger),
+    Column("checkpoint", String(100), nullable=False),  # the last code looked up, in code order
+    Column("population", Integer, nullable=False),
+    Column("looked_up", Integer, nullable=False),
+    Column("lookups", Integer, nullable=False),  # every TraCuuHoSo call, re-checks included
+    Column("matched", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("different", Integer, nullable=False),
+    Column("unchecked", Integer, nullable=False),
+    Column("unknown", Integer),  # from the reporting API; None: not asked
+    Column("resent", Integer, nullable=False),
+    Column("remaining", Integer),
+    Column("pauses", Integer, nullable=False),
+    Column("paused_seconds", Float, nullable=False),
+    Column("note", Text),
+    Index("ix_reconcile_sweeps_agency", "agency", "period", "id"),
+)
+
+reconcile_findings = Table(
+    "reconcile_findings",
+    metadata,
+    Column("sweep_id", Integer, primary_key=True),
+    Column("code", String(100), primary_key=True),
+    Column("state", String(16), nullable=False),  # missing, different, unchecked
+    Column("differences", String(300), nullable=False),
+    Column("govsync_status", SmallInteger),
+    Column("portal_status", SmallInteger),
+    Column("revision", Integer, nullable=False),
+    Column("ack_revision", Integer, nullable=False),
+    Column("resend", String(16)),  # sent, in_flight, no_record; None: not yet decided
+    Column("after", String(16)),  # the state the re-check found
+)
+
+reconcile_leases = Table(
+    "reconcile_leases",
+    metadata,
+    Column("agency", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+reconcile_score_checks = Table(
+    "reconcile_score_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency", String(64), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("checked_ms", BigInteger, nullable=False),
+    Column("department_id", String(64), nullable=False),
+    Column("sweep_id", Integer),  # the sweep whose findings explain the differences
+    Index("ix_reconcile_score_checks_agency", "agency", "period", "id"),
+)
+
+reconcile_score_rows = Table(
+    "reconcile_score_rows",
+    metadata,
+    Column("check_id", Integer, primary_key=True),
+    Column("indicator", String(16), primary_key=True),
+    Column("govsync_numerator", Float),
+    Column("govsync_denominator", Float),
+    Column("govsync_rate", Float),
+    Column("govsync_points", Float),
+    Column("portal_numerator", Float),
+    Column("portal_denominator", Float),
+    Column("portal_rate", Float),
+    Column("portal_points", Float),
+    Column("explaining", Text, nullable=False),  # JSON list of dossier codes (at most 50)
 )

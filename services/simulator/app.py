@@ -1,14 +1,15 @@
 """The simulator's HTTP app: the portal under `/portal`, NDXP under `/ndxp`, control under `/_sim`.
 
-One router per destination: `portal.py` (login, integration, share), `ndxp.py` (token, status)
-and `control.py` (inspection, faults, reset). What they answer comes from the `Simulator`.
+One router per destination: `portal.py` (login, integration, share), `reporting.py` (the
+portal's evaluation endpoints), `ndxp.py` (token, status) and `control.py` (inspection, faults,
+reset). What they answer comes from the `Simulator`.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.simulator import control, ndxp, portal
+from services.simulator import control, ndxp, portal, reporting
 from services.simulator.simulator import Simulator
 
 
@@ -17,6 +18,7 @@ def create_app(sim: Simulator) -> FastAPI:
     app = FastAPI(title="govsync simulator", version="1")
     app.state.simulator = sim  # read by `routing.simulator_of`
     app.include_router(portal.router)
+    app.include_router(reporting.router)
     app.include_router(ndxp.router)
     app.include_router(control.router)
     return app

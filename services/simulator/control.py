@@ -49,6 +49,18 @@ async def portal_orphans(request: Request) -> list[dict[str, Any]]:
     return [o.view() for o in _state(request).orphans]
 
 
+@router.get("/portal/departments")
+async def portal_departments(request: Request) -> dict[str, Any]:
+    """The reporting API's units: the root, and the department of every agency code held."""
+    sim = simulator_of(request)
+    held = {d.madonvi for d in sim.state.portal.values()}
+    children = sim.departments.children(held)
+    return {
+        "root": sim.departments.root.view(),
+        "children": {agency: d.view() for agency, d in sorted(children.items())},
+    }
+
+
 @router.get("/portal/damaged")
 async def portal_damaged(request: Request) -> dict[str, list[str]]:
     """The dossiers the portal lost (`lose_share`) or keeps at an older state (`stale_share`)."""

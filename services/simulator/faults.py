@@ -31,8 +31,9 @@ class Faults(BaseModel):
     """Refusals quote the applicant's phone and ID number back, as some real gateways do."""
     lose_share: float = Field(default=0.0, ge=0, le=1)
     """While set, the portal loses this share of the dossiers (chosen by code and `damage_seed`):
-    what it is sent for them is acknowledged and not kept, and those it held are gone. Back at
-    0, a re-send is kept again. `state.lost` names them."""
+    what it is sent for them is acknowledged and not kept, and those it held are gone (once set
+    through `POST /_sim/faults`, or after `Simulator.faults_changed()`). Back at 0, a re-send is
+    kept again. `state.lost` names them."""
     stale_share: float = Field(default=0.0, ge=0, le=1)
     """While set, the portal keeps this share of the dossiers (chosen the same way, none of them
     lost) at what it holds: a later header, or a step that changes the status, is acknowledged

@@ -8,6 +8,7 @@ header (one per item, in order) to notice a dossier going backwards. A call repe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,22 +54,37 @@ async def portal_integration(request: Request) -> JSONResponse:
 
 @router.post("/share")
 async def portal_share(request: Request) -> JSONResponse:
-    return await _answer(request, "TraCuuHoSo", Simulator.portal_share)
+    # The looked-up code is recorded with the call: a reconciliation test counts lookups per
+    # dossier and their times from `/_sim/calls`.
+    return await _answer(request, "TraCuuHoSo", Simulator.portal_share, looked_up=_looked_up)
 
 
 async def _answer(
     request: Request,
     service: str,
     handle: Callable[[Simulator, dict[str, Any]], dict[str, Any]],
+    *,
+    looked_up: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> JSONResponse:
-    """A call that changes no dossier: faults first, then `handle` on the body, recorded."""
+    """A call that changes no dossier: faults first, then `handle` on the body, recorded (at the
+    time it arrived: the reconciliation tests count lookups per second)."""
+    arrived = time.time()
     sim = simulator_of(request)
     if (failed := await fault_response(sim, PORTAL, service)) is not None:
         return failed
     body = await request.json()
-    answer = handle(sim, body if isinstance(body, dict) else {})
-    sim.record(PORTAL, service, 200, answer["error_code"])
+    envelope = body if isinstance(body, dict) else {}
+    answer = handle(sim, envelope)
+    dossiers = looked_up(envelope) if looked_up is not None else None
+    sim.record(PORTAL, service, 200, answer["error_code"], dossiers, at=arrived)
     return JSONResponse(answer)
+
+
+def _looked_up(envelope: dict[str, Any]) -> list[str]:
+    code = envelope.get("mahoso")
+    if code is None and isinstance(envelope.get("data"), dict):
+        code = envelope["data"].get("mahoso")
+    return [] if code is None else [str(code)]
 
 
 def _revisions(request: Request) -> list[int | None]:

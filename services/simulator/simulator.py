@@ -15,10 +15,13 @@ import hashlib
 import random
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.simulator.departments import Departments
 from services.simulator.faults import Faults
+from services.simulator.scores import Held
 from services.simulator.state import Call, Orphan, PortalDossier, SimulatorState
 
 PORTAL = "portal"
@@ -61,8 +64,16 @@ class Simulator:
         client_id: str = "govsync",
         client_secret: str = "secret",  # noqa: S107
         seed: int | None = None,
+        departments: Departments | None = None,
+        legal_limits_days: Mapping[str, int] | None = None,
     ) -> None:
+        """`departments`: the reporting API's units (agency codes not in it get their own);
+        `legal_limits_days`: per procedure code (`MaTTHC`), for 2.1 without `NgayHenTra`."""
         self.faults = faults or Faults()
+        self.departments = departments or Departments()
+        self.legal_limits_days: Mapping[str, int] = legal_limits_days or {}
+        self.scored: dict[str, tuple[tuple[object, ...], Held]] = {}
+        """What the reporting API read of each held dossier, and of which version of it."""
         self.state = SimulatorState()
         self.username = username
         self.password = password
@@ -107,6 +118,7 @@ class Simulator:
 
     def reset(self) -> None:
         self.state = SimulatorState()
+        self.scored.clear()
         self.sessions.clear()
         self.tokens.clear()
         self.outage_until = 0.0
@@ -125,13 +137,15 @@ class Simulator:
         *,
         replayed: bool = False,
         fault: str | None = None,
+        at: float | None = None,
     ) -> None:
-        """Record one call in the current state (`reset` replaces it)."""
+        """Record one call in the current state (`reset` replaces it); `at`: when it arrived
+        (default now)."""
         state = self.state
         state.record_call(
             Call(
                 state.next_seq(),
-                time.time(),
+                time.time() if at is None else at,
                 destination,
                 service,
                 http_status,
@@ -159,6 +173,7 @@ class Simulator:
 
     async def fault(self, destination: str, service: str) -> FaultAnswer | None:
         """The failure to answer instead of handling the call, if any; records it as a call."""
+        arrived = time.time()
         if self.faults.latency_seconds:
             await asyncio.sleep(self.faults.latency_seconds)
         answer: FaultAnswer | None = None
@@ -181,7 +196,7 @@ class Simulator:
                 status = self.random.choice((500, 502, 503, 504))
                 answer = FaultAnswer("error", status, {"message": "upstream error"})
         if answer is not None:
-            self.record(destination, service, answer.status, None, fault=answer.fault)
+            self.record(destination, service, answer.status, None, fault=answer.fault, at=arrived)
         return answer
 
     # --- portal ----------------------------------------------------------------------------

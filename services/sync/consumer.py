@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from schemas.dossier import DossierRecord
 from schemas.facts import SyncAck
+from services.common import topics
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.logging import get_logger
 from services.sync.acked import AckLedger, AckState
@@ -324,9 +325,12 @@ class SyncWorker:
             self.dispatcher.submit(Work(partition, message.offset, key, None, error, message))
             return
         # Order per dossier code; the key is normally the same, but the record is what counts.
-        self.dispatcher.submit(
-            Work(partition, message.offset, record.dossier_code, record, None, message)
-        )
+        work = Work(partition, message.offset, record.dossier_code, record, None, message)
+        resent_for, upto = _resend(message.headers)
+        if resent_for is not None:
+            work.foreign = resent_for != self._target.value
+            work.resend_upto = upto if not work.foreign else None
+        self.dispatcher.submit(work)
 
     def _apply_backpressure(self) -> None:
         delivery = self._settings.delivery
@@ -374,6 +378,16 @@ class SyncWorker:
             self._metrics.consumer_lag.labels(target, str(partition)).set(
                 max(highwater - fetched, 0) + self.dispatcher.backlog_of(partition)
             )
+
+
+def _resend(headers: Sequence[tuple[str, bytes]] | None) -> tuple[str | None, int | None]:
+    """The target a re-sent copy is for and its `upto` revision (None, None: not a copy)."""
+    found = dict(headers or ())
+    target = found.get(topics.RESEND_HEADER)
+    if target is None:
+        return None, None
+    upto = found.get(topics.RESEND_UPTO_HEADER, b"")
+    return target.decode(errors="replace"), int(upto) if upto.isdigit() else 0
 
 
 def _origin(message: object, topic: str, work: Work) -> Origin:

@@ -17,6 +17,11 @@ the dossier's later steps follow them there; a step still parked after `wait_sec
 header of its dossier on its way, goes to the dead letters as well. A parked step is not
 finished, so the committed offset stays before it: after a restart or a rebalance it is read
 again and parked again, and what was acknowledged meanwhile is in the acked topic.
+
+A copy the reconciliation re-sent for this destination (`govsync-resend`, `services/reconcile/`)
+is delivered even though its revision was acknowledged (the destination lost or never applied
+it), unless a revision newer than the copy's `govsync-resend-upto` was acknowledged since; a copy
+re-sent for another destination is skipped.
 """
 
 from __future__ import annotations
@@ -189,6 +194,11 @@ class Work:
     origin: object = None
     """Whatever the consumer needs to dead-letter it (the raw Kafka record)."""
     fetched_at: float = field(default_factory=time.monotonic)
+    resend_upto: int | None = None
+    """A copy the reconciliation re-sent for this destination: delivered although its revision
+    was acknowledged, unless a revision newer than this one was (the dossier moved on)."""
+    foreign: bool = False
+    """A copy re-sent for another destination: skipped."""
 
 
 class Destination(Protocol):
@@ -391,7 +401,11 @@ class Dispatcher:
         record = work.record
         slot = (work.partition, record.dossier_code)
         before = self._ledger.get(work.partition, record.dossier_code)
-        if before is not None and record.revision <= before.revision:
+        if work.foreign or (
+            before is not None
+            and record.revision <= before.revision
+            and (work.resend_upto is None or before.revision > work.resend_upto)
+        ):
             self._outcomes.skipped(work)
             return True
         gated = self._gate is not None and not (before is not None and before.header)

@@ -427,3 +427,46 @@ def test_ingest_hardening_settings_reach_the_service(
         "urn:vn:gov:dvc:h29": ["000.00.10.H29", "000.00.12.H29"],
         "urn:vn:gov:edoc:h29": ["000.00.10.H29", "000.00.12.H29"],
     }
+
+
+def test_scores_reconcile_schedule_takes_the_portal_settings_and_egress() -> None:
+    rendered = render(
+        {
+            "scores": {
+                "enabled": True,
+                "database": {"host": "pg.internal"},
+                "reconcile": {
+                    "schedule": True,
+                    "lookupsPerSecond": 5,
+                    "departments": {"000.00.10.H29": "6a1f0b5e-0000-4000-8000-000000000001"},
+                },
+            },
+            "sync": {
+                "portal": {
+                    "url": "https://adapter.example.vn",
+                    "username": "govsync",
+                    "existingSecret": "portal-login",
+                }
+            },
+            "networkPolicy": {"portal": {"peers": [{"ipBlock": {"cidr": "10.30.0.0/24"}}]}},
+        }
+    )
+    config = rendered.named("ConfigMap", "govsync-scores")["data"]
+    assert config["GOVSYNC_RECONCILE_SCHEDULE"] == "true"
+    assert config["GOVSYNC_RECONCILE_LOOKUPS_PER_SECOND"] == "5"
+    assert json.loads(config["GOVSYNC_RECONCILE_DEPARTMENTS"]) == {
+        "000.00.10.H29": "6a1f0b5e-0000-4000-8000-000000000001"
+    }
+    assert config["GOVSYNC_PORTAL_URL"] == "https://adapter.example.vn"
+    env = _env(rendered.named("Deployment", "govsync-scores"))
+    assert env["GOVSYNC_PORTAL_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "portal-login", "key": "password"}
+    }
+    policy = rendered.named("NetworkPolicy", "govsync-scores")["spec"]
+    egress = [p for rule in policy["egress"] for p in rule.get("to", [])]
+    assert {"ipBlock": {"cidr": "10.30.0.0/24"}} in egress
+    # Off (the default): no portal settings, no egress to it.
+    quiet = render({"scores": {"enabled": True, "database": {"host": "pg.internal"}}})
+    assert "GOVSYNC_RECONCILE_SCHEDULE" not in quiet.named("ConfigMap", "govsync-scores")["data"]
+    quiet_egress = quiet.named("NetworkPolicy", "govsync-scores")["spec"]["egress"]
+    assert all(443 not in [p["port"] for p in rule["ports"]] for rule in quiet_egress)

@@ -10,7 +10,8 @@ not refused: a broker that hangs, as one stopped with SIGSTOP) for
   HTTP and running (no crash) for the whole black hole;
 - once the broker answers again both are ready again, and the stream completes: every accepted
   event has its record with contiguous revisions, the portal holds each dossier's final
-  revision, no dossier went backwards, and both processes stop cleanly.
+  revision, no dossier went backwards, ingest's exact indicator gauges equal the figures counted
+  from the stream, and both processes stop cleanly.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ async def test_broker_black_hole_then_recovery(
             await scenario.moving_on(stream, *services)
             resumed = time.monotonic() - restored
         delivery = await scenario.drain(stream, [PORTAL], [portal], what="the portal up to date")
+        counted, expected = await scenario.indicator_figures(delivery, ingest)
         codes = [await s.stop() for s in services]
 
     check, settled = delivery.ingest, delivery.settled
@@ -89,6 +91,7 @@ async def test_broker_black_hole_then_recovery(
             },
             f"stream moved on by {STEP} after s": round(resumed, 1),
             "restarts": {s.name: s.starts - 1 for s in services},
+            "indicator figures exact": counted == expected,
         },
     )
     assert still_not_ready == [503, 503], "a service said ready while the broker was silent"
@@ -97,4 +100,5 @@ async def test_broker_black_hole_then_recovery(
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
     assert settled.drained, f"not delivered to the portal: {settled.late[PORTAL][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
+    assert counted == expected, "the indicator gauges after the black hole"
     assert codes == [0, 0], "a process did not stop cleanly"

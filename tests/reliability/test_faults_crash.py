@@ -10,6 +10,7 @@ and restarted at once; the three crash loops run concurrently. After the stream 
   revisions are 1..n with one event each (no gap, no restart);
 - both destinations hold every dossier at its final normalised revision and status;
 - neither destination ever saw a dossier go backwards (the simulator records regressions);
+- ingest's exact indicator gauges equal the figures counted from the stream's facts;
 - every process still stops cleanly on SIGTERM.
 """
 
@@ -81,13 +82,18 @@ async def test_kill_9_of_every_service_loses_nothing(
         delivery = await scenario.drain(
             stream, [PORTAL, NDXP], services, what="both destinations up to date"
         )
+        counted, expected = await scenario.indicator_figures(delivery, ingest)
         codes = {s.name: await s.stop() for s in services}
 
     check, settled = delivery.ingest, delivery.settled
     result = scenario.report(
         delivery,
         figures,
-        extra={"dossiers": len(check.finals), "kills": {s.name: s.kills for s in services}},
+        extra={
+            "dossiers": len(check.finals),
+            "kills": {s.name: s.kills for s in services},
+            "indicator figures exact": counted == expected,
+        },
     )
     assert result.crashes == 3 * CRASHES
     assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
@@ -95,6 +101,9 @@ async def test_kill_9_of_every_service_loses_nothing(
     late = settled.late
     assert settled.drained, f"not delivered: portal {late[PORTAL][:5]}, ndxp {late[NDXP][:5]}"
     assert sim.state.regressions == [], sim.state.regressions[:5]
+    # The exact gauges equal the figures counted from the stream, after every kill -9 and
+    # replay (issue 12, finding 4: counters moved before the state was durable).
+    assert counted == expected
     assert codes == {s.name: 0 for s in services}, "a process did not stop cleanly"
 
 

@@ -12,7 +12,8 @@ least once in each direction. Afterwards:
 - order holds at the destination: the portal never sees a dossier go backwards;
 - the acknowledged state follows its partitions too: the synced gauge of the last portal worker
   equals the dossiers sent in a received status, and no step reached the portal without its
-  dossier.
+  dossier;
+- the exact indicator gauges of the last owner equal the figures counted from the stream.
 """
 
 from __future__ import annotations
@@ -72,13 +73,19 @@ async def test_members_join_and_leave_mid_stream(
             stream, [PORTAL], [ingest_b, portal_b], what="the portal up to date"
         )
         synced = gauge_total(await portal_b.metrics(), "govsync_portal_synced_dossiers")
+        counted, expected = await scenario.indicator_figures(delivery, ingest_b)
         exits += await asyncio.gather(ingest_b.stop(), portal_b.stop())
 
     check, settled = delivery.ingest, delivery.settled
     scenario.report(
         delivery,
         figures,
-        extra={"joins": 2 * 2, "leaves": 2 * 2, "dossiers": len(check.finals)},
+        extra={
+            "joins": 2 * 2,
+            "leaves": 2 * 2,
+            "dossiers": len(check.finals),
+            "indicator figures exact": counted == expected,
+        },
     )
     assert check.lost == [], f"ingest lost {len(check.lost)} accepted events: {check.lost[:5]}"
     assert check.revision_faults == [], f"revision gaps or restarts: {check.revision_faults[:5]}"
@@ -88,4 +95,5 @@ async def test_members_join_and_leave_mid_stream(
     # of dossiers sent in a received status (the portal refuses none of them here).
     assert synced == len({e.dossier for e in delivery.sent if e.status in RECEIVED})
     assert sim.state.orphans == [], sim.state.orphans[:5]
+    assert counted == expected, "the indicator gauges after the handovers"
     assert exits == [0] * 6, f"a process did not leave cleanly: {exits}"

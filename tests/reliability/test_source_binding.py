@@ -180,13 +180,17 @@ def test_a_malformed_binding_is_refused_at_start() -> None:
 async def test_the_takeover_of_the_issue_is_dead_lettered_on_kafka(
     kafka_settings: KafkaSettings, unique: str, figures: Figures
 ) -> None:
-    """B's dossier, then A's forged "finished, on time, 9999-12-31" without any MaDonVi, then
-    A naming B's agency, then B's real update: only B's two events are accepted."""
+    """B's dossier, then A's forged "finished, on time" without any MaDonVi, then A naming B's
+    agency, then B's real update: only B's two events are accepted.
+
+    The issue's forgery was dated 9999-12-31; a future event time is now refused earlier (at
+    validate, issue 12 finding 1), so the forgery here is dated in the past, where only the
+    source binding can refuse it."""
     settings = ingest_settings(kafka_settings, unique, topic_partitions=1, source_agencies=BINDING)
     await create_topics(kafka_settings, settings.topic_dossier, partitions=1)
     events = [
         dossier(SOURCE_B, "b-1", "H29-TAKE", agency=AGENCY_B),
-        dossier(SOURCE_A, "a-1", "H29-TAKE", status=9, time="9999-12-31T23:59:59+07:00"),
+        dossier(SOURCE_A, "a-1", "H29-TAKE", status=9, time="2026-03-01T23:59:59+07:00"),
         dossier(SOURCE_A, "a-2", "H29-TAKE", agency=AGENCY_B, status=10),
         dossier(SOURCE_A, "a-3", "H29-TAKE", agency=AGENCY_A, status=10),
         dossier(

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.dossier import DossierStatus, RecordKind
 from services.common.kafka import make_consumer, make_producer
@@ -68,6 +69,8 @@ def _common_env(bootstrap: str) -> dict[str, str]:
         "GOVSYNC_KAFKA_REQUEST_TIMEOUT_MS": "30000",
         "GOVSYNC_HTTP_HOST": "127.0.0.1",
         "GOVSYNC_LOG_LEVEL": "WARNING",
+        # Gauges label only preset agencies (the rest are `other`); the figures read AGENCY's.
+        "GOVSYNC_LABEL_AGENCIES": AGENCY,
         "GOVSYNC_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "GOVSYNC_CONSUMER_HEARTBEAT_INTERVAL_MS": str(HEARTBEAT_MS),
     }
@@ -494,6 +497,59 @@ class SentEvent:
     status: int
 
 
+def dossier_number(code: str) -> int:
+    return int(code.rsplit("-", 1)[-1])
+
+
+def source_facts(code: str, change: int) -> dict[str, Any]:
+    """The facts change `change` of dossier `code` carries: some fixed by the dossier's number,
+    one (digitised components) that turns on at its third change, so the figures depend on
+    each dossier's latest change."""
+    n = dossier_number(code)
+    facts: dict[str, Any] = {
+        "KenhThucHien": 2 if n % 2 == 0 else 1,
+        "HoSoCoThanhPhanSoHoa": int(n % 4 == 0 and change >= 3),
+        "TaiKhoanDuocXacThucVoiVNeID": int(n % 5 == 0),
+    }
+    if n % 3 == 0:
+        facts["DanhSachLePhi"] = [{"TenPhiLePhi": "Lệ phí", "Gia": 50000}]
+        facts["DuocThanhToanTrucTuyen"] = 1 if n % 6 == 0 else 0
+    return facts
+
+
+def expected_figures(sent: Iterable[SentEvent]) -> dict[tuple[str, str], int]:
+    """What ingest's `govsync_dossiers_counted` must say of the stream once every event of
+    `sent` is decided, counted here from the stream's own facts (`source_facts`): every
+    dossier is received (the cycle's statuses all are), none finished."""
+    latest: dict[str, int] = {}
+    for event in sent:
+        latest[event.dossier] = max(latest.get(event.dossier, 0), event.change)
+    figures: Counter[tuple[str, str]] = Counter()
+    for code, change in latest.items():
+        n = dossier_number(code)
+        for indicator in ("3.3", "4.2", "4.3", "4.4", "4.5b"):
+            figures[(indicator, "denominator")] += 1
+        figures[("3.3", "numerator")] += n % 2 == 0
+        figures[("4.3", "numerator")] += n % 4 == 0 and change >= 3
+        figures[("4.5b", "numerator")] += n % 5 == 0
+        if n % 3 == 0:
+            figures[("3.6", "denominator")] += 1
+            figures[("3.6", "numerator")] += n % 6 == 0
+    return {key: value for key, value in figures.items() if value}
+
+
+async def counted_figures(*ingests: ServiceProcess) -> dict[tuple[str, str], int]:
+    """`govsync_dossiers_counted` of the stream's agency, summed over the ingest processes."""
+    figures: Counter[tuple[str, str]] = Counter()
+    for ingest in ingests:
+        for family in text_string_to_metric_families(await ingest.metrics()):
+            for sample in family.samples:
+                if sample.name == "govsync_dossiers_counted" and sample.labels["agency"] == AGENCY:
+                    key = (sample.labels["indicator"], sample.labels["part"])
+                    figures[key] += int(sample.value)
+    return {key: value for key, value in figures.items() if value}
+
+
 def source_event(code: str, change: int, status: int, at: datetime) -> bytes:
     """A CloudEvent carrying one DongBoHoSoMC item: change `change` of dossier `code`."""
     return orjson.dumps(
@@ -504,7 +560,12 @@ def source_event(code: str, change: int, status: int, at: datetime) -> bytes:
             "type": "vn.gov.dvc.dossier.v1",
             "time": at.isoformat(),
             "agency": AGENCY,
-            "data": {"MaHoSo": code, "TrangThaiHoSo": status, "GhiChu": f"thay đổi {change}"},
+            "data": {
+                "MaHoSo": code,
+                "TrangThaiHoSo": status,
+                "GhiChu": f"thay đổi {change}",
+                **source_facts(code, change),
+            },
         }
     )
 

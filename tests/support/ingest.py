@@ -31,6 +31,7 @@ def ingest_settings(kafka: KafkaSettings, unique: str, **overrides: Any) -> Inge
         "topic_state": f"state-{unique}",
         "topic_edocument": f"edoc-{unique}",
         "topic_edocument_normalized": f"edoc-normalized-{unique}",
+        "topic_edocument_ledger": f"edoc-ledger-{unique}",
         "consumer_group": f"ingest-{unique}",
         "topic_partitions": 3,
         "api_keys": {hashlib.sha256(API_KEY.encode()).hexdigest(): API_SOURCES},

@@ -40,6 +40,7 @@ class Topics:
     state: str
     edocument: str
     edocument_normalized: str
+    edocument_ledger: str
     acked_template: str
     ingest_group: str
     sync_group_prefix: str
@@ -53,6 +54,7 @@ class Topics:
             state=f"{prefix}.state.{unique}",
             edocument=f"{prefix}.edoc.{unique}",
             edocument_normalized=f"{prefix}.edoc-normalized.{unique}",
+            edocument_ledger=f"{prefix}.edoc-ledger.{unique}",
             acked_template=f"{prefix}.sync.{{target}}.acked.{unique}",
             ingest_group=f"{prefix}-ingest-{unique}",
             sync_group_prefix=f"{prefix}-sync-{unique}-",
@@ -70,6 +72,7 @@ class Topics:
             "GOVSYNC_TOPIC_STATE": self.state,
             "GOVSYNC_TOPIC_EDOCUMENT": self.edocument,
             "GOVSYNC_TOPIC_EDOCUMENT_NORMALIZED": self.edocument_normalized,
+            "GOVSYNC_TOPIC_EDOCUMENT_LEDGER": self.edocument_ledger,
             "GOVSYNC_CONSUMER_GROUP": self.ingest_group,
         }
 

@@ -19,6 +19,7 @@ from schemas.dossier import (
     RecordKind,
     Timeliness,
 )
+from schemas.facts import DossierFacts
 
 AGENCIES = ("000.00.10.H29", "000.00.22.H26", "000.00.00.G22")
 PATH = (
@@ -78,6 +79,7 @@ def dossier_record(
     """
     seen = datetime.now(UTC) if at is None else at
     return DossierRecord(
+        facts=facts_of(agency, status, header),
         dossier_code=code,
         agency=agency,
         revision=revision,
@@ -90,6 +92,25 @@ def dossier_record(
         ingested_at=seen,
         header=header if kind is RecordKind.DOSSIER else None,
         step=step if kind is RecordKind.PROGRESS else None,
+    )
+
+
+def facts_of(agency: str | None, status: DossierStatus, header: DossierHeader) -> DossierFacts:
+    """The facts a record of this header carries, as ingest would have accumulated them."""
+    return DossierFacts(
+        agency=agency,
+        procedure_code=header.procedure_code,
+        status=status,
+        channel=header.channel,
+        submitted_at=header.submitted_at,
+        received_at=header.received_at,
+        due_at=header.due_at,
+        finished_at=header.finished_at,
+        fee_bearing=any(f.amount > 0 for f in header.fees) if header.fees else None,
+        paid_online=header.paid_online,
+        digitised=header.has_digitised_components,
+        attachments=bool(header.attachments),
+        vneid_verified=header.vneid_verified,
     )
 
 

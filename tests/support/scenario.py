@@ -13,6 +13,7 @@ fault and states its own assertions.
         async with stream:
             ...  # the fault
         delivery = await s.drain(stream, [PORTAL], [ingest, portal], what="the portal up to date")
+        counted, expected = await s.indicator_figures(delivery, ingest)
     result = s.report(delivery, figures)
 
 With `source=True` (the default) the stream is source events on the dossier topic, through
@@ -42,8 +43,10 @@ from tests.support.faults import (
     SteadyProducer,
     check_ingest,
     collect,
+    counted_figures,
     destination_revisions,
     drain,
+    expected_figures,
     ingest_env,
     normalized_record,
     regressions,
@@ -178,6 +181,13 @@ class Scenario:
             self.sim, finals, destinations, running, since=stopped, within=within, what=what
         )
         return Delivery(sent, settled, tuple(destinations), check)
+
+    async def indicator_figures(
+        self, delivery: Delivery, *ingests: ServiceProcess
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """(what the `ingests`' exact gauges say, what the stream makes them): call after the
+        drain, with every ingest process still running."""
+        return await counted_figures(*ingests), expected_figures(delivery.sent)
 
     def report(
         self, delivery: Delivery, note: Callable[[str], None], *, extra: dict[str, Any]

@@ -1,8 +1,16 @@
 """The dossier state machine: each normalised change accepted, dropped as a duplicate or as stale;
-on acceptance the record to publish, the new state and what it adds to the scored counters.
+on acceptance the record to publish, the new state and what it adds to the counters.
 
 Pure apart from the clock the caller passes in. What counts for which indicator is the rule of
-`services/common/indicators.py`; this module keeps the facts those rules read up to date.
+`services/common/indicators.py`; how a change merges into the dossier's facts is `facts.py`'s.
+
+- A redelivered event (same source and id, among the last few) or the same content as the
+  latest header (or step) is a duplicate; a header older than the newest header accepted, or a
+  step older than the newest step, is stale. Anything else is a new revision: a header that
+  only corrects a fact (a fee, a due date) is one, whatever the status.
+- A dossier ingest archived (evicted, `state.archived`) continues where it was: the same
+  revision sequence, the same watermarks, the same facts and counts; only its recent event ids
+  are gone, so a redelivery is known by its content or its time.
 """
 
 from __future__ import annotations
@@ -10,18 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from schemas.dossier import (
-    DossierHeader,
-    DossierRecord,
-    DossierStatus,
-    ProgressStep,
-    RecordKind,
-)
+from schemas.dossier import DossierHeader, DossierRecord, ProgressStep, RecordKind
 from services.common import indicators
 from services.common.dates import to_ms
-from services.common.indicators import DossierFacts, HeaderFacts, Indicators, is_end
+from services.common.indicators import Indicators
+from services.ingest.dossiers.facts import apply_header, apply_step, facts_of
 from services.ingest.dossiers.normalise import NormalisedDossier, NormalisedProgress
-from services.ingest.dossiers.state import DossierState, digest, interned
+from services.ingest.dossiers.state import DossierState, digest, summary
 from services.ingest.outcome import Outcome
 
 
@@ -43,50 +46,17 @@ class Change:
     event_time: datetime
     dossier: NormalisedDossier | None = None
     progress: NormalisedProgress | None = None
+    time_is_lower_bound: bool = False
+    """`event_time` is the latest date a bare item carries: the change happened at or after it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     legal_time_limits_days: dict[str, int] = field(default_factory=dict)
     finished_retention: timedelta = timedelta(days=30)
-
-
-def _set_status(state: DossierState, status: DossierStatus, at_ms: int) -> None:
-    """Move the status forward in time; count supplement periods on the way."""
-    if at_ms < state.status_ms:
-        return
-    previous = state.status
-    if status == DossierStatus.SUPPLEMENT_REQUESTED and previous != status:
-        state.supplements += 1
-        state.supplement_since_ms = at_ms
-    elif previous == DossierStatus.SUPPLEMENT_REQUESTED and status != previous:
-        if state.supplement_since_ms:
-            state.supplement_total_ms += max(0, at_ms - state.supplement_since_ms)
-        state.supplement_since_ms = 0
-    if is_end(status) and not state.end_ms:
-        state.end_ms = at_ms
-    state.status = int(status)
-    state.status_ms = at_ms
-
-
-def _apply_header(state: DossierState, change: NormalisedDossier, at_ms: int) -> None:
-    header = change.header
-    state.header_ms = at_ms
-    state.agency = interned(change.agency) or state.agency
-    state.procedure = interned(header.procedure_code) or state.procedure
-    if header.channel is not None:
-        state.channel = int(header.channel)
-    if header.due_at is not None:
-        state.due_ms = to_ms(header.due_at)
-    if header.received_at is not None:
-        state.received_ms = to_ms(header.received_at)
-    # A header may report supplements the status history never showed us.
-    state.supplements = max(state.supplements, header.supplement_requests)
-    _set_status(state, change.status, at_ms)
-    if is_end(change.status):
-        ended = header.finished_at or header.returned_at or header.rejected_at
-        if ended is not None and (not state.end_ms or to_ms(ended) < state.end_ms):
-            state.end_ms = to_ms(ended)
+    """How long a finished dossier stays in memory after govsync last changed it."""
+    archive_retention: timedelta = timedelta(days=400)
+    """How long an evicted dossier's archive entry is kept after govsync last changed it."""
 
 
 def decide(
@@ -104,61 +74,49 @@ def decide(
             b"h",
             change.dossier.header.model_dump_json().encode(),
             str(int(change.dossier.status)).encode(),
+            (change.dossier.agency or "").encode(),
         )
         at_ms = to_ms(change.event_time)
-        watermark = state.header_ms
+        watermark, last_content = state.header_ms, state.header_digest
     else:
         assert change.progress is not None  # noqa: S101 - a Change carries one or the other
-        content = digest(b"p", change.progress.step.model_dump_json().encode())
+        content = digest(
+            b"p",
+            change.progress.step.model_dump_json().encode(),
+            (change.progress.agency or "").encode(),
+        )
         at_ms = to_ms(change.progress.step.handled_at)
-        watermark = state.progress_ms
-    last_content = state.header_digest if change.dossier is not None else state.step_digest
+        watermark, last_content = state.progress_ms, state.step_digest
     if state.remembers(event_key) or content == last_content:
         return Decision(Outcome.DUPLICATE)
     if current is not None and at_ms < watermark:
         return Decision(Outcome.STALE)
 
     state.revision += 1
+    state.archived = False
     state.remember(event_key)
-    state.last_change_ms = max(state.last_change_ms, at_ms)
+    state.touched_ms = to_ms(now)
+    header: DossierHeader | None = None
+    step: ProgressStep | None = None
     if change.dossier is not None:
-        state.header_digest = content
-        _apply_header(state, change.dossier, at_ms)
-        header: DossierHeader | None = change.dossier.header
-        step: ProgressStep | None = None
-        kind = RecordKind.DOSSIER
+        state.header_ms, state.header_digest = at_ms, content
+        apply_header(state, change.dossier, at_ms, lower_bound=change.time_is_lower_bound)
+        header, kind = change.dossier.header, RecordKind.DOSSIER
     else:
         assert change.progress is not None  # noqa: S101
-        step = change.progress.step
-        header = None
-        kind = RecordKind.PROGRESS
-        state.progress_ms = at_ms
-        state.step_digest = content
-        state.agency = state.agency or interned(change.progress.agency)
-        if step.status is not None:
-            _set_status(state, step.status, at_ms)
-    if state.status == 0:
-        # A progress step for a dossier whose header has not arrived yet.
-        _set_status(state, DossierStatus.SUBMITTED, 0)
-    judged = indicators.timeliness(
-        state, now=now, legal_time_limits_days=policy.legal_time_limits_days
-    )
-    state.counted, added = indicators.count_dossier(
-        state.counted,
-        DossierFacts(
-            agency=state.agency,
-            status=state.status,
-            channel=state.channel,
-            timeliness=judged,
-            header=HeaderFacts.of(header) if header is not None else None,
-        ),
-    )
+        state.progress_ms, state.step_digest = at_ms, content
+        apply_step(state, change.progress, at_ms)
+        step, kind = change.progress.step, RecordKind.PROGRESS
+    facts = facts_of(state, legal_time_limits_days=policy.legal_time_limits_days)
+    judged = indicators.timeliness(facts, now=now)
+    state.counted, added = indicators.count_dossier(state.counted, facts, judged)
+    state.parts = indicators.counted_parts(facts)
     record = DossierRecord(
         dossier_code=change.dossier_code,
-        agency=state.agency,
+        agency=facts.agency,
         revision=state.revision,
         kind=kind,
-        status=DossierStatus(state.status),
+        status=facts.status,
         timeliness=judged,
         source=change.source,
         event_id=change.event_id,
@@ -166,16 +124,23 @@ def decide(
         ingested_at=now,
         header=header,
         step=step,
+        facts=facts,
     )
     return Decision(Outcome.ACCEPTED, record=record, state=state, indicators=added)
 
 
-def evictable(state: DossierState, *, now: datetime, policy: Policy) -> bool:
-    """Finished and unchanged for longer than the retention period: safe to forget.
+def evictable(packed: bytes, *, now: datetime, policy: Policy) -> bool:
+    """A live dossier that has ended and that govsync has not changed for longer than the
+    retention: it leaves memory for the archive (and comes back from it if it changes again)."""
+    held = summary(packed)
+    if held.archived or not indicators.is_end(held.status) or not held.touched_ms:
+        return False
+    return to_ms(now) - held.touched_ms > policy.finished_retention.total_seconds() * 1000
 
-    A change that still arrives afterwards starts the dossier again at revision 1, which the
-    sync service drops as stale for a destination that acknowledged more; the retention period
-    is set well beyond the time between a dossier's last two statuses (finished, returned).
-    """
-    age_ms = to_ms(now) - state.last_change_ms
-    return state.finished and age_ms > policy.finished_retention.total_seconds() * 1000
+
+def expired(packed: bytes, *, now: datetime, policy: Policy) -> bool:
+    """An archive entry older than the archive retention: forgotten for good."""
+    held = summary(packed)
+    if not held.archived:
+        return False
+    return to_ms(now) - held.touched_ms > policy.archive_retention.total_seconds() * 1000

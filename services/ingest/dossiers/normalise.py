@@ -214,8 +214,9 @@ class NormalisedDossier:
     agency: str | None
     status: DossierStatus
     header: DossierHeader
-    updated_at: datetime | None
-    """The latest date the item itself carries; used when the envelope has no time."""
+    sent: frozenset[str] = frozenset()
+    """Which of the yes/no facts the item sent (`SENT_FLAGS`): the header model reads a flag
+    left out as false, but a fact a header leaves out keeps its earlier value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,13 +371,23 @@ def normalise_dossier(
             **moments,
         }
     )
-    present = [d for d in moments.values() if d is not None]
     return NormalisedDossier(
         agency=resolve_agency(event.agency, agency_hint),
         status=status,
         header=header,
-        updated_at=max(present) if present else None,
+        sent=frozenset(name for name in SENT_FLAGS if _is_sent(getattr(event, SENT_FLAGS[name]))),
     )
+
+
+SENT_FLAGS = {
+    "HoSoCoThanhPhanSoHoa": "has_digitised_components",
+    "TaiKhoanDuocXacThucVoiVNeID": "vneid_verified",
+}
+"""The yes/no facts whose absence must not read as "no": portal name to the event's field."""
+
+
+def _is_sent(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def normalise_progress(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -18,6 +18,7 @@ from schemas.dossier import DossierEvent, ProgressEvent
 from services.ingest.binding import SourceBinding
 from services.ingest.dossiers.decide import Change, Decision, Policy, decide
 from services.ingest.dossiers.decode import validate_data
+from services.ingest.dossiers.eventtime import header_time, step_time
 from services.ingest.dossiers.normalise import (
     Vocabularies,
     normalise_dossier,
@@ -34,6 +35,7 @@ from services.ingest.errors import (
 from services.ingest.outcome import Outcome
 
 UNKNOWN_TYPE = "unknown"
+DEFAULT_MAX_FUTURE_SKEW = timedelta(seconds=300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,10 @@ class Result:
     decision: Decision | None = None
     error: EventRefusedError | None = None
     source: str | None = None
+    previous: DossierState | None = None
+    """The dossier's state before an accepted change (None: new to this replica)."""
+    packed: bytes | None = None
+    """The state after an accepted change, packed: what memory and the state topic hold."""
 
 
 class VocabularyBook:
@@ -83,12 +89,14 @@ class DossierPipeline:
         max_text_chars: int,
         source_binding: SourceBinding | None = None,
         internal_urls: bool = False,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
     ) -> None:
         self._vocabularies = vocabularies
         self._policy = policy
         self._max_text_chars = max_text_chars
         self._internal_urls = internal_urls
         self._binding = source_binding or SourceBinding({})
+        self._max_skew = max_future_skew
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
         """Validate and normalise an envelope's data; raises `EventRefusedError` with the reason."""
@@ -112,12 +120,21 @@ class DossierPipeline:
                 internal_urls=self._internal_urls,
             )
             self._authorise(envelope, event.agency)
+            when = header_time(
+                dossier.header,
+                dossier.status,
+                envelope_time=envelope.time,
+                record_time=envelope.record_time,
+                now=now,
+                max_skew=self._max_skew,
+            )
             return Change(
                 dossier_code=event.dossier_code,
                 source=envelope.source,
                 event_id=envelope.id,
-                event_time=envelope.time or dossier.updated_at or now,
+                event_time=when.at,
                 dossier=dossier,
+                time_is_lower_bound=when.lower_bound,
             )
         if envelope.type == EventType.PROGRESS:
             progress_event = validate_data(envelope.data, ProgressEvent)
@@ -128,11 +145,17 @@ class DossierPipeline:
                 max_chars=self._max_text_chars,
             )
             self._authorise(envelope, progress_event.agency)
+            when = step_time(
+                progress.step.handled_at,
+                envelope_time=envelope.time,
+                now=now,
+                max_skew=self._max_skew,
+            )
             return Change(
                 dossier_code=progress_event.dossier_code,
                 source=envelope.source,
                 event_id=envelope.id,
-                event_time=envelope.time or progress.step.handled_at,
+                event_time=when.at,
                 progress=progress,
             )
         raise UnsupportedTypeError("not a dossier event type")
@@ -147,10 +170,11 @@ class DossierPipeline:
         self,
         envelope: Envelope,
         *,
-        states: MutableMapping[str, DossierState],
+        states: MutableMapping[str, bytes],
         now: datetime,
     ) -> Result:
-        """Decide one dossier event; on acceptance `states` already holds the new state.
+        """Decide one dossier event against the packed states (live and archived) of its
+        partition; on acceptance `states` already holds the new state.
 
         Never raises: whatever goes wrong, however unforeseen, is this event's dead letter.
         """
@@ -159,14 +183,25 @@ class DossierPipeline:
             with at_stage("normalise"):
                 change = self.change(envelope, now=now)
             code = change.dossier_code
-            current = states.get(code)
+            with at_stage("decide"):
+                held = states.get(code)
+                current = None if held is None else DossierState.from_bytes(held)
             if current is not None:
                 # An event naming no agency (or its own) must not move another agency's dossier.
                 self._binding.check(source, (("the dossier's agency", current.agency),))
             with at_stage("decide"):
                 decision = decide(current, change, now=now, policy=self._policy)
+                packed = None if decision.state is None else decision.state.to_bytes()
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
-        if decision.state is not None:
-            states[code] = decision.state
-        return Result(decision.outcome, event_type, key=code, decision=decision, source=source)
+        if packed is not None:
+            states[code] = packed
+        return Result(
+            decision.outcome,
+            event_type,
+            key=code,
+            decision=decision,
+            source=source,
+            previous=current,
+            packed=packed,
+        )

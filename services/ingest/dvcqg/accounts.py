@@ -64,7 +64,7 @@ def fingerprint(password_hash: str) -> str:
 
 
 def account_source(username: str, entry: DvcqgAccount) -> str:
-    """The CloudEvents `source` of an account's events."""
+    """The CloudEvents `source` of what the account writes."""
     return entry.source or f"urn:govsync:dvcqg:{username}"
 
 

@@ -32,12 +32,14 @@ from services.ingest.dvcqg.metrics import LOGIN, CallOutcome, DvcqgMetrics
 from services.ingest.dvcqg.sessions import SessionKeys
 from services.ingest.envelope import from_structured, json_values_at_most
 from services.ingest.errors import (
+    AccountAgencyNotAllowedError,
     AgencyNotAllowedError,
     BrokerUnavailableError,
     ContractError,
     EventRefusedError,
     MalformedCallError,
     PortalCallRefusedError,
+    at_stage,
 )
 from services.ingest.handling import EventHandler
 
@@ -100,26 +102,24 @@ class DossierLookup(Protocol):
 
 
 class StateLookup:
-    """TraCuuHoSo from the worker's own dossier states (the partitions assigned to this replica)."""
+    """TraCuuHoSo from the worker's own dossier states (the partitions assigned to this replica),
+    packed as the worker holds them; an archived dossier is still one the source sent."""
 
-    def __init__(self, partitions: Mapping[int, Mapping[str, DossierState]]) -> None:
+    def __init__(self, partitions: Mapping[int, Mapping[str, bytes]]) -> None:
         self._partitions = partitions
 
     def find(self, code: str) -> DossierState | None:
         for states in list(self._partitions.values()):
             found = states.get(code)
             if found is not None:
-                return found
+                return DossierState.from_bytes(found)
         return None
 
 
 @dataclass(frozen=True, slots=True)
 class DvcqgConfig:
-    dossier_topic: str
     max_request_bytes: int
     max_items: int
-    max_event_bytes: int
-    """The worker's limit on one record: an item larger than that as a CloudEvent is refused."""
 
 
 class _AnsweredError(Exception):
@@ -167,11 +167,10 @@ async def _check_items(
     ids: list[str],
     *,
     handler: EventHandler,
-    config: DvcqgConfig,
     now: datetime,
 ) -> _Checked:
-    """Each item as the CloudEvent it becomes, checked exactly as the worker will check it
-    (`EventHandler.admit`: normalisation and decision), so that 0 means it will be accepted."""
+    """Each item as the CloudEvent it becomes, admitted exactly as the worker will handle it
+    (`EventHandler.admit`: limits, normalisation, the source binding, the decision)."""
     checked = _Checked()
     for index, item in enumerate(items):
         label = protocol.item_label(index, item)
@@ -183,25 +182,37 @@ async def _check_items(
             agency=call.madonvi,
             now=now,
         )
-        value = orjson.dumps(event)
-        if len(value) > config.max_event_bytes:
-            problem = f"the item is larger than {config.max_event_bytes} bytes"
-            checked.problems.append(
-                {"index": index, "item": label, "field": "data", "problem": problem}
-            )
-            continue
         try:
-            admitted = await handler.admit(from_structured(event), value, now=now)
-        except AgencyNotAllowedError as exc:
+            with at_stage("decode"):
+                value = orjson.dumps(event)
+                envelope = from_structured(event, max_json_values=handler.max_json_values)
+            admitted = await handler.admit(envelope, value, now=now)
+            # The item's own MaDonVi, beside the envelope's madonvi checked before.
+            agency = _item_agency(item)
+            if agency is not None:
+                protocol.check_agency(account, agency, where="MaDonVi")
+        except (AgencyNotAllowedError, AccountAgencyNotAllowedError) as exc:
             checked.forbidden.append(f"{label}: {exc}")
+            continue
+        except MalformedCallError as exc:
+            checked.problems.append(
+                {"index": index, "item": label, "field": "MaDonVi", "problem": str(exc)}
+            )
             continue
         except EventRefusedError as exc:
             checked.problems.extend(_problems(label, index, exc))
             continue
-        if admitted.agency is not None and admitted.agency not in account.agencies:
-            checked.forbidden.append(f"{label}: MaDonVi {admitted.agency}")
-        checked.outgoing.append(Outgoing(config.dossier_topic, admitted.key, value))
+        checked.outgoing.append(Outgoing(admitted.topic, admitted.key, value))
     return checked
+
+
+def _item_agency(item: object) -> str | None:
+    if not isinstance(item, Mapping):
+        return None
+    for key, value in item.items():
+        if isinstance(key, str) and key.strip().lower() == "madonvi" and isinstance(value, str):
+            return value.strip().upper() or None
+    return None
 
 
 def add_dvcqg_routes(
@@ -315,7 +326,7 @@ def add_dvcqg_routes(
                 return refused(service, exc)
             ids = _event_ids(account, request.headers.get("Idempotency-Key"), len(items))
             checked = await _check_items(
-                items, call, account, event_type, ids, handler=handler, config=config, now=now
+                items, call, account, event_type, ids, handler=handler, now=now
             )
             outgoing, problems, forbidden = checked.outgoing, checked.problems, checked.forbidden
             if forbidden:

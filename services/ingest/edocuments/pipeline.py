@@ -9,7 +9,7 @@ import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -26,7 +26,7 @@ from services.ingest.edocuments.normalise import (
     normalise_edocument_status,
 )
 from services.ingest.edocuments.trust import TrustBundle
-from services.ingest.envelope import Envelope
+from services.ingest.envelope import Envelope, check_cloudevent_time
 from services.ingest.errors import (
     ContractError,
     DecodeError,
@@ -44,6 +44,8 @@ class DocumentResult:
     record: EDocumentRecord | EDocumentStatusRecord | None = None
     counted: Counted | None = None
     status_agency: str | None = None
+    changed: tuple[str, ...] = ()
+    """Ledger entries the package changed: to persist and to recount."""
 
     @property
     def key(self) -> str | None:
@@ -62,7 +64,9 @@ class DocumentPipeline:
         ledger: EDocumentLedger | None = None,
         bindings: SignerBindings | None = None,
         source_binding: SourceBinding | None = None,
+        max_future_skew: timedelta = timedelta(seconds=300),
     ) -> None:
+        self._max_skew = max_future_skew
         self._own = own_agencies
         self._trust = trust
         self._bindings = bindings or SignerBindings()
@@ -79,6 +83,10 @@ class DocumentPipeline:
     def limits(self) -> EdxmlLimits:
         return self._limits
 
+    @property
+    def ledger(self) -> EDocumentLedger:
+        return self._ledger
+
     async def normalise_off_loop(
         self, envelope: Envelope, *, now: datetime, budget: VerificationBudget | None = None
     ) -> EDocumentRecord | EDocumentStatusRecord:
@@ -92,6 +100,8 @@ class DocumentPipeline:
         """Parse and verify; pure and thread-safe. Raises `EventRefusedError` with the reason."""
         if not isinstance(envelope.data, bytes):
             raise DecodeError("an edXML event carries the package as bytes (data_base64 or XML)")
+        if envelope.time is not None:
+            check_cloudevent_time(envelope.time, now=now, max_skew=self._max_skew)
         context = EventContext(envelope.source, envelope.id, envelope.time or now)
         # A defect the package triggers is named by its stage (`signature` inside, else `parse`).
         with at_stage("parse"):
@@ -143,22 +153,38 @@ class DocumentPipeline:
             named.append(("DocumentId", head))
         return named
 
-    def decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
-        """Count each document once; keep each document's latest status."""
+    def decide(
+        self,
+        record: EDocumentRecord | EDocumentStatusRecord,
+        *,
+        partition: int = 0,
+        now: datetime | None = None,
+    ) -> DocumentResult:
+        """Count each document once; keep each document's latest status. `partition` is the
+        input record's: where a new ledger entry lives."""
         with at_stage("decide"):
-            return self._decide(record)
+            return self._decide(record, partition=partition, now=now)
 
-    def _decide(self, record: EDocumentRecord | EDocumentStatusRecord) -> DocumentResult:
+    def _decide(
+        self,
+        record: EDocumentRecord | EDocumentStatusRecord,
+        *,
+        partition: int,
+        now: datetime | None,
+    ) -> DocumentResult:
         if isinstance(record, EDocumentStatusRecord):
-            applied = self._ledger.apply_status(record)
+            applied = self._ledger.apply_status(record, partition=partition, now=now)
             if applied is StatusOutcome.DUPLICATE:
                 return DocumentResult(Outcome.DUPLICATE)
             if applied is StatusOutcome.STALE:
                 return DocumentResult(Outcome.STALE)
             return DocumentResult(
-                Outcome.ACCEPTED, record=record, status_agency=record.responder.organ_id
+                Outcome.ACCEPTED,
+                record=record,
+                status_agency=record.responder.organ_id,
+                changed=(record.document_id,),
             )
-        decision = self._ledger.record(record)
+        decision = self._ledger.record(record, partition=partition, now=now)
         if decision.outcome is CountOutcome.DUPLICATE:
             return DocumentResult(Outcome.DUPLICATE)
         counted = (
@@ -166,4 +192,6 @@ class DocumentPipeline:
             if decision.counted
             else None
         )
-        return DocumentResult(Outcome.ACCEPTED, record=record, counted=counted)
+        return DocumentResult(
+            Outcome.ACCEPTED, record=record, counted=counted, changed=decision.changed
+        )

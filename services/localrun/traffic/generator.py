@@ -5,9 +5,12 @@ edge (`services.localrun.pipeline`) produces what `TrafficGenerator.tick` return
 
 Each dossier's plan (`plans`) is drawn when it is submitted; every status change it plans is a
 DongBoHoSoMC item, often followed by a CapNhatTienDoHoSoMC step, carrying the plan's facts and
-times in its source's dialect (`dialects`). Some events are sent twice, some old versions arrive
-after newer ones, and some are broken on purpose (`malformations`). Each record says how ingest
-must end it and, when accepted, the revision it must become.
+times in its source's dialect (`dialects`), or sent the way its pattern (`plans.Pattern`) says:
+bare items through the whole life, headers only at some changes (steps for the others), facts
+that arrive after the first items, a backfill dated weeks ago, the final header exported again,
+the agency re-coded mid-life. Some events are sent twice, some old versions arrive after newer
+ones, and some are broken on purpose (`malformations`). Each record says how ingest must end it
+and, when accepted, the revision it must become.
 
 The ground truth (`truth`) is told which plans reached which status and counts from the plans;
 this module only tells it what was sent. E-documents are decided by `plans.draw_document` and
@@ -19,6 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,8 +55,10 @@ from services.localrun.traffic.plans import (
     SUPPLEMENT,
     DocumentSpec,
     DossierPlan,
+    Pattern,
     draw_document,
-    draw_plan,
+    draw_pattern,
+    draw_patterned_plan,
     draw_request,
     second,
 )
@@ -69,6 +75,15 @@ STATUS_TEXT = {
     10: "Đã trả kết quả",
 }
 HANDLERS = ("Nguyễn Thị Hạnh", "Vũ Đức Long", "Hoàng Minh Tuấn")
+LATE_FACTS = (
+    "KenhThucHien",
+    "HoSoCoThanhPhanSoHoa",
+    "TaiKhoanDuocXacThucVoiVNeID",
+    "TaiLieuNop",
+    "DanhSachLePhi",
+    "DuocThanhToanTrucTuyen",
+)
+"""What a header sent before the facts are known leaves out (`DossierPlan.facts_from`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +112,10 @@ class _InFlight:
     """Supplement rounds completed (DanhSachHoSoBoSung)."""
     revision: int = 0
     """Events of this dossier ingest has accepted so far."""
-    history: list[tuple[int, datetime, int]] = field(default_factory=list)
-    """(status, time, rounds done) of each change sent, to replay an old version later."""
+    history: list[tuple[int, int, datetime, int]] = field(default_factory=list)
+    """(index, status, time, rounds done) of each header sent, to replay an old one later."""
+    reexport: bool = False
+    """The final header is still to be exported again."""
 
 
 class TrafficGenerator:
@@ -116,8 +133,9 @@ class TrafficGenerator:
         self._doc_credit = 0.0
         self._doc_last_tick: float | None = None
         self._documents = 0
-        for agency in options.agencies:
-            self.truth.agency(agency)
+        # Patterns come from their own stream, so a seed's plain traffic stays what it was.
+        self._patterns = random.Random(rng.getrandbits(32))  # noqa: S311 - traffic, not secrets
+        self.truth.preset = options.agencies
 
     @property
     def in_flight(self) -> int:
@@ -141,9 +159,14 @@ class TrafficGenerator:
         while self._queue and self._queue[0][0] <= now_s:
             due.append(heapq.heappop(self._queue)[2])
         for dossier in due:
+            if dossier.step >= len(dossier.plan.steps):
+                events.append(self._reexport(dossier, now))
+                continue
             events.extend(self._advance(dossier))
             if dossier.step < len(dossier.plan.steps):
                 self._schedule(dossier, now_s + dossier.plan.steps[dossier.step].wait)
+            elif dossier.reexport:
+                self._schedule(dossier, now_s + self.options.reexport_after_seconds)
         for _ in range(self._poisson(len(events) * self.options.malformed_rate)):
             broken = draw_malformed(self._rng, self.options, prefix=self._prefix, now=now)
             self.truth.broken(broken.kind)
@@ -196,8 +219,10 @@ class TrafficGenerator:
         # The order of the draws is the original generator's: a seed gives the traffic it gave.
         request = draw_request(rng, options)
         dialect = draw_dialect(rng, options)
-        plan = draw_plan(rng, options, request, code=code, start=now)
-        return _InFlight(plan, dialect, bare_first=draw_bare_first(rng, options, dialect, plan))
+        pattern = draw_pattern(self._patterns, options)
+        plan = draw_patterned_plan(rng, options, request, pattern, code=code, start=now)
+        bare_first = pattern is Pattern.PLAIN and draw_bare_first(rng, options, dialect, plan)
+        return _InFlight(plan, dialect, bare_first=bare_first, reexport=pattern is Pattern.REEXPORT)
 
     def _advance(self, dossier: _InFlight) -> list[SourceEvent]:
         plan, index = dossier.plan, dossier.step
@@ -205,28 +230,63 @@ class TrafficGenerator:
         dossier.step += 1
         if status == IN_PROCESS and index and plan.steps[index - 1].status == SUPPLEMENT:
             dossier.rounds_done += 1
-        bare = index == 0 and dossier.bare_first
-        events = [self._header_event(dossier, status, at, dossier.rounds_done, bare=bare)]
-        dossier.revision += 1
+        bare_life = plan.pattern is Pattern.BARE_LIFE
+        events: list[SourceEvent] = []
+        if plan.has_header(index):
+            bare = bare_life or (index == 0 and dossier.bare_first)
+            events.append(self._header_event(dossier, index, at, dossier.rounds_done, bare=bare))
+            dossier.revision += 1
+            dossier.history.append((index, status, at, dossier.rounds_done))
+            if self._rng.random() < self.options.duplicate_rate:
+                events.append(_again(events[0], Outcome.DUPLICATE))
+            step = not bare_life and status != SUBMITTED
+            step = step and self._rng.random() < self.options.progress_share
+        else:
+            step = True  # a change without its header is told by a step
         self.truth.reached(plan, index)
-        dossier.history.append((status, at, dossier.rounds_done))
-        if self._rng.random() < self.options.duplicate_rate:
-            events.append(_again(events[0], Outcome.DUPLICATE))
-        if status != SUBMITTED and self._rng.random() < self.options.progress_share:
-            events.append(self._progress_event(dossier, status, at))
+        if step:
+            events.append(self._progress_event(dossier, index, status, at))
         if len(dossier.history) > 1 and self._rng.random() < self.options.out_of_order_rate:
-            # An older version arrives after a newer one: a fresh id and its original time.
-            old_status, old_at, old_rounds = self._rng.choice(dossier.history[:-1])
-            replay = self._header_event(dossier, old_status, old_at, old_rounds, bare=False)
-            events.append(_again(replay, Outcome.STALE))
+            replay = self._replay(dossier)
+            if replay is not None:
+                events.append(_again(replay, Outcome.STALE))
         if dossier.step >= len(plan.steps):
             dossier.history.clear()
         return events
 
+    def _replay(self, d: _InFlight) -> SourceEvent | None:
+        """An older version arriving after a newer one: with its original time, older than the
+        newest header's. Not for a source of bare items: a bare item's id is its content, so an
+        old version sent again is the same event (a duplicate while ingest remembers its id),
+        and its time is only as old as its dates."""
+        if d.plan.pattern is Pattern.BARE_LIFE:
+            return None
+        index, _, at, rounds = self._rng.choice(d.history[:-1])
+        return self._header_event(d, index, at, rounds, bare=False)
+
+    def _reexport(self, d: _InFlight, now: datetime) -> SourceEvent:
+        """The final header exported again, under a new id and the time of the export: the
+        same item is a duplicate; one that now links the result file is a correction."""
+        d.reexport = False
+        plan, index = d.plan, len(d.plan.steps) - 1
+        status = plan.steps[index].status
+        item = self._header(d, index, status, d.rounds_done)
+        corrected = status in (FINISHED, RETURNED) and self._rng.random() < 0.5
+        if corrected:
+            results = next(v for k, v in item.items() if k.lower() == "danhsachgiaytoketqua")
+            link = f"https://dvc.example.gov.vn/ket-qua/{plan.code}.pdf"
+            results[0] = styled({**results[0], "DuongDanTepTinKetQua": link}, d.dialect)
+        self.truth.reexported(plan, corrected=corrected)
+        event = self._envelope(d, DOSSIER_TYPE, item, now, sequence=d.revision + 1, index=index)
+        if not corrected:
+            return _again(event, Outcome.DUPLICATE)
+        d.revision += 1
+        return event
+
     # --- rendering ---------------------------------------------------------------------------
 
-    def _header(self, d: _InFlight, status: int, rounds: int) -> dict[str, Any]:
-        """The DongBoHoSoMC item of the dossier at `status`, as its source writes it."""
+    def _header(self, d: _InFlight, index: int, status: int, rounds: int) -> dict[str, Any]:
+        """The DongBoHoSoMC item of the dossier at its change `index`, as its source writes it."""
         plan, dialect = d.plan, d.dialect
         date = DATE_WRITERS[dialect.dates]
         p = plan.procedure
@@ -249,7 +309,11 @@ class TrafficGenerator:
             "NgayNopHoSo": date(plan.submitted_at),
             "TrangThaiHoSo": write_code(status, STATUS_WORDS, dialect),
             "KenhThucHien": write_code(plan.channel, CHANNEL_WORDS, dialect),
-            "HoSoCoThanhPhanSoHoa": 1 if plan.digitised and self._rng.random() < 0.5 else 0,
+            # Drawn from the change itself, so the same change is written the same way again.
+            "HoSoCoThanhPhanSoHoa": int(
+                plan.digitised and zlib.crc32(f"{plan.code}{index}".encode()) % 2 == 0
+            ),
+            "TaiKhoanDuocXacThucVoiVNeID": 1 if plan.vneid else 0,
             "TaiLieuNop": [
                 {
                     "TepDinhKemId": f"{plan.code}-TL1",
@@ -257,14 +321,15 @@ class TrafficGenerator:
                     "MaThanhPhanHoSo": "TP01",
                     "IsDeleted": 0,
                     "DuocSoHoa": 1 if plan.digitised else 0,
+                    "DuocLayTuKhoDMQG": 1 if plan.national else 0,
                 }
             ],
             "DanhSachHoSoBoSung": [
                 {"STT": n + 1, "NoiDung": "Bổ sung giấy tờ"} for n in range(rounds)
             ],
         }
-        if not dialect.agency_in_envelope:
-            item["MaDonVi"] = plan.agency
+        if not dialect.agency_in_envelope or plan.pattern is Pattern.BARE_LIFE:
+            item["MaDonVi"] = plan.agency_at(index)
         if status != SUBMITTED and plan.received_at is not None:
             item["NgayTiepNhan"] = date(plan.received_at)
             if plan.due_at is not None:
@@ -282,20 +347,23 @@ class TrafficGenerator:
             item["DanhSachGiayToKetQua"] = [
                 {"TenGiayTo": "Kết quả", "MaGiayToKetQua": f"{plan.code}-KQ", "GiayToId": 1}
             ]
+        if index < plan.facts_from:
+            for name in LATE_FACTS:
+                item.pop(name, None)
         return styled(item, dialect)
 
     def _header_event(
-        self, d: _InFlight, status: int, at: datetime, rounds: int, *, bare: bool
+        self, d: _InFlight, index: int, at: datetime, rounds: int, *, bare: bool
     ) -> SourceEvent:
-        item = self._header(d, status, rounds)
+        item = self._header(d, index, d.plan.steps[index].status, rounds)
         code = d.plan.code
         if bare:
-            # A bare item's time is the latest date it carries: only NgayNopHoSo at status 1.
+            # A bare item's time comes from its dates (`truth.bare_times`).
             value = orjson.dumps(item)
             return SourceEvent(code.encode(), value, (), Outcome.ACCEPTED, code, d.revision + 1)
-        return self._envelope(d, DOSSIER_TYPE, item, at, sequence=d.revision + 1)
+        return self._envelope(d, DOSSIER_TYPE, item, at, sequence=d.revision + 1, index=index)
 
-    def _progress_event(self, d: _InFlight, status: int, at: datetime) -> SourceEvent:
+    def _progress_event(self, d: _InFlight, index: int, status: int, at: datetime) -> SourceEvent:
         plan = d.plan
         date = DATE_WRITERS[d.dialect.dates]
         item: dict[str, Any] = {
@@ -312,12 +380,20 @@ class TrafficGenerator:
         if plan.due_at is not None:
             item["NgayKetThucTheoQuyDinh"] = date(plan.due_at)
         if not d.dialect.agency_in_envelope:
-            item["MaDonVi"] = plan.agency
+            item["MaDonVi"] = plan.agency_at(index)
         d.revision += 1
-        return self._envelope(d, PROGRESS_TYPE, styled(item, d.dialect), at, sequence=d.revision)
+        step = styled(item, d.dialect)
+        return self._envelope(d, PROGRESS_TYPE, step, at, sequence=d.revision, index=index)
 
     def _envelope(
-        self, d: _InFlight, event_type: str, item: dict[str, Any], at: datetime, *, sequence: int
+        self,
+        d: _InFlight,
+        event_type: str,
+        item: dict[str, Any],
+        at: datetime,
+        *,
+        sequence: int,
+        index: int,
     ) -> SourceEvent:
         attributes: dict[str, str] = {
             "specversion": "1.0",
@@ -328,7 +404,7 @@ class TrafficGenerator:
             "subject": d.plan.code,
         }
         if d.dialect.agency_in_envelope:
-            attributes["agency"] = d.plan.agency
+            attributes["agency"] = d.plan.agency_at(index)
         value, headers = enveloped(d.dialect, attributes, item)
         code = d.plan.code
         return SourceEvent(code.encode(), value, headers, Outcome.ACCEPTED, code, sequence)

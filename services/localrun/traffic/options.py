@@ -50,3 +50,30 @@ class TrafficOptions:
     edocument_invalid_share: float = 0.1
     edocument_duplicate_rate: float = 0.05
     """Packages sent twice (the second one is a duplicate, never counted)."""
+    national_repository_share: float = 0.2
+    """Dossiers with a file taken from the national repository (`DuocLayTuKhoDMQG`, 4.4)."""
+    vneid_share: float = 0.4
+    """Dossiers whose applicant's account is verified with VNeID (4.5b)."""
+    # How sources send a dossier's life (`plans.Pattern`); a dossier follows at most one, the
+    # rest are sent the plain way (a header at every change, often followed by a step).
+    bare_life_share: float = 0.04
+    """Every change a bare DongBoHoSoMC item, no envelope and no step: times from its dates."""
+    sparse_header_share: float = 0.06
+    """Headers only at the first change, at reception and at some later ones; steps for the
+    rest."""
+    late_facts_share: float = 0.06
+    """The first change only as a step, the next header without channel, fees, payment,
+    flags and attachments: the facts arrive with the headers after it."""
+    backfill_share: float = 0.04
+    """Dossiers whose whole life lies `backfill_days` in the past (an export of old dossiers)."""
+    backfill_days: float = 60.0
+    reexport_share: float = 0.05
+    """Finished dossiers whose final header the source exports again `reexport_after_seconds`
+    later: the same item (a duplicate) or, for a finished one, with its result file linked."""
+    reexport_after_seconds: float = 3.0
+    recode_share: float = 0.03
+    """Dossiers whose agency gets a new code mid-life (agencies merged and re-coded)."""
+    recode_at_reception: bool = True
+    """The new code from reception on (else from a random later change): a sync worker that
+    counts a dossier under the agency of its first received revision then agrees with one that
+    counts it under its current agency."""

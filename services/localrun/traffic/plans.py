@@ -20,8 +20,9 @@ say what the plan means however the rounding of dates to seconds falls.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from schemas.edocument import Direction, SignatureVerdict
@@ -35,6 +36,8 @@ WITHDRAWN, STOPPED, FINISHED, RETURNED = 7, 8, 9, 10
 IN_PERSON, ONLINE, POSTAL = 1, 2, 3
 # DOMAIN.md §2, 2.1: the first of these ends a dossier's handling (the time judged on time).
 HANDLING_ENDS = frozenset({REJECTED, WITHDRAWN, STOPPED, FINISHED, RETURNED})
+# DOMAIN.md §2: received = every status but submitted (1) and refused at intake (3).
+RECEIVED_STATUSES = frozenset(range(1, 11)) - {SUBMITTED, REJECTED}
 
 # How far the due date lies from the end less supplement time (itself cut to the second): after
 # it for an on-time plan, before it for a late one. Either way the end as ingest reads it (a
@@ -95,6 +98,37 @@ class Step:
     """Seconds since the previous step (the first step's is drawn but never waited)."""
 
 
+class Pattern(StrEnum):
+    """How the dossier's source sends its life (the shares are `TrafficOptions`')."""
+
+    PLAIN = "plain"
+    """A header at every change, often followed by a step."""
+    BARE_LIFE = "bare_life"
+    """Every change a bare DongBoHoSoMC item (no envelope, no time, no step)."""
+    SPARSE_HEADERS = "sparse_headers"
+    """Headers at the first change, at reception and at some later ones; steps otherwise."""
+    LATE_FACTS = "late_facts"
+    """The first change a step only; the next header without the facts; then full headers."""
+    BACKFILL = "backfill"
+    """The whole life dated `backfill_days` ago."""
+    REEXPORT = "reexport"
+    """The final header exported again after the dossier ended."""
+    RECODE = "recode"
+    """The agency's code changes mid-life."""
+
+
+# A change sent only as a step carries its date to the second: changes at least this far apart
+# keep their order however the dates are cut.
+STEP_ONLY_MIN_WAIT = 1.2
+
+
+def recoded(agency: str) -> str:
+    """The code an agency gets when it is merged and re-coded: the same form, another unit."""
+    groups = agency.split(".")
+    groups[2] = f"{(int(groups[2]) + 50) % 100:02d}"
+    return ".".join(groups)
+
+
 @dataclass(frozen=True, slots=True)
 class DossierPlan:
     """Everything one dossier will do, decided when it is submitted."""
@@ -111,6 +145,29 @@ class DossierPlan:
     """Whether the end, less the supplement time, falls before the due date (as drawn)."""
     due_at: datetime | None
     """Whole seconds; None for a dossier never received."""
+    national: bool = False
+    """A submitted file was taken from the national repository (DuocLayTuKhoDMQG)."""
+    vneid: bool = False
+    """The applicant's account is verified with VNeID."""
+    pattern: Pattern = Pattern.PLAIN
+    headers: frozenset[int] | None = None
+    """Indices of the changes sent with a DongBoHoSoMC header; None: all of them."""
+    facts_from: int = 0
+    """Headers of earlier changes leave out the facts (channel, fees, payment, flags, files)."""
+    recode_from: int | None = None
+    """From this change on, the headers name the agency by its new code (`recoded`)."""
+
+    def has_header(self, index: int) -> bool:
+        return self.headers is None or index in self.headers
+
+    def agency_at(self, index: int) -> str:
+        """The agency code the change's items carry."""
+        if self.recode_from is not None and index >= self.recode_from:
+            return recoded(self.agency)
+        return self.agency
+
+    def first_received(self) -> int | None:
+        return next((i for i, s in enumerate(self.steps) if s.status in RECEIVED_STATUSES), None)
 
     @property
     def channel(self) -> int:
@@ -165,11 +222,17 @@ def draw_request(rng: random.Random, options: TrafficOptions) -> Request:
 
 
 def draw_plan(
-    rng: random.Random, options: TrafficOptions, request: Request, *, code: str, start: datetime
+    rng: random.Random,
+    options: TrafficOptions,
+    request: Request,
+    *,
+    code: str,
+    start: datetime,
+    min_wait: float = 0.3,
 ) -> DossierPlan:
     """The dossier's life from `start` (its first status change) on."""
     statuses, rounds = _lifecycle(rng, options, request.channel)
-    waits = [max(0.3, rng.expovariate(1 / options.step_seconds)) for _ in statuses]
+    waits = [max(min_wait, rng.expovariate(1 / options.step_seconds)) for _ in statuses]
     finishes_before_due = rng.random() >= options.late_share
     at, steps = start, []
     for i, (status, wait) in enumerate(zip(statuses, waits, strict=True)):
@@ -188,6 +251,61 @@ def draw_plan(
         finishes_before_due=finishes_before_due,
         due_at=_due(steps, finishes_before_due),
     )
+
+
+def draw_pattern(rng: random.Random, options: TrafficOptions) -> Pattern:
+    roll = rng.random()
+    for pattern, share in (
+        (Pattern.BARE_LIFE, options.bare_life_share),
+        (Pattern.SPARSE_HEADERS, options.sparse_header_share),
+        (Pattern.LATE_FACTS, options.late_facts_share),
+        (Pattern.BACKFILL, options.backfill_share),
+        (Pattern.REEXPORT, options.reexport_share),
+        (Pattern.RECODE, options.recode_share),
+    ):
+        if roll < share:
+            return pattern
+        roll -= share
+    return Pattern.PLAIN
+
+
+def draw_patterned_plan(
+    rng: random.Random,
+    options: TrafficOptions,
+    request: Request,
+    pattern: Pattern,
+    *,
+    code: str,
+    start: datetime,
+) -> DossierPlan:
+    """`draw_plan` for a dossier its source sends by `pattern`, and that pattern's choices."""
+    step_only = pattern in (Pattern.SPARSE_HEADERS, Pattern.LATE_FACTS)
+    if pattern is Pattern.BACKFILL:
+        start -= timedelta(days=options.backfill_days)
+    plan = draw_plan(
+        rng,
+        options,
+        request,
+        code=code,
+        start=start,
+        min_wait=STEP_ONLY_MIN_WAIT if step_only else 0.3,
+    )
+    plan = replace(
+        plan,
+        national=rng.random() < options.national_repository_share,
+        vneid=rng.random() < options.vneid_share,
+        pattern=pattern,
+    )
+    received = plan.first_received()
+    if pattern is Pattern.SPARSE_HEADERS:
+        chosen = {i for i in range(1, len(plan.steps)) if rng.random() < 0.3}
+        plan = replace(plan, headers=frozenset({0, *chosen, *([received] if received else [])}))
+    elif pattern is Pattern.LATE_FACTS:
+        plan = replace(plan, headers=frozenset(range(1, len(plan.steps))), facts_from=2)
+    elif pattern is Pattern.RECODE and len(plan.steps) > 1:
+        at = received if options.recode_at_reception else None
+        plan = replace(plan, recode_from=rng.randrange(1, len(plan.steps)) if at is None else at)
+    return plan
 
 
 def _lifecycle(rng: random.Random, options: TrafficOptions, channel: int) -> tuple[list[int], int]:

@@ -88,7 +88,7 @@ def sync_settings(
     normalized, dlq = topics
     return SyncSettings(
         kafka=kafka,
-        allow_http=True,  # the simulator and the intake, on loopback
+        allow_http=True,
         portal=PortalSettings(
             url=portal_url, password=SecretStr(PASSWORD), dstcode="000.00.00.G22", linger_ms=10
         ),

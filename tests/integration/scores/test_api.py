@@ -16,12 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.dossier import DossierStatus
 from services.scores import pages
 from services.scores.api import create_app
+from services.scores.changes import AckChange, Batch, DossierChange
 from services.scores.crosswalk import Crosswalk, parse_crosswalk
 from services.scores.database import make_engine, migrate
 from services.scores.main import refresh_gauges
 from services.scores.metrics import ScoresMetrics
 from services.scores.scoreboard import Scoreboard
-from services.scores.store import AckChange, Batch, DossierChange, ScoreStore
+from services.scores.store import ScoreStore
 from tests.support.scores_cases import (
     AGENCY,
     NOVEMBER,
@@ -217,22 +218,44 @@ async def test_pages_render(client: httpx.AsyncClient) -> None:
     assert "Đang giải quyết, đã quá hạn" in second.text
 
 
+def _gauges(registry: CollectorRegistry, agency: str) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.name, s.labels["indicator"], s.labels["period"]): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+        if s.name in ("govsync_score_rate", "govsync_score_points")
+        and s.labels.get("agency") == agency
+    }
+
+
 def test_gauges_for_the_current_periods(store: ScoreStore) -> None:
     # On 15 Dec the current month is December (D15 only: received, not synced -> 1.4 = 0),
     # the quarter Q4 and the year 2026 (13 received, 4 synced).
     registry = CollectorRegistry()
     metrics = ScoresMetrics(registry)
-    refresh_gauges(_scoreboard(store), metrics, limit=10)
+    refresh_gauges(_scoreboard(store), metrics, agencies=frozenset({AGENCY}))
 
-    samples = {
-        (s.name, s.labels["indicator"], s.labels["period"]): s.value
-        for family in text_string_to_metric_families(generate_latest(registry).decode())
-        for s in family.samples
-        if s.name in ("govsync_score_rate", "govsync_score_points")
-        and s.labels.get("agency") == AGENCY
-    }
+    samples = _gauges(registry, AGENCY)
     assert samples[("govsync_score_rate", "1.4", "month")] == 0.0
     assert samples[("govsync_score_rate", "1.4", "quarter")] == pytest.approx(4 / 13)
     assert samples[("govsync_score_points", "1.4", "year")] == pytest.approx(6 * 4 / 13)
     assert ("govsync_score_points", "3.3", "year") not in samples  # no points scale
     assert ("govsync_score_rate", "4.1", "year") not in samples  # no catalogue
+    assert _gauges(registry, "other") == {}  # no other agency has dossiers
+
+
+def test_agencies_not_configured_are_other_in_the_gauges(store: ScoreStore) -> None:
+    # A sender's code never becomes a label: with no label agency configured, the same
+    # dossiers are scored under `other`, and a code of their own has no series.
+    store.apply(
+        Batch(
+            dossiers=[DossierChange("X9", 1, facts(agency="000.00.77.H77", received_at=at(12, 2)))]
+        )
+    )
+    registry = CollectorRegistry()
+    refresh_gauges(_scoreboard(store), ScoresMetrics(registry), agencies=frozenset())
+    assert _gauges(registry, AGENCY) == {}
+    assert _gauges(registry, "000.00.77.H77") == {}
+    other = _gauges(registry, "other")
+    # The year: 13 received of AGENCY and X9, 4 synced.
+    assert other[("govsync_score_rate", "1.4", "year")] == pytest.approx(4 / 14)

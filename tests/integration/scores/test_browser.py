@@ -23,10 +23,11 @@ from prometheus_client import CollectorRegistry
 from services.common.httpapp import serve
 from services.scores import pages
 from services.scores.api import create_app
+from services.scores.changes import AckChange, Batch, DossierChange
 from services.scores.crosswalk import parse_crosswalk
 from services.scores.database import make_engine, migrate
 from services.scores.scoreboard import Scoreboard
-from services.scores.store import AckChange, Batch, DossierChange, ScoreStore
+from services.scores.store import ScoreStore
 from tests.support.scores_cases import AGENCY, NOVEMBER, NOW_AFTER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

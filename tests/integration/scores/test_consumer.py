@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import func, select
 
-from schemas.dossier import DossierHeader, ProgressStep, RecordKind
+from schemas.dossier import DossierHeader, DossierStatus, ProgressStep, RecordKind
 from schemas.edocument import Direction, SignatureVerdict
 from schemas.facts import DossierFacts, SyncAck
 from services.common.deadletter import REASON, STAGE
@@ -24,9 +25,10 @@ from services.scores.main import run
 from services.scores.periods import Period
 from services.scores.settings import ScoresOptions, ScoresSettings
 from services.scores.store import ScoreStore
+from services.scores.tables import dossiers
 from tests.support.kafka import Sent, Topics, create_topics, produce, read_topic
 from tests.support.records import dossier_record
-from tests.support.scores_cases import AGENCY, NOVEMBER, NOVEMBER_FIGURES, NOW_AFTER
+from tests.support.scores_cases import AGENCY, NOVEMBER, NOVEMBER_FIGURES, NOW_AFTER, at, facts
 
 pytestmark = pytest.mark.kafka
 
@@ -202,3 +204,94 @@ async def _wait_committed(settings: KafkaSettings, group: str, names: list[str])
             if ends and all(committed[tp] >= end for tp, end in ends.items()):
                 return
             await asyncio.sleep(0.5)
+
+
+@pytest.mark.slow
+async def test_a_rebalance_mid_stream_loses_and_doubles_nothing(
+    kafka_settings: KafkaSettings, unique: str, database_url: str
+) -> None:
+    """Records keep arriving while a second worker joins the group and later leaves it: at each
+    rebalance the batch being applied commits before its partitions go, and one fetched before
+    it is applied but left to the next owner. The figures are exact and every offset ends
+    committed."""
+    topics = Topics.unique("scores-rb", unique)
+    acked = topics.acked("portal")
+    await create_topics(
+        kafka_settings, topics.normalized, topics.edocument_normalized, acked, topics.dlq
+    )
+    other = "000.00.99.H99"
+    fillers = 1200
+    records = []
+    for n in range(fillers):
+        for revision in (1, 2):  # revision 2 finishes the dossier, on time
+            done = at(11, 3 + n % 20, 9) if revision == 2 else None
+            filler = facts(
+                agency=other,
+                status=DossierStatus.FINISHED if done else DossierStatus.IN_PROCESS,
+                received_at=at(11, 2 + n % 20, 9),
+                due_at=at(11, 28, 17),
+                finished_at=done,
+                ended_at=done,
+                end_status=DossierStatus.FINISHED if done else None,
+            )
+            records.append(Sent(record_value(f"F{n}", revision, filler), f"F{n}".encode()))
+    records += [Sent(record_value(c.code, 1, c.facts), c.code.encode()) for c in NOVEMBER]
+    await produce(
+        kafka_settings,
+        acked,
+        [Sent(ack_value(1, c.portal_holds), c.code.encode()) for c in NOVEMBER],
+    )
+    group = f"scores-rb-{unique}"
+    settings = ScoresSettings(
+        kafka=kafka_settings,
+        topic_dossier_normalized=topics.normalized,
+        topic_edocument_normalized=topics.edocument_normalized,
+        topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template,
+        consumer_group=group,
+        scores=ScoresOptions(database_url=database_url, batch_max_records=20),
+    )
+    engine = make_engine(database_url)
+    migrate(engine)
+    store = ScoreStore(engine)
+    november = Period.parse("2026-11")
+    sent = 0
+
+    def rows() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(dossiers)).scalar_one())
+
+    async def trickle() -> None:
+        nonlocal sent
+        for i in range(0, len(records), 40):
+            await produce(kafka_settings, topics.normalized, records[i : i + 40])
+            sent = i + 40
+            await asyncio.sleep(0.25)
+
+    try:
+        async with running(settings):
+            await until(lambda: rows() > 0, "the first worker applying the acknowledgements")
+            producing = asyncio.create_task(trickle())
+            await until(lambda: sent >= len(records) // 6, "a sixth of the records sent")
+            async with running(settings):
+                await until(lambda: sent >= 2 * len(records) // 3, "two thirds sent", 120)
+            await producing
+            await _wait_committed(kafka_settings, group, [topics.normalized, acked])
+        got = {
+            f.id: (f.numerator, f.denominator)
+            for f in figures(
+                store.sums([AGENCY], november, now=NOW_AFTER), catalogue_configured=False
+            )
+        }
+        assert got == {k: (n, d) for k, (n, d, _, _) in NOVEMBER_FIGURES.items()} | {
+            "signature": (0, 0)
+        }
+        # Every filler received in November and finished on time there (by construction).
+        filled = figures(store.sums([other], november, now=NOW_AFTER), catalogue_configured=False)
+        by_id = {f.id: (f.numerator, f.denominator) for f in filled}
+        assert by_id["4.5b"][1] == fillers
+        assert by_id["2.1"] == (fillers, fillers)
+        with engine.connect() as conn:
+            assert store.stored_counts(conn) == store.expected_counts(conn)
+    finally:
+        engine.dispose()

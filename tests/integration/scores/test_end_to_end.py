@@ -3,9 +3,7 @@ simulated portal, and `scores`; November's figures equal a computation of the te
 the events it sent (and, for 1.4, from what the simulated portal holds), on SQLite and
 PostgreSQL.
 
-Needs every `DossierRecord` to carry its facts (issue 12's ingest side): until that lands the
-test is not run (without facts every record is dead-lettered and it could only time out); the
-day `DossierRecord` has the field, it runs.
+It relies on every `DossierRecord` carrying its facts (issue 12's ingest side).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import SecretStr
 
-from schemas.dossier import DossierRecord
 from services.common.settings import KafkaSettings
 from services.scores.crosswalk import Crosswalk
 from services.scores.database import make_engine, migrate
@@ -39,15 +36,7 @@ from tests.support.kafka import Sent, create_topics, produce
 VN = timezone(timedelta(hours=7))
 AGENCY = "000.00.10.H29"
 DOSSIERS = 40
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.slow,
-    pytest.mark.xfail(
-        "facts" not in DossierRecord.model_fields,
-        reason="waits for DossierRecord.facts (issue 12, ingest side)",
-        run=False,
-    ),
-]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +139,6 @@ async def test_ingest_sync_scores(
     async with running_simulator(Simulator(seed=1)) as simulated:
         sync = SyncSettings(
             kafka=kafka_settings,
-            allow_http=True,
             portal=PortalSettings(url=simulated.portal_url, password=SecretStr("secret"),
                                   dstcode="DVCQG", madonvi=AGENCY, linger_ms=10),
             delivery=DeliverySettings(commit_interval_seconds=0.2),
@@ -159,6 +147,7 @@ async def test_ingest_sync_scores(
             acked_topic_template=acked_template,
             group_prefix=f"e2e-sync-{unique}-",
             http_port=0,
+            allow_http=True,  # the simulator speaks plain http on loopback
         )  # fmt: skip
         scores = ScoresSettings(
             kafka=kafka_settings,

@@ -95,7 +95,10 @@ async def test_steps_of_a_refused_dossier_are_never_sent_acknowledged_or_counted
     refused_records = Counter(r.dossier_code for r in stream if r.dossier_code in refused)
 
     async with running_simulator(sim) as running:
-        settings = sync_settings(kafka_settings, running, unique)
+        # The gauge labels only preset agencies (others become `other`): name the stream's ones.
+        settings = sync_settings(kafka_settings, running, unique).model_copy(
+            update={"label_agencies": frozenset(AGENCIES)}
+        )
         await ensure_topics(
             kafka_settings,
             [TopicSpec(settings.topic_dossier_normalized, 3), TopicSpec(settings.topic_dlq, 3)],

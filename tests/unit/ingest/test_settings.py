@@ -4,13 +4,14 @@ bindings read as JSON."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.labels import AgencyList, parse_agency_list
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import IngestSettings, load_legal_time_limits
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,54 @@ def test_signer_bindings_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_signer_bindings_are_refused(value: object) -> None:
     with pytest.raises(ValidationError):
         IngestSettings(signer_bindings=value)  # type: ignore[arg-type]
+
+
+# --- legal time limits from a procedure catalogue export ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        pytest.param(
+            "limits.csv",
+            "procedure_code,days\n1.001612,15\n2.000908, 3\n\n# retired\n",
+            {"1.001612": 15, "2.000908": 3},
+            id="csv-with-header",
+        ),
+        pytest.param("limits.csv", "1.001612,15\n", {"1.001612": 15}, id="csv-no-header"),
+        pytest.param(
+            "limits.json", '{"1.001612": 15, "1.004227": "5"}', {"1.001612": 15, "1.004227": 5},
+            id="json",
+        ),
+    ],
+)  # fmt: skip
+def test_legal_time_limits_from_a_file(
+    tmp_path: Path, name: str, text: str, expected: dict[str, int]
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    assert load_legal_time_limits(path) == expected
+
+
+def test_limits_set_directly_win_over_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "limits.csv"
+    path.write_text("A,10\nB,20\n", encoding="utf-8")
+    monkeypatch.setenv("GOVSYNC_LEGAL_TIME_LIMITS_FILE", str(path))
+    monkeypatch.setenv("GOVSYNC_LEGAL_TIME_LIMITS_DAYS", '{"B": 2}')
+    assert IngestSettings().legal_time_limits_days == {"A": 10, "B": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param("A,10\nB,ten\n", "row 2", id="not-a-number"),
+        pytest.param("[1, 2]", "expected an object", id="json-not-an-object"),
+    ],
+)
+def test_a_bad_limits_file_stops_the_service(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "limits.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError, match=reason):
+        IngestSettings(legal_time_limits_file=path)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from schemas.dossier import Channel, Timeliness
+from schemas.dossier import Channel
 from schemas.edocument import Direction, SignatureVerdict
 from services.common.indicators import Counted, Indicators
 from services.ingest.metrics import IngestMetrics
@@ -21,6 +25,8 @@ from services.localrun.readings import (
     read_sync,
 )
 from services.localrun.scrape import parse
+from services.localrun.traffic.options import TrafficOptions
+from services.localrun.traffic.plans import draw_plan, draw_request
 from services.localrun.traffic.truth import AgencyTally, GroundTruth
 from services.localrun.traffic.truth import Outcome as Expected
 from services.localrun.view import Endpoints, ViewState, shown_agencies
@@ -33,10 +39,19 @@ AGENCY = "000.00.20.H57"
 def ingest_text() -> str:
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry, agencies=[AGENCY])
+    for (indicator, part), value in {
+        ("3.3", "denominator"): 2,
+        ("3.3", "numerator"): 1,
+        ("4.3", "denominator"): 2,
+        ("4.3", "numerator"): 1,
+        ("3.6", "denominator"): 1,
+        ("3.6", "numerator"): 1,
+        ("2.1", "denominator"): 2,
+        ("2.1", "numerator"): 1,
+    }.items():
+        metrics.counted.labels(AGENCY, indicator, part).set(value)
+    # The operational counters are not what the tallies read.
     metrics.count(Indicators(AGENCY, Channel.ONLINE, received=True, digitised=True))
-    metrics.count(Indicators(AGENCY, Channel.IN_PERSON, received=True, fee_bearing=True))
-    metrics.count(Indicators(AGENCY, paid_online=True, finished=Timeliness.ON_TIME))
-    metrics.count(Indicators(AGENCY, finished=Timeliness.LATE))
     for outcome, n in ((Outcome.ACCEPTED, 5), (Outcome.DUPLICATE, 2), (Outcome.DEAD_LETTERED, 1)):
         metrics.events.labels("vn.gov.dvc.dossier.v1", outcome.value).inc(n)
     metrics.events.labels("unknown", Outcome.DEAD_LETTERED.value).inc()
@@ -66,7 +81,7 @@ def test_metrics_text_becomes_a_snapshot() -> None:
 
     assert snapshot.outcomes == {"accepted": 5, "duplicate": 2, "stale": 0, "dead_lettered": 2}
     tally = snapshot.agencies[AGENCY]
-    assert (tally.received_online, tally.received_in_person, tally.received) == (1, 1, 2)
+    assert (tally.received_online, tally.received) == (1, 2)
     assert (tally.finished_on_time, tally.finished_late) == (1, 1)
     assert (tally.digitised, tally.fee_bearing, tally.paid_online) == (1, 1, 1)
     assert tally.synced == 2  # from the portal worker only
@@ -97,10 +112,10 @@ def test_histogram_quantile(
 
 def test_rates_follow_the_formulas() -> None:
     tally = AgencyTally(
-        received_in_person=1,
+        received=4,
         received_online=3,
         finished_on_time=1,
-        finished_late=1,
+        finished=2,
         digitised=2,
         fee_bearing=4,
         paid_online=1,
@@ -129,8 +144,8 @@ def test_edocument_metrics_become_tallies_apart_from_the_dossier_flow() -> None:
         (Direction.OUTGOING, SignatureVerdict.INVALID, 1),
         (Direction.INCOMING, SignatureVerdict.VERIFIED, 2),
     ):
-        for _ in range(n):
-            metrics.count_document(Counted(AGENCY, direction, verdict))
+        metrics.edocuments_counted.labels(AGENCY, direction.value, verdict.value).set(n)
+        metrics.count_document(Counted(AGENCY, direction, verdict))  # not what is read
     metrics.events.labels("vn.gov.edoc.edxml.v1", Outcome.ACCEPTED.value).inc(6)
     metrics.events.labels("vn.gov.edoc.edxml.v1", Outcome.DUPLICATE.value).inc(1)
     metrics.events.labels("vn.gov.dvc.dossier.v1", Outcome.ACCEPTED.value).inc(2)
@@ -153,9 +168,9 @@ def test_edocument_metrics_become_tallies_apart_from_the_dossier_flow() -> None:
     truth.outcomes[Expected.ACCEPTED] = 2
     truth.edocument_outcomes[Expected.ACCEPTED] = 6
     truth.edocument_outcomes[Expected.DUPLICATE] = 1
-    truth.agency(AGENCY).edoc_outgoing_verified = 3
-    truth.agency(AGENCY).edoc_outgoing_invalid = 1
-    truth.agency(AGENCY).edoc_incoming_verified = 2
+    truth.documents[AGENCY] = AgencyTally(
+        edoc_outgoing_verified=3, edoc_outgoing_invalid=1, edoc_incoming_verified=2
+    )
     assert differences(snapshot, truth) == []
     for target in ("portal", "ndxp"):
         snapshot.sync[target]["acknowledged"] = 2
@@ -168,7 +183,7 @@ def test_differences_and_drain() -> None:
     truth = GroundTruth(sent=3)
     truth.outcomes[Expected.ACCEPTED] = 2
     truth.outcomes[Expected.DEAD_LETTERED] = 1
-    truth.agency(AGENCY).received_online = 1
+    truth.documents[AGENCY] = AgencyTally(received_online=1)  # a count the metrics lack
     snapshot = Snapshot()
     assert not drained(snapshot, truth)
     assert {d.where for d in differences(snapshot, truth)} == {
@@ -189,9 +204,37 @@ def test_differences_and_drain() -> None:
 def test_agencies_without_a_rate_get_no_row_unless_they_disagree() -> None:
     outsider = "000.00.30.H01"
     truth = GroundTruth()
-    truth.agency(AGENCY).edoc_outgoing_verified = 1
-    truth.agency(outsider).edoc_incoming_verified = 1
+    truth.documents_of(AGENCY).edoc_outgoing_verified = 1
+    truth.documents_of(outsider).edoc_incoming_verified = 1
     state = ViewState(endpoints=Endpoints("b", "i", {}, "s"), truth=truth)
     assert shown_agencies(state) == [AGENCY, outsider]  # the metrics have not caught up yet
     state.snapshot.agency(outsider).edoc_incoming_verified = 1
     assert shown_agencies(state) == [AGENCY]
+
+
+def test_a_step_parked_for_a_header_never_sent_does_not_hold_up_the_drain() -> None:
+    """The portal parks a step of a dossier it holds no header of (the sync's step gate)."""
+    options = TrafficOptions()
+    rng = random.Random(7)
+    start = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    plan = draw_plan(rng, options, draw_request(rng, options), code="D-1", start=start)
+    late = replace(plan, headers=frozenset(range(1, len(plan.steps))))  # change 0 a step only
+    truth = GroundTruth(sent=1)
+    truth.outcomes[Expected.ACCEPTED] = 1
+    truth.reached(late, 0)
+    snapshot = Snapshot()
+    snapshot.outcomes.update(accepted=1)
+    snapshot.sync["ndxp"]["acknowledged"] = 1
+    assert not drained(snapshot, truth)  # the portal has neither finished nor parked it
+    snapshot.parked["portal"] = 1
+    assert drained(snapshot, truth)  # its header was never sent: it waits out the step wait
+    truth.reached(late, 1)  # the header is sent now: the parked step must follow it
+    truth.sent += 2
+    truth.outcomes[Expected.ACCEPTED] += 2
+    snapshot.outcomes.update(accepted=3)
+    snapshot.sync["ndxp"]["acknowledged"] = 3
+    snapshot.sync["portal"]["acknowledged"] = 2
+    assert not drained(snapshot, truth)
+    snapshot.parked["portal"] = 0
+    snapshot.sync["portal"]["acknowledged"] = 3
+    assert drained(snapshot, truth)

@@ -10,8 +10,8 @@ import pytest
 from schemas.dossier import DossierStatus
 from schemas.facts import SyncAck
 from services.scores import decode
+from services.scores.changes import AckChange, DocumentChange
 from services.scores.errors import UndecodableRecordError
-from services.scores.store import AckChange, DocumentChange
 
 NOW = datetime(2026, 11, 20, 3, tzinfo=UTC).isoformat()
 
@@ -97,3 +97,46 @@ def test_documents_and_their_status() -> None:
     assert decode.edocument(delivered, []) is None  # told apart without the header too
     with pytest.raises(UndecodableRecordError):
         decode.edocument(b"{}", headers)
+
+
+def _record(code: str, revision: int, status: int = 4) -> bytes:
+    return json.dumps(
+        {"dossier_code": code, "revision": revision, "facts": {
+            "agency": "000.00.10.H29", "status": status, "received_at": NOW}}
+    ).encode()  # fmt: skip
+
+
+def test_only_the_newest_of_a_dossier_in_a_fetch_is_kept() -> None:
+    messages = [
+        (b"H29-1", _record("H29-1", 1)),
+        (b"H29-2", _record("H29-2", 5)),
+        (b"H29-1", _record("H29-1", 3, status=9)),
+        (b"H29-1", _record("H29-1", 2)),  # older than 3, arriving after it (a replay)
+    ]
+    newest = decode.newest_dossiers(messages)
+    got = sorted((c.code, c.revision, int(c.facts.status)) for c in newest.changes)
+    assert got == [("H29-1", 3, 9), ("H29-2", 5, 4)]
+    assert (newest.superseded, newest.failed) == (2, [])
+
+
+def test_a_newest_record_that_cannot_be_read_falls_back_to_the_one_before() -> None:
+    broken = b'{"dossier_code": "H29-1", "revision": 3, "facts": {"status": 99}}'
+    messages = [
+        (b"H29-1", _record("H29-1", 1)),
+        (b"H29-1", _record("H29-1", 2)),
+        (b"H29-1", broken),
+        (b"H29-1", b"not json"),
+        (b"H29-3", b'{"revision": 1}'),  # alone under its key: decoded straight away
+    ]
+    newest = decode.newest_dossiers(messages)
+    assert [(c.code, c.revision) for c in newest.changes] == [("H29-1", 2)]
+    assert newest.superseded == 1  # revision 1
+    assert sorted(i for i, _ in newest.failed) == [2, 3, 4]
+    assert all(error.detail for _, error in newest.failed)
+
+
+def test_records_of_other_dossiers_under_one_key_are_each_kept() -> None:
+    messages = [(None, _record("H29-1", 1)), (None, _record("H29-2", 1))]
+    newest = decode.newest_dossiers(messages)
+    assert sorted(c.code for c in newest.changes) == ["H29-1", "H29-2"]
+    assert newest.superseded == 0

@@ -12,6 +12,7 @@ from services.scores.errors import ConfigurationError
 from services.scores.formulas import (
     BY_ID,
     INDICATORS,
+    RECEPTION_PARTS,
     Figure,
     Part,
     Reason,
@@ -206,6 +207,18 @@ def test_withdrawn_status_counts_as_received() -> None:
     derived = derive(withdrawn, portal_holds=False, catalogue=EMPTY)
     assert derived.received
     assert derived.parts[Part.RECEIVED] == 1
+
+
+def test_reception_parts_lead_the_part_order() -> None:
+    # The store writes a dossier's parts as a tuple by position: the table's counter columns,
+    # `derive`'s tuple and `RECEPTION_PARTS` must list them alike.
+    others = (Part.ENDED, Part.ENDED_ON_TIME, Part.DOCUMENTS, Part.SIGNED)
+    assert tuple(p for p in Part if p not in others) == RECEPTION_PARTS
+    assert tuple(Part)[: len(RECEPTION_PARTS)] == RECEPTION_PARTS
+    paid = facts(received_at=at(11, 3, 9), fee_bearing=True, paid_online=2, vneid_verified=True)
+    parts = derive(paid, portal_holds=True, catalogue=EMPTY).parts
+    on = {p for p, v in parts.items() if v}
+    assert on == {Part.RECEIVED, Part.SYNCED, Part.FEE_DUE, Part.PAID, Part.VNEID}
 
 
 def test_catalogue_csv() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind, Timeliness
-from schemas.facts import SyncAck
+from schemas.facts import DossierFacts, SyncAck
 from services.sync.acked import AckLedger, AckState, advance
 
 St = DossierStatus
@@ -28,6 +28,7 @@ def rec(revision: int, status: int, agency: str = A1) -> DossierRecord:
         event_id=f"e{revision}",
         event_time=AT,
         ingested_at=AT,
+        facts=DossierFacts(agency=agency, status=DossierStatus(status)),
     )
 
 

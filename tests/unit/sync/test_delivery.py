@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind, Timeliness
+from schemas.facts import DossierFacts
 from services.sync.acked import AckLedger, AckState
 from services.sync.delivery import (
     BackoffPolicy,
@@ -41,6 +42,7 @@ def rec(code: str, revision: int) -> DossierRecord:
         event_id=f"{code}{revision}",
         event_time=AT,
         ingested_at=AT,
+        facts=DossierFacts(agency=None, status=DossierStatus.ACCEPTED),
     )
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.dossier import DossierRecord, DossierStatus, RecordKind, Timeliness
+from schemas.facts import DossierFacts
 from services.sync.acked import AckLedger, AckState
 from services.sync.delivery import BackoffPolicy, CircuitBreaker, Dispatcher, StepGate, Work
 from services.sync.errors import (
@@ -36,6 +37,7 @@ def rec(code: str, revision: int, kind: RecordKind, status: int = 2) -> DossierR
         event_id=f"{code}{revision}",
         event_time=AT,
         ingested_at=AT,
+        facts=DossierFacts(agency="000.00.10.H29", status=DossierStatus(status)),
     )
 
 

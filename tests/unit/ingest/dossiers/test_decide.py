@@ -16,7 +16,7 @@ from schemas.dossier import (
     Timeliness,
 )
 from services.common.dates import LOCAL_TZ
-from services.ingest.dossiers.decide import Change, Policy, decide, evictable
+from services.ingest.dossiers.decide import Change, Policy, decide, evictable, expired
 from services.ingest.dossiers.decode import validate_data
 from services.ingest.dossiers.normalise import (
     Vocabularies,
@@ -29,7 +29,11 @@ from services.ingest.settings import DEFAULT_CHANNEL_VOCABULARY, DEFAULT_STATUS_
 
 VOCAB = Vocabularies(status=DEFAULT_STATUS_VOCABULARY, channel=DEFAULT_CHANNEL_VOCABULARY)
 DAY0 = datetime(2026, 11, 2, 8, 0, tzinfo=LOCAL_TZ)
-POLICY = Policy(legal_time_limits_days={"P-15": 15}, finished_retention=timedelta(days=30))
+POLICY = Policy(
+    legal_time_limits_days={"P-15": 15},
+    finished_retention=timedelta(days=30),
+    archive_retention=timedelta(days=400),
+)
 
 
 def at(days: float) -> datetime:
@@ -300,4 +304,55 @@ def test_eviction(status: int, days_since: float, expected: bool) -> None:
     d = Dossier()
     d.feed(header(status, when=at(0)))
     assert d.state is not None
-    assert evictable(d.state, now=at(days_since), policy=POLICY) is expected
+    assert evictable(d.state.to_bytes(), now=at(days_since), policy=POLICY) is expected
+
+
+# --- issue 12, finding 2: eviction by govsync's clock, and no second life ---------------------
+
+
+def test_a_backfilled_dossier_is_kept_for_the_retention_after_it_arrived() -> None:
+    d = Dossier()
+    backfilled = header(10, when=at(-90))  # finished three months ago, arriving now
+    d.feed(backfilled, now=at(0))
+    assert d.state is not None
+    packed = d.state.to_bytes()
+    assert not evictable(packed, now=at(29), policy=POLICY)
+    assert evictable(packed, now=at(31), policy=POLICY)
+
+
+def archived(state: DossierState) -> DossierState:
+    """The state as the worker's eviction leaves it, read back from its bytes."""
+    copy = state.copy()
+    copy.archived = True
+    return DossierState.from_bytes(copy.to_bytes())
+
+
+def test_a_dossier_back_from_the_archive_continues_where_it_was() -> None:
+    d = Dossier()
+    d.feed(header(2, when=at(0), KenhThucHien=2, event_id="a"))
+    d.feed(header(9, when=at(5), event_id="b"))
+    assert d.state is not None
+    d.state = archived(d.state)
+    assert d.state.recent == b""  # the archive keeps no event ids
+    # A re-export of the same snapshot is a duplicate, a replay of an older one is stale.
+    assert d.feed(header(9, when=at(5), event_id="re-export")) is Outcome.DUPLICATE
+    assert d.feed(header(2, when=at(0), KenhThucHien=2, event_id="a")) is Outcome.STALE
+    # The return continues the revisions, with the facts it had.
+    assert d.feed(header(10, when=at(6), event_id="c")) is Outcome.ACCEPTED
+    last = d.records[-1]
+    assert (last.revision, last.status, last.facts.channel) == (3, 10, Channel.ONLINE)
+    assert d.state is not None
+    assert not d.state.archived
+    # Counted once: the operational counters do not count it again as received or finished.
+    assert [i.received for i in d.indicators] == [True, False, False]
+    assert [i.finished for i in d.indicators] == [None, Timeliness.NO_DUE_DATE, None]
+
+
+def test_an_archive_entry_expires_after_the_archive_retention() -> None:
+    d = Dossier()
+    d.feed(header(10, when=at(0)))
+    assert d.state is not None
+    packed = archived(d.state).to_bytes()
+    assert not evictable(packed, now=at(500), policy=POLICY)  # already archived
+    assert not expired(packed, now=at(399), policy=POLICY)
+    assert expired(packed, now=at(401), policy=POLICY)

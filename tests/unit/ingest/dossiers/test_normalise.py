@@ -222,7 +222,7 @@ def test_normalise_dossier_full_item() -> None:
     assert result.header.paid_online == 2
     assert result.header.applicant.identities[0].number == "001203004567"
     assert result.header.supplement_requests == 1
-    assert result.updated_at == datetime(2026, 11, 10, 17, tzinfo=LOCAL_TZ)
+    assert result.header.due_at == datetime(2026, 11, 10, 17, tzinfo=LOCAL_TZ)
 
 
 @pytest.mark.parametrize(

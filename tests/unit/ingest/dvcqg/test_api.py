@@ -13,11 +13,17 @@ from prometheus_client import CollectorRegistry
 from services.ingest.api import Outgoing
 from services.ingest.dvcqg.accounts import hash_password
 from services.ingest.errors import BrokerUnavailableError
-from services.ingest.main import build_documents, build_handler, build_pipeline, intake_app
+from services.ingest.main import (
+    build_documents,
+    build_handler,
+    build_pipeline,
+    intake_app,
+    source_agencies,
+)
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import DvcqgAccount, IngestSettings
 
-HUE = "000.00.20.H57"
+HUE, HANOI = "000.00.20.H57", "000.00.10.H29"
 
 
 class Sink:
@@ -31,14 +37,17 @@ class Sink:
         self.published.extend(items)
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[httpx.AsyncClient, Sink]]:
+ACCOUNTS = {
+    name: DvcqgAccount(password_hash=hash_password("pw"), agencies=frozenset({HUE}))
+    for name in ("a", "b")
+}
+
+
+@pytest.fixture(params=[{}, {"urn:vn:gov:dvc:other": [HANOI]}], ids=["unbound", "bound"])
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[httpx.AsyncClient, Sink]]:
+    """With and without a source binding (`GOVSYNC_SOURCE_AGENCIES`) for other sources."""
     settings = IngestSettings(
-        dvcqg_accounts={
-            name: DvcqgAccount(password_hash=hash_password("pw"), agencies=frozenset({HUE}))
-            for name in ("a", "b")
-        },
-        auth_failure_limit=3,
+        dvcqg_accounts=ACCOUNTS, auth_failure_limit=3, source_agencies=request.param
     )
     registry = CollectorRegistry()
 
@@ -97,3 +106,17 @@ async def test_failed_logins_are_limited_per_address_and_username(
     # Another account from the same address still logs in.
     other = await login(client, "b", "pw")
     assert other.json()["error_code"] == 0
+
+
+def test_accounts_are_bound_to_their_agencies_once_a_binding_is_configured() -> None:
+    unbound = IngestSettings(dvcqg_accounts=ACCOUNTS)
+    assert source_agencies(unbound) == {}
+    bound = IngestSettings(
+        dvcqg_accounts=ACCOUNTS,
+        source_agencies={"urn:vn:gov:dvc:other": [HANOI], "urn:govsync:dvcqg:b": [HANOI]},
+    )
+    assert source_agencies(bound) == {
+        "urn:vn:gov:dvc:other": [HANOI],
+        "urn:govsync:dvcqg:a": [HUE],
+        "urn:govsync:dvcqg:b": [HANOI, HUE],
+    }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.cli import main as cli
-from services.ingest.dossiers.state import DossierState
+from services.ingest.dossiers.state import DossierState, with_newest
 from services.ingest.dvcqg import protocol
 from services.ingest.dvcqg.accounts import Account, verify_password
 from services.ingest.errors import AccountAgencyNotAllowedError, MalformedCallError
@@ -108,7 +108,7 @@ def test_lookup_code_missing() -> None:
 def test_lookup_row_in_portal_fields() -> None:
     # 2026-11-02 08:30 and 2026-11-09 17:00 in Asia/Ho_Chi_Minh (UTC+7), as epoch milliseconds.
     state = DossierState(
-        status=4,
+        history=with_newest(b"", 1793583000000, 4),
         agency=HUE,
         procedure="1.004567",
         channel=2,

@@ -98,13 +98,48 @@ def test_revocation_first_then_original_counts_the_original() -> None:
     assert ledger.record(_record()).outcome is CountOutcome.COUNTED
 
 
-def test_ledger_memory_is_bounded() -> None:
-    ledger = EDocumentLedger(max_documents=2)
+def test_a_restored_ledger_knows_every_document_it_counted() -> None:
+    """Issue 12, finding 4: the ledger was an in-memory LRU; after a restart or a rebalance a
+    redelivered package counted as a new document."""
+    ledger = EDocumentLedger()
     for number in ("1", "2", "3"):
-        ledger.record(_record(number=number))
-    assert len(ledger) == 2
-    # The oldest was evicted, so it counts again: the documented price of the bound.
-    assert ledger.record(_record(number="1")).outcome is CountOutcome.COUNTED
+        ledger.record(_record(number=number), partition=number == "3")
+    topic = {d: ledger.entry_bytes(d) for d in ledger.entries}
+    restarted = EDocumentLedger()
+    for partition in (0, 1):
+        restarted.restore(partition, {d: v for d, (p, v) in topic.items() if p == partition})
+    for number in ("1", "2", "3"):
+        assert restarted.record(_record(number=number)).outcome is CountOutcome.DUPLICATE
+    # A partition that moves away takes its entries along.
+    assert len(restarted.drop(1)) == 1
+    assert len(restarted) == 2
+
+
+def test_revocation_and_replacement_change_what_a_document_counts_as() -> None:
+    ledger = EDocumentLedger()
+    ledger.record(_record())
+    assert ledger.entries[ORIGINAL].counts_as() is not None
+    replacement = _record(number="200", business_type=3, replaces=(ORIGINAL,))
+    decision = ledger.record(replacement)
+    assert decision.outcome is CountOutcome.REPLACED
+    assert set(decision.changed) == {ORIGINAL, replacement.document_id}
+    # One document still: the replacement counts, by its own verdict, and the original not.
+    assert ledger.entries[ORIGINAL].counts_as() is None
+    assert ledger.entries[replacement.document_id].counts_as() is not None
+    revocation = _record(
+        number="200", business_type=1, business_document_id=replacement.document_id
+    )
+    assert ledger.record(revocation).outcome is CountOutcome.REVOKED
+    assert ledger.entries[replacement.document_id].counts_as() is None
+
+
+def test_entries_no_package_touched_for_the_retention_are_forgotten() -> None:
+    ledger = EDocumentLedger()
+    ledger.record(_record(number="1"), now=NOW)
+    ledger.record(_record(number="2"), now=NOW + timedelta(days=10))
+    gone = ledger.expire(now=NOW + timedelta(days=12), retention_ms=5 * 86_400_000)
+    assert [document_id.split(",")[-1] for document_id, _ in gone] == ["1/QĐ-UBND"]
+    assert len(ledger) == 1
 
 
 def test_status_tracking() -> None:

@@ -24,7 +24,7 @@ from services.ingest.dossiers.normalise import (
     normalise_dossier,
     normalise_progress,
 )
-from services.ingest.dossiers.state import DossierState
+from services.ingest.dossiers.state import DossierState, interned
 from services.ingest.envelope import Envelope
 from services.ingest.errors import (
     ContractError,
@@ -187,10 +187,14 @@ class DossierPipeline:
                 held = states.get(code)
                 current = None if held is None else DossierState.from_bytes(held)
             if current is not None:
-                # An event naming no agency (or its own) must not move another agency's dossier.
+                # An event naming no agency (or its own) must not move another agency's dossier,
+                # nor another source's.
                 self._binding.check(source, (("the dossier's agency", current.agency),))
+                self._binding.check_owner(current.owner, source, what="dossier")
             with at_stage("decide"):
                 decision = decide(current, change, now=now, policy=self._policy)
+                if decision.state is not None and decision.state.owner is None:
+                    decision.state.owner = interned(source)
                 packed = None if decision.state is None else decision.state.to_bytes()
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)

@@ -184,6 +184,11 @@ class DocumentPipeline:
                 status_agency=record.responder.organ_id,
                 changed=(record.document_id,),
             )
+        # Neither the document nor those it replaces or revokes may be another source's; the
+        # same package again is a duplicate whoever sends it.
+        if not self._ledger.repeats(record):
+            for owner in self._ledger.owners(record):
+                self._source_binding.check_owner(owner, record.source, what="document")
         decision = self._ledger.record(record, partition=partition, now=now)
         if decision.outcome is CountOutcome.DUPLICATE:
             return DocumentResult(Outcome.DUPLICATE)

@@ -15,10 +15,13 @@ from tests.deploy.support import (
     RULE_TESTS,
     RULES,
     Rendered,
+    dashboard_expressions,
     metric_names_used,
     recorded_names_defined,
     recorded_names_used,
 )
+
+_RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
 
 # The metric names the services promise (the contract of issue #5); histograms by family name.
 CONTRACT_METRICS = {
@@ -146,3 +149,57 @@ def test_points_and_thresholds_match_the_scores_service() -> None:
     }
     assert BY_ID["1.4"].full_at == 1.0
     assert thresholds["1.4"] == 0.95
+
+
+_RANGE = re.compile(r"\[(\d+)([smhdwy])(?::\d*[smhdwy]?)?\]|\boffset\s+(\d+)([smhdwy])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def _longest_range_seconds(expressions: list[str]) -> int:
+    longest = 0
+    for expr in expressions:
+        for match in _RANGE.finditer(expr):
+            number, unit = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
+            longest = max(longest, int(number) * _SECONDS[unit])
+    return longest
+
+
+def test_no_rule_needs_long_retention() -> None:
+    # The scored figures are whole periods in each sample: no rule reaches back further than
+    # the alerts' own windows (the removed year-to-date rules read 366 days).
+    rules = [
+        rule["expr"]
+        for path in RULES
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    ]
+    assert 0 < _longest_range_seconds(rules) <= 3600
+    assert _longest_range_seconds(["x[30d]", "y offset 1d", "z[10m:1m]"]) == 30 * 86400
+    # The dashboard's operational panels look back a day at most.
+    assert _longest_range_seconds([e for _, e in dashboard_expressions()]) <= 86400
+
+
+def test_scored_panels_read_the_score_gauges() -> None:
+    scored = [(title, expr) for title, expr in dashboard_expressions() if "(official)" in title]
+    assert len({title for title, _ in scored}) >= 10
+    for title, expr in scored:
+        # Only the scores service's figures: no counter, no ingest gauge, no window.
+        assert set(_RECORDED.findall(expr)) <= {
+            "agency:govsync_score:rate",
+            "agency:govsync_score:points",
+            "agency:govsync_score:points_total",
+            "agency:govsync_score:points_lost",
+        }, title
+        assert _RECORDED.findall(expr), title
+        assert not re.search(r"\bgovsync_[a-z_]+", expr.replace("govsync_score", "")), title
+    # Every indicator of DOMAIN.md section 2 the service exports has a rate panel.
+    shown = {
+        indicator
+        for _, expr in scored
+        if "agency:govsync_score:rate{" in expr
+        for matched in re.findall(r'indicator=~?"([^"]+)"', expr)
+        for indicator in matched.split("|")
+    }
+    assert shown >= {"1.4", "2.1", "2.2", "3.3", "3.6", "4.1", "4.2", "4.3", "4.4", "4.5b"}
+    assert "signature" in shown
+    assert any("agency:govsync_score:points_lost" in expr for _, expr in scored)

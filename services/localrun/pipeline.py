@@ -251,18 +251,26 @@ async def produce(
     adapter: PortalAdapter | None = None,
 ) -> None:
     """Send a tick's events in order and wait until the broker has them all; those of the
-    portal-compatible intake go through `adapter`, one answered call after another."""
+    portal-compatible intake go through `adapter`: one dossier's calls one after another (each
+    answered before the next), the dossiers side by side, so the intake's arrival stamps stay
+    within a call or two of the plans' times (a withdrawal has no date but its arrival)."""
     kafka = [e for e in events if e.entry == ENTRY_KAFKA]
-    calls = [e for e in events if e.entry == ENTRY_DVCQG]
+    calls: dict[bytes | None, list[SourceEvent]] = {}
+    for e in events:
+        if e.entry == ENTRY_DVCQG:
+            calls.setdefault(e.key, []).append(e)
+    if calls and adapter is None:
+        raise ValueError("events for the portal-compatible intake, but no adapter")
     futures: list[Awaitable[Any]] = [
         await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers)) for e in kafka
     ]
-    if calls:
-        if adapter is None:
-            raise ValueError("events for the portal-compatible intake, but no adapter")
-        for call in calls:
+
+    async def in_order(dossier: list[SourceEvent]) -> None:
+        assert adapter is not None  # noqa: S101 - checked above
+        for call in dossier:
             await adapter.send(call)
-    await asyncio.gather(*futures)
+
+    await asyncio.gather(*futures, *(in_order(c) for c in calls.values()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ class TrafficGenerator:
             if dossier.step >= len(dossier.plan.steps):
                 events.append(self._reexport(dossier, now))
                 continue
-            events.extend(self._advance(dossier))
+            events.extend(self._advance(dossier, now))
             if dossier.step < len(dossier.plan.steps):
                 self._schedule(dossier, now_s + dossier.plan.steps[dossier.step].wait)
             elif dossier.reexport:
@@ -256,15 +256,20 @@ class TrafficGenerator:
         request = draw_request(rng, options)
         dialect = draw_dialect(rng, options)
         pattern = draw_pattern(self._patterns, options)
-        plan = draw_patterned_plan(rng, options, request, pattern, code=code, start=now)
+        adapter = pattern is Pattern.PLAIN and self._entries.random() < self._dvcqg_of_plain
+        # The intake stamps each item with its arrival, and a step's date is cut to the
+        # second: changes of an adapter's dossier are spaced as step-only changes are.
+        plan = draw_patterned_plan(
+            rng, options, request, pattern, code=code, start=now, spaced=adapter
+        )
         bare_first = pattern is Pattern.PLAIN and draw_bare_first(rng, options, dialect, plan)
-        if pattern is Pattern.PLAIN and self._entries.random() < self._dvcqg_of_plain:
+        if adapter:
             # An adapter writes the portal's own field names and dates; the intake wraps each
             # item in its envelope (so no bare first item either).
             return _InFlight(plan, PLAIN_DIALECT, bare_first=False, entry=ENTRY_DVCQG)
         return _InFlight(plan, dialect, bare_first=bare_first, reexport=pattern is Pattern.REEXPORT)
 
-    def _advance(self, dossier: _InFlight) -> list[SourceEvent]:
+    def _advance(self, dossier: _InFlight, now: datetime) -> list[SourceEvent]:
         plan, index = dossier.plan, dossier.step
         status, at = plan.steps[index].status, plan.steps[index].at
         dossier.step += 1
@@ -287,7 +292,10 @@ class TrafficGenerator:
             step = True  # a change without its header is told by a step
         self.truth.reached(plan, index)
         if step:
-            events.append(self._progress_event(dossier, index, status, at))
+            # An adapter dates its step when it sends it: the intake places the previous
+            # change at its arrival, so a step dated by the plan could fall before it.
+            dated = now if dossier.entry == ENTRY_DVCQG else at
+            events.append(self._progress_event(dossier, index, status, dated))
         if (
             len(dossier.history) > 1
             and self._rng.random() < self.options.out_of_order_rate

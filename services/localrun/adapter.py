@@ -1,4 +1,6 @@
-"""The local run's adapter: sends part of the traffic through ingest's portal-compatible intake.
+"""The local run's clients of ingest's intakes: part of the traffic goes through them.
+
+`PortalAdapter` is for the portal-compatible intake (`/dvcqg`), `HttpIntake` for `/v1/events`.
 
 It behaves like the existing portal adapters of DOMAIN.md §1: log in with the run's account,
 then one `{session, madonvi, service, isUpdating, data}` call per change, DongBoHoSoMC before
@@ -106,4 +108,30 @@ class PortalAdapter:
             status=status,
             planned_refusal=event.refused,
             answer=str(message)[:300] if message else None,
+        )
+
+
+class HttpIntake:
+    """Posts structured CloudEvents to ingest's `/v1/events` with the run's API key, one at a
+    time per dossier; 202 means ingest's worker will decide it like a Kafka record."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *, api_key: str) -> None:
+        self._client = client
+        self._url = f"{base_url.rstrip('/')}/v1/events"
+        self._headers = {"X-API-Key": api_key, "content-type": "application/cloudevents+json"}
+        self.tally = AdapterTally()
+
+    async def send(self, event: SourceEvent) -> None:
+        response = await self._client.post(self._url, content=event.value, headers=self._headers)
+        accepted = response.status_code == 202
+        if accepted != event.refused:
+            self.tally.refused += event.refused
+            self.tally.accepted += accepted
+            return
+        self.tally.unexpected += 1
+        log.warning(
+            "HTTP intake answered unexpectedly",
+            status=response.status_code,
+            planned_refusal=event.refused,
+            answer=response.text[:300],
         )

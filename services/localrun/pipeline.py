@@ -36,7 +36,7 @@ from services.ingest.dvcqg.accounts import hash_password
 from services.ingest.main import run as run_ingest
 from services.ingest.main import topics as ingest_topics
 from services.ingest.settings import DvcqgAccount, IngestSettings, SignerBinding
-from services.localrun.adapter import PortalAdapter
+from services.localrun.adapter import HttpIntake, PortalAdapter
 from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
@@ -46,7 +46,13 @@ from services.localrun.traffic import official
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import OTHER_AGENCIES
 from services.localrun.traffic.plans import DocumentSpec, recoded
-from services.localrun.traffic.truth import ENTRY_DVCQG, ENTRY_KAFKA, GroundTruth, Outcome
+from services.localrun.traffic.truth import (
+    ENTRY_DVCQG,
+    ENTRY_HTTP,
+    ENTRY_KAFKA,
+    GroundTruth,
+    Outcome,
+)
 from services.localrun.view import Endpoints, ViewState
 from services.scores.main import run as run_scores
 from services.scores.settings import ScoresOptions, ScoresSettings
@@ -177,7 +183,8 @@ def build_services(
         signer_bindings=signer_bindings or {},
         own_agencies=frozenset(settings.agencies),
         label_agencies=labels,
-        api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE]},
+        # The run's own traffic posts to /v1/events under the key too (its generator's source).
+        api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE, settings.traffic().source]},
         dvcqg_accounts={
             VENDOR_USERNAME: DvcqgAccount(
                 password_hash=hash_password(VENDOR_PASSWORD), agencies=frozenset(settings.agencies)
@@ -249,26 +256,29 @@ async def produce(
     topic: str,
     events: list[SourceEvent],
     adapter: PortalAdapter | None = None,
+    intake: HttpIntake | None = None,
 ) -> None:
     """Send a tick's events in order and wait until the broker has them all; those of the
     portal-compatible intake go through `adapter`: one dossier's calls one after another (each
     answered before the next), the dossiers side by side, so the intake's arrival stamps stay
     within a call or two of the plans' times (a withdrawal has no date but its arrival)."""
     kafka = [e for e in events if e.entry == ENTRY_KAFKA]
-    calls: dict[bytes | None, list[SourceEvent]] = {}
+    calls: dict[tuple[str, bytes | None], list[SourceEvent]] = {}
     for e in events:
-        if e.entry == ENTRY_DVCQG:
-            calls.setdefault(e.key, []).append(e)
-    if calls and adapter is None:
-        raise ValueError("events for the portal-compatible intake, but no adapter")
+        if e.entry != ENTRY_KAFKA:
+            calls.setdefault((e.entry, e.key), []).append(e)
+    clients = {ENTRY_DVCQG: adapter, ENTRY_HTTP: intake}
+    if any(clients.get(entry) is None for entry, _ in calls):
+        raise ValueError("events for an intake the run has no client for")
     futures: list[Awaitable[Any]] = [
         await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers)) for e in kafka
     ]
 
     async def in_order(dossier: list[SourceEvent]) -> None:
-        assert adapter is not None  # noqa: S101 - checked above
         for call in dossier:
-            await adapter.send(call)
+            client = clients[call.entry]
+            assert client is not None  # noqa: S101 - checked above
+            await client.send(call)
 
     await asyncio.gather(*futures, *(in_order(c) for c in calls.values()))
 
@@ -301,12 +311,13 @@ async def generate(
     clock: Clock = utc_now,
     documents: DocumentOutput | None = None,
     adapter: PortalAdapter | None = None,
+    intake: HttpIntake | None = None,
 ) -> None:
     """The Kafka edge of the generator: every tick, produce what it made; stop between ticks."""
     while not traffic_stop.is_set():
         started = time.monotonic()
         now = clock()
-        await produce(producer, topic, generator.tick(now), adapter)
+        await produce(producer, topic, generator.tick(now), adapter, intake)
         if documents is not None and (specs := generator.tick_documents(now)):
             packages = await asyncio.to_thread(documents.render, specs)
             await produce(producer, documents.topic, packages)
@@ -414,6 +425,7 @@ class LocalRun:
             adapter = PortalAdapter(
                 client, f"{ingest_url}/dvcqg", username=VENDOR_USERNAME, password=VENDOR_PASSWORD
             )
+            intake = HttpIntake(client, ingest_url, api_key=VENDOR_API_KEY)
             producer = make_producer(kafka)
             await producer.start()
             stack.push_async_callback(producer.stop)
@@ -445,7 +457,7 @@ class LocalRun:
                         producer,
                         services.ingest.topic_dossier,
                         documents,
-                        adapter,
+                        (adapter, intake),
                         [ingest_url, *sync_urls.values(), scores_url],
                         final,
                         drained_ok,
@@ -504,7 +516,7 @@ class LocalRun:
         producer: AIOKafkaProducer,
         topic: str,
         documents: DocumentOutput | None,
-        adapter: PortalAdapter,
+        clients: tuple[PortalAdapter, HttpIntake],
         urls: list[str],
         final: list[Snapshot],
         drained_ok: list[bool],
@@ -532,7 +544,8 @@ class LocalRun:
                         traffic_stop,
                         tick_seconds=self.settings.tick_seconds,
                         documents=documents,
-                        adapter=adapter,
+                        adapter=clients[0],
+                        intake=clients[1],
                     )
                 )
                 ends_at = None if self.duration is None else time.monotonic() + self.duration

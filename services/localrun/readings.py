@@ -221,6 +221,11 @@ def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
             if entry in snapshot.entries and outcome in snapshot.entries[entry]:
                 snapshot.entries[entry][outcome] += _int(s.value)
         elif (
+            s.name == "govsync_intake_requests_total"
+            and s.labels.get("outcome") in REFUSED_REQUESTS
+        ):
+            snapshot.intake_refused["http"] += _int(s.value)
+        elif (
             s.name == "govsync_dvcqg_calls_total"
             and s.labels.get("outcome") in REFUSED_CALLS
             and s.labels.get("service") != "login"
@@ -229,6 +234,8 @@ def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
 
 
 REFUSED_CALLS = frozenset({"invalid", "forbidden", "too_large"})
+REFUSED_REQUESTS = frozenset({"bad_request", "invalid", "forbidden", "too_large"})
+"""What the intakes refused for what was sent (not for credentials, nor a busy broker)."""
 
 
 def read_scores(snapshot: Snapshot, samples: Iterable[Sample]) -> None:

@@ -65,7 +65,13 @@ from services.localrun.traffic.plans import (
     draw_request,
     second,
 )
-from services.localrun.traffic.truth import ENTRY_DVCQG, ENTRY_KAFKA, GroundTruth, Outcome
+from services.localrun.traffic.truth import (
+    ENTRY_DVCQG,
+    ENTRY_HTTP,
+    ENTRY_KAFKA,
+    GroundTruth,
+    Outcome,
+)
 
 # The portal adapter's services (DOMAIN.md §1), and a name no portal knows (a broken call).
 DONG_BO = "DongBoHoSoMC"
@@ -203,8 +209,17 @@ class TrafficGenerator:
         for _ in range(self._poisson(len(events) * self.options.malformed_rate)):
             broken = draw_malformed(self._rng, self.options, prefix=self._prefix, now=now)
             self.truth.broken(broken.kind)
-            if self._entries.random() < self.options.dvcqg_share:
+            roll = self._entries.random()
+            if roll < self.options.dvcqg_share:
                 events.append(_refused_call(broken))
+            elif roll < self.options.dvcqg_share + self.options.http_share:
+                # Posted as it is: the HTTP intake refuses it with a 4xx and the reason.
+                value = broken.value
+                events.append(
+                    SourceEvent(
+                        broken.key, value, (), Outcome.DEAD_LETTERED, entry=ENTRY_HTTP, refused=True
+                    )
+                )
             else:
                 events.append(SourceEvent(broken.key, broken.value, (), Outcome.DEAD_LETTERED))
         self.truth.events(events)
@@ -267,7 +282,19 @@ class TrafficGenerator:
             # An adapter writes the portal's own field names and dates; the intake wraps each
             # item in its envelope (so no bare first item either).
             return _InFlight(plan, PLAIN_DIALECT, bare_first=False, entry=ENTRY_DVCQG)
-        return _InFlight(plan, dialect, bare_first=bare_first, reexport=pattern is Pattern.REEXPORT)
+        # A structured CloudEvent goes to the HTTP intake as it is (binary ones and bare items
+        # are Kafka's forms): its id and time come along, so copies and replays stay what
+        # they are.
+        structured = dialect.envelope == "structured" and not bare_first
+        http = structured and pattern is not Pattern.BARE_LIFE
+        entry = ENTRY_HTTP if http and self._entries.random() < options.http_share else ENTRY_KAFKA
+        return _InFlight(
+            plan,
+            dialect,
+            bare_first=bare_first,
+            reexport=pattern is Pattern.REEXPORT,
+            entry=entry,
+        )
 
     def _advance(self, dossier: _InFlight, now: datetime) -> list[SourceEvent]:
         plan, index = dossier.plan, dossier.step
@@ -465,11 +492,15 @@ class TrafficGenerator:
             attributes["agency"] = d.plan.agency_at(index)
         value, headers = enveloped(d.dialect, attributes, item)
         code = d.plan.code
-        return SourceEvent(code.encode(), value, headers, Outcome.ACCEPTED, code, sequence)
+        return SourceEvent(
+            code.encode(), value, headers, Outcome.ACCEPTED, code, sequence, entry=d.entry
+        )
 
 
 def _again(event: SourceEvent, outcome: Outcome) -> SourceEvent:
-    return SourceEvent(event.key, event.value, event.headers, outcome, event.dossier, 0)
+    return SourceEvent(
+        event.key, event.value, event.headers, outcome, event.dossier, 0, entry=event.entry
+    )
 
 
 def _call(

@@ -78,6 +78,10 @@ class TrafficOptions:
     adapter sends them (DongBoHoSoMC, then CapNhatTienDoHoSoMC), whole dossiers so their order
     holds; the same share of the malformed events goes there too (refused at the intake). Drawn
     among the plainly sent dossiers, as many as this share of all dossiers (see `generator`)."""
+    http_share: float = 0.1
+    """Of the dossiers whose source writes structured CloudEvents (neither binary nor bare
+    items), those it posts to ingest's HTTP intake (`/v1/events`) instead of producing them;
+    the same share of the malformed events goes there too (refused with a 4xx)."""
     recode_at_reception: bool = True
     """The new code from reception on (else from a random later change): a sync worker that
     counts a dossier under the agency of its first received revision then agrees with one that

@@ -80,14 +80,15 @@ async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) 
                 ]
                 assert card.counts[indicator] in counts, (period, agency, indicator)
     assert all(snapshot.scorecards[shown.name][a].points > 0 for a in settings.agencies)
-    # Per entry point: what ingest consumed equals what went in there, and the broken calls
-    # sent through /dvcqg were refused at the intake (never dead-lettered).
-    for entry in ("kafka", "dvcqg"):
+    # Per entry point: what ingest consumed equals what went in there, and the broken events
+    # sent through the intakes were refused there (never dead-lettered).
+    for entry in ("kafka", "http", "dvcqg"):
         assert snapshot.entries[entry]["accepted"] > 0
         assert snapshot.entries[entry] == {
             o.value: n for o, n in truth.entry_outcomes[entry].items()
         }
     assert snapshot.intake_refused["dvcqg"] == truth.refused["dvcqg"] > 0
+    assert snapshot.intake_refused["http"] == truth.refused["http"]
     assert snapshot.entries["dvcqg"]["dead_lettered"] == 0
     assert sum(sum(c.values()) for c in snapshot.entries.values()) == (
         snapshot.consumed + snapshot.edocuments_consumed
@@ -142,7 +143,8 @@ async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) 
 
 
 async def _scores_page(local: LocalRun, running: asyncio.Task[object]) -> str:
-    """The scores service's front page for the quarter of the run, once it lists agencies."""
+    """The scores service's front page for the run's period, once it lists the run's agencies
+    (each as soon as one of its dossiers was received)."""
     async with httpx.AsyncClient(timeout=5.0) as client:
         while not running.done():
             state = local.state
@@ -152,7 +154,8 @@ async def _scores_page(local: LocalRun, running: asyncio.Task[object]) -> str:
                     response = await client.get(
                         f"{state.endpoints.scores}/", params={"period": period}
                     )
-                    if response.status_code == 200 and local.settings.agencies[0] in response.text:
+                    listed = all(a in response.text for a in local.settings.agencies)
+                    if response.status_code == 200 and listed:
                         return response.text
             await asyncio.sleep(0.5)
     return ""

@@ -43,8 +43,9 @@ ingest holds it (`GOVSYNC_ARCHIVE_RETENTION_DAYS` after its last change). 1.4 is
 and 4.1 is not counted (both need the procedure catalogue); 2.2 and 5.4 are the scores service's.
 
 The operational counters (`govsync_dossiers_received_total` …) count first occurrences as they
-are decided (`count_dossier`): they feed the windowed rates of the recording rules and may count
-a dossier again after a crash; the gauges are the exact figures.
+are decided (`count_dossier`): operational throughput (no recording rule divides them; the
+scored rates are the scores service's gauges), and they may count a dossier again after a crash;
+the gauges are the exact figures.
 """
 
 from __future__ import annotations

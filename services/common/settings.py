@@ -117,10 +117,10 @@ class PipelineSettings(ServiceSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How soon the group notices a dead replica (after `kill -9`) and hands its partitions on."""
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    label_agencies: LabelAgencies = frozenset()
-    """Comma-separated agency codes (`GOVSYNC_LABEL_AGENCIES`) that get a metric label of their
-    own (ingest adds its own agencies); every other agency is counted as `other`."""
     trusted_proxies: TrustedProxies = ()
     """Peers (addresses or CIDR networks) whose `X-Forwarded-For` names the real client: the
     failed-attempt limits count that address instead of the proxy's. Empty: the header is
     ignored and every peer is its own client."""
+    label_agencies: LabelAgencies = frozenset()
+    """Comma-separated agency codes (`GOVSYNC_LABEL_AGENCIES`) that get a metric label of their
+    own (ingest adds its own agencies); every other agency is counted as `other`."""

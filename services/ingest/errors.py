@@ -16,6 +16,8 @@
     │   ├── EdxmlRefusedError        parse: an edXML package refused; `cause` names the EdxmlError
     │   ├── AgencyNotAllowedError    authorise: the event names an agency its source is not bound
     │   │                            to (`binding.py`); the intake answers 403
+    │   ├── NotOwnerError            authorise: a dossier or document another source wrote first,
+    │   │                            with no shared group holding both (the worker's state knows)
     │   └── UnexpectedEventError     any other exception met while handling one event (a defect
     │                                the event's content triggers): dead-lettered with the stage
     │                                and the exception's class, never a crashed worker
@@ -142,6 +144,12 @@ class EdxmlRefusedError(EventRefusedError):
 
 class AgencyNotAllowedError(EventRefusedError):
     """The source may not write this agency's dossiers or documents. Not retryable."""
+
+    stage = "authorise"
+
+
+class NotOwnerError(EventRefusedError):
+    """Another source owns this dossier or document. Not retryable."""
 
     stage = "authorise"
 

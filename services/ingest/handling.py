@@ -138,6 +138,8 @@ class Admitted:
     topic: str
     key: bytes
     event_type: EventType
+    agency: str | None = None
+    """The agency the event writes for, as the worker will record it."""
 
 
 def _refused(event_type: str, error: EventRefusedError, source: str | None) -> Handled:
@@ -181,11 +183,6 @@ class EventHandler:
     def ledger(self) -> EDocumentLedger:
         """The e-document ledger the worker restores, drops and expires by partition."""
         return self._documents.ledger
-
-    @property
-    def pipeline(self) -> DossierPipeline:
-        """The dossier pipeline (the portal-compatible intake checks its items with it)."""
-        return self._pipeline
 
     async def handle(
         self,
@@ -321,16 +318,22 @@ class EventHandler:
                 )
                 with at_stage("publish"):
                     document.model_dump_json()
-                return Admitted(envelope.id, topic, document.document_id.encode(), envelope.type)
+                agency = (
+                    document.responder.organ_id
+                    if isinstance(document, EDocumentStatusRecord)
+                    else document.agency
+                )
+                key = document.document_id.encode()
+                return Admitted(envelope.id, topic, key, envelope.type, agency)
             handled = self._dossier(envelope, {}, now)
             if handled.refusal is not None:
                 raise handled.refusal.error
             with at_stage("decide"):
                 if handled.state is None:
                     raise RuntimeError("a dossier's first change was not accepted")
-                code = handled.state.code
+                code, agency = handled.state.code, handled.state.state.agency
         except (EventRefusedError, RequestTooLargeError):
             raise
         except Exception as exc:  # as in `handle`, turned into the event's refusal
             raise UnexpectedEventError("ingest", exc) from exc
-        return Admitted(envelope.id, topic, code.encode(), envelope.type)
+        return Admitted(envelope.id, topic, code.encode(), envelope.type, agency)

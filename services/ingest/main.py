@@ -69,7 +69,7 @@ def build_pipeline(settings: IngestSettings) -> DossierPipeline:
         vocabularies=VocabularyBook(settings.status_vocabularies, settings.channel_vocabularies),
         policy=policy(settings),
         max_text_chars=settings.max_text_chars,
-        binding=SourceBinding(source_agencies(settings)),
+        source_binding=SourceBinding(source_agencies(settings), settings.shared_sources),
         internal_urls=settings.allow_internal_file_urls,
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
@@ -82,7 +82,7 @@ def build_documents(settings: IngestSettings) -> DocumentPipeline:
         trust=trust,
         limits=settings.edxml,
         bindings=SignerBindings(settings.signer_bindings),
-        binding=SourceBinding(source_agencies(settings)),
+        source_binding=SourceBinding(source_agencies(settings), settings.shared_sources),
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
 

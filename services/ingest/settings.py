@@ -180,8 +180,13 @@ class IngestSettings(PipelineSettings):
     """SHA-256 (hex) of each caller's API key to the CloudEvents sources it may publish."""
     source_agencies: dict[str, list[str]] = {}  # noqa: RUF012
     """CloudEvents source to the agency codes it may write (`MaDonVi`, the `agency` attribute, an
-    edXML `From/OrganId`); a code listed for several sources is shared by them. A bare Kafka
-    record's source is its topic. Empty: no binding, any source writes any agency (warned)."""
+    edXML `From/OrganId`); a code listed for several sources may be written by each, but a dossier
+    or document stays with its first source (`shared_sources`). A bare Kafka record's source is
+    its topic. Empty: no binding and no owners, any source writes anything (warned)."""
+    shared_sources: list[list[str]] = []  # noqa: RUF012
+    """Groups of sources that may write each other's dossiers and documents (JSON, e.g.
+    `[["urn:a", "urn:b"]]`); otherwise each stays with the source that first wrote it. Applies
+    once `source_agencies` binds anything."""
     admin_token: SecretStr | None = None
 
     dvcqg_accounts: dict[str, DvcqgAccount] = {}  # noqa: RUF012

@@ -97,6 +97,16 @@ def _expressions() -> list[str]:
     return expressions
 
 
+def dashboard_expressions() -> list[tuple[str, str]]:
+    """Each dashboard panel's PromQL expressions, with the panel's title."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [
+        (panel["title"], target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
 def metric_names_used() -> set[str]:
     """The metric families the rules and the dashboard read from the services (and `up`).
 

@@ -418,8 +418,6 @@ def test_ingest_hardening_settings_reach_the_service(
     production_render: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ConfigMaps' variables, read by the service's own settings class."""
-    from services.ingest.settings import IngestSettings
-
     for name in ("govsync-common", "govsync-ingest"):
         for key, value in production_render.named("ConfigMap", name)["data"].items():
             monkeypatch.setenv(key, value)
@@ -472,3 +470,13 @@ def test_scores_reconcile_schedule_takes_the_portal_settings_and_egress() -> Non
     assert "GOVSYNC_RECONCILE_SCHEDULE" not in quiet.named("ConfigMap", "govsync-scores")["data"]
     quiet_egress = quiet.named("NetworkPolicy", "govsync-scores")["spec"]["egress"]
     assert all(443 not in [p["port"] for p in rule["ports"]] for rule in quiet_egress)
+
+
+def test_shared_sources_reach_ingest_as_its_setting() -> None:
+    groups = [["urn:vn:gov:dvc:h29", "urn:vn:gov:dvc:h29-mirror"]]
+    data = render({"ingest": {"sharedSources": groups}}).named("ConfigMap", "govsync-ingest")[
+        "data"
+    ]
+    parsed = IngestSettings(shared_sources=json.loads(data["GOVSYNC_SHARED_SOURCES"]))
+    assert parsed.shared_sources == groups
+    assert "GOVSYNC_SHARED_SOURCES" not in render().named("ConfigMap", "govsync-ingest")["data"]

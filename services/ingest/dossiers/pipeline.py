@@ -24,7 +24,7 @@ from services.ingest.dossiers.normalise import (
     normalise_dossier,
     normalise_progress,
 )
-from services.ingest.dossiers.state import DossierState
+from services.ingest.dossiers.state import DossierState, interned
 from services.ingest.envelope import Envelope
 from services.ingest.errors import (
     ContractError,
@@ -87,7 +87,7 @@ class DossierPipeline:
         vocabularies: VocabularyBook,
         policy: Policy,
         max_text_chars: int,
-        binding: SourceBinding | None = None,
+        source_binding: SourceBinding | None = None,
         internal_urls: bool = False,
         max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
     ) -> None:
@@ -95,7 +95,7 @@ class DossierPipeline:
         self._policy = policy
         self._max_text_chars = max_text_chars
         self._internal_urls = internal_urls
-        self._binding = binding or SourceBinding({})
+        self._binding = source_binding or SourceBinding({})
         self._max_skew = max_future_skew
 
     def change(self, envelope: Envelope, *, now: datetime) -> Change:
@@ -187,10 +187,14 @@ class DossierPipeline:
                 held = states.get(code)
                 current = None if held is None else DossierState.from_bytes(held)
             if current is not None:
-                # An event naming no agency (or its own) must not move another agency's dossier.
+                # An event naming no agency (or its own) must not move another agency's dossier,
+                # nor another source's.
                 self._binding.check(source, (("the dossier's agency", current.agency),))
+                self._binding.check_owner(current.owner, source, what="dossier")
             with at_stage("decide"):
                 decision = decide(current, change, now=now, policy=self._policy)
+                if decision.state is not None and decision.state.owner is None:
+                    decision.state.owner = interned(source)
                 packed = None if decision.state is None else decision.state.to_bytes()
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)

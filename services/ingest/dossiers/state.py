@@ -13,7 +13,10 @@ The byte format, version 2 (little-endian; `_FIXED`, then variable-length parts)
     B counted | H parts | B channel | H flags | b paid_online | B listed_supplements
     q submitted_ms | q received_ms | q due_ms | q finished_ms | q returned_ms | q rejected_ms
     B n, n*8 recent | B n, header digest | B n, step digest | B n, n*(q ms, B status) history
-    H n, agency (UTF-8) | H n, procedure (UTF-8)
+    H n, agency (UTF-8) | H n, procedure (UTF-8) | H n, owner (UTF-8)
+
+The owner (the source that first wrote the dossier) came last, later: a state written without it
+reads as owned by nobody, and a reader from before it ignores it.
 
 Version 1 (a JSON list, written before the facts and the history existed) is still read: its
 status becomes a one-entry history, its other facts start unknown.
@@ -175,6 +178,9 @@ class DossierState:
     rejected_ms: int = 0
     archived: bool = False
     """Evicted: kept only so that a dossier coming back continues where it was."""
+    owner: str | None = None
+    """The CloudEvents source that first wrote it; another may write it only if configuration
+    shares it (`services/ingest/binding.py`)."""
 
     @property
     def status(self) -> int:
@@ -200,6 +206,7 @@ class DossierState:
     def to_bytes(self) -> bytes:
         agency = (self.agency or "").encode()
         procedure = (self.procedure or "").encode()
+        owner = (self.owner or "").encode()
         recent = b"" if self.archived else self.recent
         return b"".join(
             (
@@ -236,6 +243,8 @@ class DossierState:
                 agency,
                 _LENGTH.pack(len(procedure)),
                 procedure,
+                _LENGTH.pack(len(owner)),
+                owner,
             )
         )
 
@@ -260,6 +269,9 @@ class DossierState:
         history = take(value[pos] * _ENTRY.size + 1)[1:]
         agency = take(_LENGTH.unpack_from(value, pos)[0] + 2)[2:].decode()
         procedure = take(_LENGTH.unpack_from(value, pos)[0] + 2)[2:].decode()
+        owner = (
+            take(_LENGTH.unpack_from(value, pos)[0] + 2)[2:].decode() if pos < len(value) else ""
+        )
         return cls(
             revision=fixed[3],
             header_ms=fixed[4],
@@ -284,6 +296,7 @@ class DossierState:
             returned_ms=fixed[17],
             rejected_ms=fixed[18],
             archived=bool(fixed[1]),
+            owner=interned(owner),
         )
 
     @classmethod

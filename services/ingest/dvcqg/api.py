@@ -2,7 +2,7 @@
 (DongBoHoSoMC, CapNhatTienDoHoSoMC) and `/dvcqg/api/share` (TraCuuHoSo).
 
 An adapter written for the portal changes only its URL. Each item is checked exactly as the Kafka
-worker will check it (`DossierPipeline.change`), so `error_code` 0 means the worker will accept
+worker will check it (`EventHandler.admit`), so `error_code` 0 means the worker will accept
 every item; the call is all or nothing, and 0 is answered only once the broker acknowledged every
 item. govsync upserts: a create of a dossier it already has, or an update of one it has not, is
 accepted as it stands (never "đã tồn tại"), which every adapter of DOMAIN.md §1 takes as success.
@@ -31,7 +31,7 @@ from services.ingest.dvcqg import protocol
 from services.ingest.dvcqg.accounts import Account, AccountBook
 from services.ingest.dvcqg.metrics import LOGIN, CallOutcome, DvcqgMetrics
 from services.ingest.dvcqg.sessions import SessionKeys
-from services.ingest.envelope import from_structured
+from services.ingest.envelope import from_structured, json_values_at_most
 from services.ingest.errors import (
     AccountAgencyNotAllowedError,
     AgencyNotAllowedError,
@@ -239,6 +239,8 @@ def add_dvcqg_routes(
             return _AnsweredError(_reply(protocol.answer(protocol.INVALID, message), 413))
 
         body = await read_bounded(request, config.max_request_bytes, too_large)
+        if json_values_at_most(body) > handler.max_json_values:
+            raise too_large()  # counted before parsing: empty objects cost 35 times their size
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -87,6 +87,9 @@ class Entry:
     status_code: str | None = None
     touched_ms: int = 0
     """govsync's clock when a package last changed the entry: the retention counts from it."""
+    owner: str | None = None
+    """The source of the first package of the document (status packages come from its
+    recipients and own nothing)."""
 
     def counts_as(self) -> CountsAs | None:
         if not self.counted or self.revoked or self.superseded:
@@ -110,6 +113,7 @@ class Entry:
                 self.state_ms,
                 self.status_code,
                 self.touched_ms,
+                self.owner,
             ]
         )
 
@@ -131,6 +135,7 @@ class Entry:
             state_ms=f[9],
             status_code=f[10],
             touched_ms=f[11],
+            owner=f[12] if len(f) > 12 else None,  # entries written before owners were kept
         )
 
 
@@ -155,11 +160,11 @@ class EDocumentLedger:
     ) -> CountDecision:
         now_ms = to_ms(now or record.ingested_at)
         package = record.package_sha256[:_PACKAGE_CHARS]
-        known = self.entries.get(record.document_id)
-        if known is not None and known.last_package == package:
+        if self.repeats(record):
             return CountDecision(CountOutcome.DUPLICATE, counted=False, signed=False)
         entry = self._entry(record.document_id, partition, now_ms)
         entry.last_package = package
+        entry.owner = entry.owner or record.source
         changed = [record.document_id]
         business = record.business_type
         if business is BusinessType.REVOKED:
@@ -216,6 +221,17 @@ class EDocumentLedger:
         entry = self._entry(status.document_id, partition, to_ms(now or status.ingested_at))
         entry.state, entry.state_ms, entry.status_code = status.state, at_ms, status.status_code
         return StatusOutcome.APPLIED
+
+    def repeats(self, record: EDocumentRecord) -> bool:
+        """The document's last package again: a duplicate, whoever sends it."""
+        known = self.entries.get(record.document_id)
+        return known is not None and known.last_package == record.package_sha256[:_PACKAGE_CHARS]
+
+    def owners(self, record: EDocumentRecord) -> list[str | None]:
+        """The owners of what a package would write: its document and those it replaces or
+        revokes (None where nobody owns one yet)."""
+        ids = (record.document_id, *record.replaces)
+        return [entry.owner for d in ids if (entry := self.entries.get(d)) is not None]
 
     def state_of(self, document_id: str) -> EDocumentState | None:
         entry = self.entries.get(document_id)

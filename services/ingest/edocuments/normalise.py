@@ -176,6 +176,7 @@ def normalise_edocument(
     root = parse_xml(raw, limits)
     refuse_wrapped_content(root)
     found = find_signature(root)
+    # A defect a package triggers in the checks is named by their stage.
     with at_stage("signature"):
         check = check_xml_signature(raw, found, trust=trust, now=now)
     covered = check.signed_root if check.signed_root is not None else root

@@ -63,7 +63,7 @@ class DocumentPipeline:
         limits: EdxmlLimits,
         ledger: EDocumentLedger | None = None,
         bindings: SignerBindings | None = None,
-        binding: SourceBinding | None = None,
+        source_binding: SourceBinding | None = None,
         max_future_skew: timedelta = timedelta(seconds=300),
     ) -> None:
         self._max_skew = max_future_skew
@@ -72,7 +72,7 @@ class DocumentPipeline:
         self._bindings = bindings or SignerBindings()
         self._limits = limits
         self._ledger = ledger or EDocumentLedger()
-        self._binding = binding or SourceBinding({})
+        self._source_binding = source_binding or SourceBinding({})
         # Shared by the intake and the worker, which hold the same pipeline: `concurrency`
         # packages at a time, always on the same threads, so that libxml2's and OpenSSL's memory
         # is reused from one package to the next rather than held by every thread that ever ran
@@ -113,7 +113,9 @@ class DocumentPipeline:
                 raise ContractError.from_validation(
                     "the package's values are out of bounds", exc
                 ) from None
-            self._binding.check(envelope.source, self._agencies_named(record, envelope.agency))
+            self._source_binding.check(
+                envelope.source, self._agencies_named(record, envelope.agency)
+            )
         return record
 
     def _normalise(
@@ -182,6 +184,11 @@ class DocumentPipeline:
                 status_agency=record.responder.organ_id,
                 changed=(record.document_id,),
             )
+        # Neither the document nor those it replaces or revokes may be another source's; the
+        # same package again is a duplicate whoever sends it.
+        if not self._ledger.repeats(record):
+            for owner in self._ledger.owners(record):
+                self._source_binding.check_owner(owner, record.source, what="document")
         decision = self._ledger.record(record, partition=partition, now=now)
         if decision.outcome is CountOutcome.DUPLICATE:
             return DocumentResult(Outcome.DUPLICATE)

@@ -38,7 +38,7 @@ from services.ingest.errors import (
     at_stage,
 )
 from services.ingest.handling import EventHandler
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import ENTRY_HEADER, ENTRY_HTTP, IngestMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class Outgoing:
     topic: str
     key: bytes | None
     value: bytes
+    entry: str = ENTRY_HTTP
+    """The intake it came through, told to the worker in the `ENTRY_HEADER` record header."""
 
 
 class EventSink(Protocol):
@@ -60,11 +62,16 @@ class KafkaEventSink:
         self._timeout = timeout_seconds
 
     async def publish(self, items: Sequence[Outgoing]) -> None:
-        headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
+        content_type = ("content-type", STRUCTURED_CONTENT_TYPE.encode())
         try:
             async with asyncio.timeout(self._timeout):
                 futures = [
-                    await self._producer.send(i.topic, value=i.value, key=i.key, headers=headers)
+                    await self._producer.send(
+                        i.topic,
+                        value=i.value,
+                        key=i.key,
+                        headers=[content_type, (ENTRY_HEADER, i.entry.encode())],
+                    )
                     for i in items
                 ]
                 await asyncio.gather(*futures)

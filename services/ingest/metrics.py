@@ -19,6 +19,22 @@ CHANNEL_LABELS = {
     Channel.POSTAL: "postal",
 }
 
+# Where an event entered govsync: the dossier topic itself, or one of the ingest service's
+# intakes, which name themselves in a record header. Any other header value counts as Kafka:
+# a closed set, so the label's cardinality stays three.
+ENTRY_HEADER = "govsync-entry"
+ENTRY_KAFKA, ENTRY_HTTP, ENTRY_DVCQG = "kafka", "http", "dvcqg"
+ENTRIES = (ENTRY_KAFKA, ENTRY_HTTP, ENTRY_DVCQG)
+
+
+def entry_of(headers: Iterable[tuple[str, bytes]]) -> str:
+    """The entry point a record's headers name (`ENTRY_HEADER`), Kafka when none or unknown."""
+    for name, value in headers:
+        if name == ENTRY_HEADER:
+            text = value.decode("ascii", "replace") if value else ""
+            return text if text in ENTRIES else ENTRY_KAFKA
+    return ENTRY_KAFKA
+
 
 class IngestMetrics:
     """Built on an injected registry so tests and the local run keep theirs apart."""
@@ -89,6 +105,13 @@ class IngestMetrics:
             ["type", "outcome"],
             registry=registry,
         )
+        self.entry_events = Counter(
+            "govsync_entry_events",
+            "Events consumed from the dossier and e-document topics by the entry point they came"
+            " through (kafka, http, dvcqg) and outcome.",
+            ["entry", "outcome"],
+            registry=registry,
+        )
         self.processing = Histogram(
             "govsync_event_processing_seconds",
             "Time to decode, validate, normalise and decide one event.",
@@ -146,6 +169,9 @@ class IngestMetrics:
         for event_type in EventType:
             for outcome in Outcome:
                 self.events.labels(event_type.value, outcome.value)
+        for entry in ENTRIES:
+            for outcome in Outcome:
+                self.entry_events.labels(entry, outcome.value)
         for result in (
             "accepted",
             "bad_request",

@@ -35,7 +35,7 @@ from services.ingest.dossiers.facts import facts_of
 from services.ingest.dossiers.state import DossierState
 from services.ingest.edocuments.ledger import CountsAs
 from services.ingest.handling import EventHandler, Handled, Refusal
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import IngestMetrics, entry_of
 from services.ingest.outcome import Outcome
 from services.ingest.tally import Key, Tally
 
@@ -399,7 +399,7 @@ class IngestWorker:
             partition=tp.partition,
             timestamp_ms=record.timestamp,
         )
-        self._finish(handled.event_type, handled.outcome, started)
+        self._finish(handled.event_type, handled.outcome, started, entry_of(headers))
         if handled.refusal is not None:
             return [await self._dead_letter(tp, record, headers, handled.refusal)]
         change = handled.state
@@ -447,9 +447,10 @@ class IngestWorker:
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.error("event not counted", error=type(exc).__name__)
 
-    def _finish(self, event_type: str, outcome: Outcome, started: float) -> None:
+    def _finish(self, event_type: str, outcome: Outcome, started: float, entry: str) -> None:
         self._metrics.processing.observe(time.perf_counter() - started)
         self._metrics.events.labels(event_type, outcome.value).inc()
+        self._metrics.entry_events.labels(entry, outcome.value).inc()
 
     async def _dead_letter(
         self,

@@ -36,16 +36,26 @@ from services.ingest.dvcqg.accounts import hash_password
 from services.ingest.main import run as run_ingest
 from services.ingest.main import topics as ingest_topics
 from services.ingest.settings import DvcqgAccount, IngestSettings, SignerBinding
+from services.localrun.adapter import HttpIntake, PortalAdapter
 from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
+from services.localrun.traffic import official
 from services.localrun.traffic.generator import SourceEvent, TrafficGenerator
 from services.localrun.traffic.options import OTHER_AGENCIES
 from services.localrun.traffic.plans import DocumentSpec, recoded
-from services.localrun.traffic.truth import GroundTruth, Outcome
+from services.localrun.traffic.truth import (
+    ENTRY_DVCQG,
+    ENTRY_HTTP,
+    ENTRY_KAFKA,
+    GroundTruth,
+    Outcome,
+)
 from services.localrun.view import Endpoints, ViewState
+from services.scores.main import run as run_scores
+from services.scores.settings import ScoresOptions, ScoresSettings
 from services.simulator.server import running_simulator
 from services.simulator.simulator import Simulator
 from services.sync.main import prepare_topics
@@ -66,6 +76,13 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def scored_periods(truth: GroundTruth, now: datetime) -> list[str]:
+    """The period the view shows (the smallest holding all the run's traffic) and each month
+    the traffic falls in: the scores service is read and compared for all of them."""
+    shown, months = official.run_periods(truth, now)
+    return list(dict.fromkeys([shown.name, *(m.name for m in months)]))
 
 
 @dataclass(slots=True)
@@ -92,6 +109,38 @@ class RunReport:
 class Services:
     ingest: IngestSettings
     sync: dict[Target, SyncSettings]
+    scores: ScoresSettings | None = None
+
+
+def scores_settings(
+    kafka: KafkaSettings,
+    settings: RunSettings,
+    ingest: IngestSettings,
+    sync: SyncSettings,
+    suffix: str,
+    database: Path,
+    labels: frozenset[str],
+) -> ScoresSettings:
+    """The scores service on a SQLite file of the run (migrated at start), consuming the run's
+    normalised dossiers, the portal sync's acknowledgements and the e-documents; the
+    generator's agencies (and their new codes) are the agencies it serves."""
+    return ScoresSettings(
+        kafka=kafka,
+        topic_dossier_normalized=ingest.topic_dossier_normalized,
+        topic_edocument_normalized=ingest.topic_edocument_normalized,
+        topic_dlq=ingest.topic_dlq,
+        acked_topic_template=sync.acked_topic_template,
+        consumer_group=f"{topics.SCORES_GROUP}{suffix}",
+        http_host="127.0.0.1",
+        http_port=free_port(),
+        log_level=settings.log_level,
+        label_agencies=labels,
+        scores=ScoresOptions(
+            database_url=f"sqlite:///{database}",
+            agencies=frozenset((*settings.agencies, *map(recoded, settings.agencies))),
+            metrics_refresh_seconds=settings.scores_refresh_seconds,
+        ),
+    )
 
 
 def build_services(
@@ -103,6 +152,7 @@ def build_services(
     *,
     trust_bundle: Path | None = None,
     signer_bindings: dict[str, tuple[SignerBinding, ...]] | None = None,
+    scores_database: Path | None = None,
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
     generator's agencies are ingest's own (their documents are outgoing), and they and the
@@ -133,7 +183,8 @@ def build_services(
         signer_bindings=signer_bindings or {},
         own_agencies=frozenset(settings.agencies),
         label_agencies=labels,
-        api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE]},
+        # The run's own traffic posts to /v1/events under the key too (its generator's source).
+        api_keys={hash_key(VENDOR_API_KEY): [VENDOR_SOURCE, settings.traffic().source]},
         dvcqg_accounts={
             VENDOR_USERNAME: DvcqgAccount(
                 password_hash=hash_password(VENDOR_PASSWORD), agencies=frozenset(settings.agencies)
@@ -158,7 +209,12 @@ def build_services(
             log_level=settings.log_level,
             label_agencies=labels,
         )
-    return Services(ingest, sync)
+    scores = None
+    if scores_database is not None:
+        scores = scores_settings(
+            kafka, settings, ingest, sync[Target.PORTAL], suffix, scores_database, labels
+        )
+    return Services(ingest, sync, scores)
 
 
 @contextlib.asynccontextmanager
@@ -195,13 +251,36 @@ async def wait_ready(client: httpx.AsyncClient, urls: list[str], stop: asyncio.E
     return not pending
 
 
-async def produce(producer: AIOKafkaProducer, topic: str, events: list[SourceEvent]) -> None:
-    """Send a tick's events in order and wait until the broker has them all."""
+async def produce(
+    producer: AIOKafkaProducer,
+    topic: str,
+    events: list[SourceEvent],
+    adapter: PortalAdapter | None = None,
+    intake: HttpIntake | None = None,
+) -> None:
+    """Send a tick's events in order and wait until the broker has them all; those of the
+    portal-compatible intake go through `adapter`: one dossier's calls one after another (each
+    answered before the next), the dossiers side by side, so the intake's arrival stamps stay
+    within a call or two of the plans' times (a withdrawal has no date but its arrival)."""
+    kafka = [e for e in events if e.entry == ENTRY_KAFKA]
+    calls: dict[tuple[str, bytes | None], list[SourceEvent]] = {}
+    for e in events:
+        if e.entry != ENTRY_KAFKA:
+            calls.setdefault((e.entry, e.key), []).append(e)
+    clients = {ENTRY_DVCQG: adapter, ENTRY_HTTP: intake}
+    if any(clients.get(entry) is None for entry, _ in calls):
+        raise ValueError("events for an intake the run has no client for")
     futures: list[Awaitable[Any]] = [
-        await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers))
-        for e in events
+        await producer.send(topic, value=e.value, key=e.key, headers=list(e.headers)) for e in kafka
     ]
-    await asyncio.gather(*futures)
+
+    async def in_order(dossier: list[SourceEvent]) -> None:
+        for call in dossier:
+            client = clients[call.entry]
+            assert client is not None  # noqa: S101 - checked above
+            await client.send(call)
+
+    await asyncio.gather(*futures, *(in_order(c) for c in calls.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,12 +310,14 @@ async def generate(
     tick_seconds: float,
     clock: Clock = utc_now,
     documents: DocumentOutput | None = None,
+    adapter: PortalAdapter | None = None,
+    intake: HttpIntake | None = None,
 ) -> None:
     """The Kafka edge of the generator: every tick, produce what it made; stop between ticks."""
     while not traffic_stop.is_set():
         started = time.monotonic()
         now = clock()
-        await produce(producer, topic, generator.tick(now))
+        await produce(producer, topic, generator.tick(now), adapter, intake)
         if documents is not None and (specs := generator.tick_documents(now)):
             packages = await asyncio.to_thread(documents.render, specs)
             await produce(producer, documents.topic, packages)
@@ -294,6 +375,10 @@ class LocalRun:
                 directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="govsync-pki-"))
                 trust_bundle, packager = pki.write_bundle(Path(directory)), Packager(pki)
                 bindings = pki.signer_bindings((*self.settings.agencies, *OTHER_AGENCIES))
+            # The scores service's database lives as long as the run.
+            run_directory = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="govsync-run-"))
+            )
             services = build_services(
                 kafka,
                 self.settings,
@@ -302,7 +387,9 @@ class LocalRun:
                 suffix,
                 trust_bundle=trust_bundle,
                 signer_bindings=bindings,
+                scores_database=run_directory / "scores.sqlite3",
             )
+            assert services.scores is not None  # noqa: S101 - asked for just above
             documents = (
                 None
                 if packager is None
@@ -313,7 +400,9 @@ class LocalRun:
                 await prepare_topics(sync_settings, target)
             ingest_url = f"http://127.0.0.1:{services.ingest.http_port}"
             sync_urls = {t.value: f"http://127.0.0.1:{s.port(t)}" for t, s in services.sync.items()}
+            scores_url = f"http://127.0.0.1:{services.scores.http_port}"
             endpoints = Endpoints(
+                scores=scores_url,
                 broker=bootstrap + ("" if self.kafka else " (embedded)"),
                 ingest=ingest_url,
                 sync=sync_urls,
@@ -326,7 +415,17 @@ class LocalRun:
             )
             self.state = ViewState(endpoints=endpoints, truth=self.generator.truth)
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
-            scraper = Scraper(client, ingest=ingest_url, sync=sync_urls)
+            scraper = Scraper(
+                client,
+                ingest=ingest_url,
+                sync=sync_urls,
+                scores=scores_url,
+                periods=lambda: scored_periods(self.generator.truth, utc_now()),
+            )
+            adapter = PortalAdapter(
+                client, f"{ingest_url}/dvcqg", username=VENDOR_USERNAME, password=VENDOR_PASSWORD
+            )
+            intake = HttpIntake(client, ingest_url, api_key=VENDOR_API_KEY)
             producer = make_producer(kafka)
             await producer.start()
             stack.push_async_callback(producer.stop)
@@ -345,6 +444,10 @@ class LocalRun:
                         name=f"sync-{target.value}",
                     )
                 tasks.create_task(
+                    run_scores(services.scores, services_stop, registry=CollectorRegistry()),
+                    name="scores",
+                )
+                tasks.create_task(
                     self._control(
                         stop,
                         finish,
@@ -354,7 +457,8 @@ class LocalRun:
                         producer,
                         services.ingest.topic_dossier,
                         documents,
-                        [ingest_url, *sync_urls.values()],
+                        (adapter, intake),
+                        [ingest_url, *sync_urls.values(), scores_url],
                         final,
                         drained_ok,
                     ),
@@ -372,7 +476,9 @@ class LocalRun:
                 truth=truth,
                 snapshot=snapshot,
                 drained=drained_ok[0],
-                differences=differences(snapshot, truth),
+                differences=differences(
+                    snapshot, truth, scored_periods(truth, utc_now()) if final else ()
+                ),
                 endpoints=endpoints,
                 elapsed=time.monotonic() - self._started,
                 portal_dossiers=len(state.portal),
@@ -397,6 +503,7 @@ class LocalRun:
         self.state.elapsed = time.monotonic() - self._started
         if snapshot is not None:
             self.state.snapshot = snapshot
+            self.state.period = official.run_periods(self.generator.truth, utc_now())[0].name
         self.refresh(self.state)
 
     async def _control(
@@ -409,6 +516,7 @@ class LocalRun:
         producer: AIOKafkaProducer,
         topic: str,
         documents: DocumentOutput | None,
+        clients: tuple[PortalAdapter, HttpIntake],
         urls: list[str],
         final: list[Snapshot],
         drained_ok: list[bool],
@@ -436,6 +544,8 @@ class LocalRun:
                         traffic_stop,
                         tick_seconds=self.settings.tick_seconds,
                         documents=documents,
+                        adapter=clients[0],
+                        intake=clients[1],
                     )
                 )
                 ends_at = None if self.duration is None else time.monotonic() + self.duration

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 
-from services.localrun.traffic.truth import AgencyTally, GroundTruth, Outcome
+from services.localrun.traffic import official
+from services.localrun.traffic.truth import ENTRIES, AgencyTally, GroundTruth, Outcome
 
 TARGETS = ("portal", "ndxp")
 SYNC_OUTCOMES = ("acknowledged", "dead_lettered", "skipped_stale")
@@ -89,6 +91,15 @@ def total(tallies: Iterable[AgencyTally]) -> AgencyTally:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Scorecard:
+    """One agency and period from the scores API: each indicator's (numerator, denominator)
+    and the points."""
+
+    counts: Mapping[str, tuple[int, int]]
+    points: float
+
+
 @dataclass(slots=True)
 class Snapshot:
     """What the three services' metrics say at one moment."""
@@ -109,6 +120,21 @@ class Snapshot:
     ingest_lag: int = 0
     latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """Per target, the cumulative latency histogram: (upper bound, count) pairs."""
+    entries: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {e: {o.value: 0 for o in Outcome} for e in ENTRIES}
+    )
+    """Events consumed by ingest per entry point and outcome (`govsync_entry_events`)."""
+    intake_refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENTRIES, 0))
+    """Calls an intake refused for their data (`govsync_dvcqg_calls`: invalid, forbidden)."""
+    scores_records: dict[str, int] = field(default_factory=dict)
+    """Records the scores service consumed, by kind (dossier, ack, edocument)."""
+    scores_lag: int | None = None
+    """The scores consumer's lag; None: not read."""
+    scorecards: dict[str, dict[str, Scorecard]] = field(default_factory=dict)
+    """Per period and agency, the scores service's answer."""
+    scores_read: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    """Per period, when its request was sent and answered: the truth judges the dossiers
+    still open (2.1) at either moment."""
 
     @property
     def consumed(self) -> int:
@@ -190,6 +216,51 @@ def read_ingest(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
                 setattr(tally, name, getattr(tally, name) + _int(s.value))
         elif s.name == "govsync_ingest_consumer_lag":
             snapshot.ingest_lag += _int(s.value)
+        elif s.name == "govsync_entry_events_total":
+            entry, outcome = s.labels.get("entry", ""), s.labels.get("outcome", "")
+            if entry in snapshot.entries and outcome in snapshot.entries[entry]:
+                snapshot.entries[entry][outcome] += _int(s.value)
+        elif (
+            s.name == "govsync_intake_requests_total"
+            and s.labels.get("outcome") in REFUSED_REQUESTS
+        ):
+            snapshot.intake_refused["http"] += _int(s.value)
+        elif (
+            s.name == "govsync_dvcqg_calls_total"
+            and s.labels.get("outcome") in REFUSED_CALLS
+            and s.labels.get("service") != "login"
+        ):
+            snapshot.intake_refused["dvcqg"] += _int(s.value)
+
+
+REFUSED_CALLS = frozenset({"invalid", "forbidden", "too_large"})
+REFUSED_REQUESTS = frozenset({"bad_request", "invalid", "forbidden", "too_large"})
+"""What the intakes refused for what was sent (not for credentials, nor a busy broker)."""
+
+
+def read_scores(snapshot: Snapshot, samples: Iterable[Sample]) -> None:
+    """Fold the scores service's samples into `snapshot`: records consumed and its lag."""
+    for s in samples:
+        if s.name == "govsync_scores_records_total":
+            kind = s.labels.get("kind", "")
+            snapshot.scores_records[kind] = snapshot.scores_records.get(kind, 0) + _int(s.value)
+        elif s.name == "govsync_scores_consumer_lag":
+            snapshot.scores_lag = _int(s.value)
+
+
+def read_scorecards(
+    snapshot: Snapshot, period: str, answer: object, asked: tuple[datetime, datetime]
+) -> None:
+    """The `GET /v1/scores?period=P` answer (a list of scorecards) into `snapshot`."""
+    cards: dict[str, Scorecard] = {}
+    for card in answer if isinstance(answer, list) else []:
+        counts = {
+            str(i["id"]): (int(i["numerator"]), int(i["denominator"]))
+            for i in card.get("indicators", [])
+        }
+        cards[str(card["agency"])] = Scorecard(counts, float(card.get("points") or 0.0))
+    snapshot.scorecards[period] = cards
+    snapshot.scores_read[period] = asked
 
 
 def read_sync(snapshot: Snapshot, target: str, samples: Iterable[Sample]) -> None:
@@ -210,6 +281,17 @@ def read_sync(snapshot: Snapshot, target: str, samples: Iterable[Sample]) -> Non
             agency = s.labels.get("agency") or UNKNOWN_AGENCY
             snapshot.agency(agency).synced += _int(s.value)
     snapshot.latency[target] = sorted(buckets)
+
+
+def _scores_caught_up(snapshot: Snapshot) -> bool:
+    """The scores service applied every normalised record ingest wrote and has no lag left on
+    its topics (the portal's acknowledgements among them)."""
+    records = snapshot.scores_records
+    return (
+        snapshot.scores_lag == 0
+        and records.get("dossier", 0) >= snapshot.accepted
+        and records.get("edocument", 0) >= snapshot.edocument_outcomes[Outcome.ACCEPTED.value]
+    )
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -246,9 +328,12 @@ class Difference:
     truth: int
 
 
-def differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
-    """Every count where the metrics and the generator's tally disagree (empty: they agree)."""
-    found: list[Difference] = []
+def differences(
+    snapshot: Snapshot, truth: GroundTruth, periods: Iterable[str] = ()
+) -> list[Difference]:
+    """Every count where the metrics (and the scores service) and the generator's tally
+    disagree (empty: they agree); `periods` must have been read from the scores service."""
+    found = entry_differences(snapshot, truth) + score_differences(snapshot, truth, periods)
     for outcome in Outcome:
         measured = snapshot.outcomes.get(outcome.value, 0)
         if measured != truth.outcomes[outcome]:
@@ -272,6 +357,65 @@ def differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
     return found
 
 
+def entry_differences(snapshot: Snapshot, truth: GroundTruth) -> list[Difference]:
+    """Per entry point, events consumed by outcome and calls refused, against what was sent."""
+    found = []
+    for entry in ENTRIES:
+        for outcome in Outcome:
+            a = snapshot.entries[entry][outcome.value]
+            b = truth.entry_outcomes[entry][outcome]
+            if a != b:
+                found.append(Difference(f"{entry} events {outcome.value}", a, b))
+        if snapshot.intake_refused[entry] != truth.refused[entry]:
+            found.append(
+                Difference(f"{entry} refused", snapshot.intake_refused[entry], truth.refused[entry])
+            )
+    return found
+
+
+def score_differences(
+    snapshot: Snapshot, truth: GroundTruth, periods: Iterable[str] = ()
+) -> list[Difference]:
+    """Per period read (and each of `periods`, which must have been read), agency and
+    indicator: the scores service's numerator and denominator against the truth's own
+    reckoning (`official`), and the points to 1e-6. 2.1 judges open dossiers at the time of
+    the read: the truth at the request's start or at its answer must match."""
+    found = [
+        Difference(f"scores {period} not read", 0, 1)
+        for period in periods
+        if period not in snapshot.scorecards
+    ]
+    for period, cards in snapshot.scorecards.items():
+        span = official.span(period)
+        asked, answered = snapshot.scores_read[period]
+        before = official.scorecards(truth, span, asked)
+        after = official.scorecards(truth, span, answered)
+        for agency in sorted(set(cards) | set(before)):
+            card = cards.get(agency)
+            truths = [t for t in (before.get(agency), after.get(agency)) if t is not None]
+            if not truths:
+                truths = [official.Card()]
+            for indicator in official.SCORED:
+                measured = card.counts.get(indicator, (0, 0)) if card else (0, 0)
+                options = [
+                    (t.counts[indicator].numerator, t.counts[indicator].denominator) for t in truths
+                ]
+                if measured not in options:
+                    where = f"scores {period} {agency} {indicator}"
+                    found.append(Difference(f"{where} numerator", measured[0], options[0][0]))
+                    found.append(Difference(f"{where} denominator", measured[1], options[0][1]))
+            points = card.points if card else 0.0
+            if not any(abs(points - t.total) < 1e-6 for t in truths):
+                found.append(
+                    Difference(
+                        f"scores {period} {agency} points x1000",
+                        round(points * 1000),
+                        round(truths[0].total * 1000),
+                    )
+                )
+    return found
+
+
 def drained(snapshot: Snapshot, truth: GroundTruth) -> bool:
     """Ingest has decided every event sent and each sync worker finished every record, but the
     portal's parked steps of dossiers whose source sent no header yet.
@@ -283,6 +427,8 @@ def drained(snapshot: Snapshot, truth: GroundTruth) -> bool:
     if snapshot.consumed < truth.sent or snapshot.edocuments_consumed < truth.edocument_sent:
         return False
     if snapshot.finished("ndxp") < snapshot.accepted:
+        return False
+    if snapshot.scores_lag is not None and not _scores_caught_up(snapshot):
         return False
     parked = snapshot.parked["portal"]
     return (

@@ -75,6 +75,12 @@ class RunSettings(BaseSettings):
     reexport_after_seconds: float = Field(default=3.0, ge=0)
     recode_share: float = Field(default=0.03, ge=0, le=1)
     recode_at_reception: bool = True
+    http_share: float = Field(default=0.1, ge=0, le=1)
+    """Of the dossiers sent as structured CloudEvents, those posted to ingest's `/v1/events`."""
+    dvcqg_share: float = Field(default=0.2, ge=0, le=1)
+    """Dossiers (and malformed events) sent through ingest's `/dvcqg` as an adapter would."""
+    scores_refresh_seconds: float = Field(default=2.0, gt=0)
+    """How often the run's scores service recomputes its gauges (its API is always current)."""
     # The ingest service's eviction, shortened to see it within a run (unset: its defaults).
     finished_retention_seconds: float | None = Field(default=None, gt=0)
     eviction_interval_seconds: float | None = Field(default=None, gt=0)
@@ -115,4 +121,6 @@ class RunSettings(BaseSettings):
             reexport_after_seconds=self.reexport_after_seconds,
             recode_share=self.recode_share,
             recode_at_reception=self.recode_at_reception,
+            dvcqg_share=self.dvcqg_share,
+            http_share=self.http_share,
         )

@@ -19,7 +19,8 @@ from services.localrun.readings import (
     rates,
     total,
 )
-from services.localrun.traffic.truth import AgencyTally, GroundTruth, Outcome
+from services.localrun.traffic import official
+from services.localrun.traffic.truth import ENTRIES, AgencyTally, GroundTruth, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class Endpoints:
     sync: dict[str, str]
     simulator: str
     log_file: str | None = None
+    scores: str | None = None
+    """The scores service: its pages (`/`), its API (`/v1/scores`) and `/metrics`."""
     intakes: tuple[str, ...] = ()
     """Where a vendor's own client sends its first events, with the run's credentials."""
 
@@ -43,6 +46,8 @@ class ViewState:
     elapsed: float = 0.0
     phase: str = "starting"
     """starting, running, draining, stopping or stopped."""
+    period: str | None = None
+    """The period of the official scores shown (the smallest holding all the traffic)."""
 
 
 def _pct(rate: Rate) -> str:
@@ -167,11 +172,111 @@ def _rates(state: ViewState) -> Table:
     return table
 
 
+def _entries(state: ViewState) -> Table:
+    snap, truth = state.snapshot, state.truth
+    table = Table(
+        title="Events per entry point: consumed by ingest (metrics) / sent by the generator",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("entry")
+    for outcome in Outcome:
+        table.add_column(outcome.value.replace("_", "-"), justify="right")
+    table.add_column("refused at intake", justify="right")
+    for entry in ENTRIES:
+        cells = []
+        for outcome in Outcome:
+            a, b = snap.entries[entry][outcome.value], truth.entry_outcomes[entry][outcome]
+            cells.append(Text(f"{a:,} / {b:,}", style="green" if a == b else "yellow"))
+        a, b = snap.intake_refused[entry], truth.refused[entry]
+        cells.append(Text(f"{a:,} / {b:,}", style="green" if a == b else "yellow"))
+        table.add_row(entry, *cells)
+    return table
+
+
+def _scores(state: ViewState) -> Table | None:
+    """The shown period's points per agency from the scores service beside the truth's."""
+    period = state.period
+    cards = state.snapshot.scorecards.get(period) if period else None
+    if period is None or cards is None:
+        return None
+    asked, _ = state.snapshot.scores_read[period]
+    truth = official.scorecards(state.truth, official.span(period), asked)
+    table = Table(
+        title=(
+            f"Official scores for {period} (the period all the run's traffic falls in): points"
+            " from the scores service (/v1/scores) / from the generator's plans"
+        ),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("agency", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
+    for indicator in official.SCORED:
+        table.add_column(indicator, justify="right", no_wrap=True)
+    for agency in sorted(set(cards) | set(truth)):
+        card, true = cards.get(agency), truth.get(agency, official.Card())
+        points = card.points if card else 0.0
+        row: list[Text] = [
+            Text(
+                f"{points:.2f} / {true.total:.2f}",
+                style="green" if abs(points - true.total) < 1e-6 else "yellow",
+            )
+        ]
+        for indicator in official.SCORED:
+            got = card.counts.get(indicator, (0, 0)) if card else (0, 0)
+            want = (true.counts[indicator].numerator, true.counts[indicator].denominator)
+            row.append(Text(f"{got[0]}/{got[1]}", style="green" if got == want else "yellow"))
+        table.add_row(agency, *row)
+    table.caption = (
+        "Indicators as numerator/denominator from the scores service (green: equal to the"
+        " generator's). 2.1 judges unfinished dossiers now. Every month of the run's traffic is"
+        " compared too at the end."
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def score_lines(state: ViewState) -> list[str]:
+    """Per agency and period read, points from the scores service and from the truth."""
+    lines = []
+    for period, cards in state.snapshot.scorecards.items():
+        asked, _ = state.snapshot.scores_read[period]
+        truth = official.scorecards(state.truth, official.span(period), asked)
+        for agency in sorted(set(cards) | set(truth)):
+            card, true = cards.get(agency), truth.get(agency, official.Card())
+            got = {i: card.counts.get(i, (0, 0)) if card else (0, 0) for i in official.SCORED}
+            cells = " ".join(
+                f"{i}={got[i][0]}/{got[i][1]}"
+                f"|{true.counts[i].numerator}/{true.counts[i].denominator}"
+                for i in official.SCORED
+            )
+            points = card.points if card else 0.0
+            lines.append(
+                f"  scores {period} {agency}: points {points:.2f} (truth {true.total:.2f})"
+                f"  {cells}  (scores|truth)"
+            )
+    return lines
+
+
+def entry_lines(state: ViewState) -> list[str]:
+    snap, truth = state.snapshot, state.truth
+    return [
+        f"  entry {entry}: consumed {sum(snap.entries[entry].values())}"
+        f" (sent to the topic {sum(truth.entry_outcomes[entry].values())}),"
+        f" refused at intake {snap.intake_refused[entry]} (sent broken {truth.refused[entry]})"
+        for entry in ENTRIES
+    ]
+
+
 def endpoint_lines(e: Endpoints) -> list[str]:
     lines = [
         f"broker              {e.broker}",
         f"ingest metrics      {e.ingest}/metrics",
         *(f"{t + ' metrics':<20}{url}/metrics" for t, url in e.sync.items()),
+        *([f"scores              {e.scores}/  (API {e.scores}/v1/scores)"] if e.scores else []),
         f"simulator           {e.simulator}/_sim/stats",
         f"                    {e.simulator}/_sim/portal/dossiers",
         f"                    {e.simulator}/_sim/ndxp/dossiers",
@@ -201,7 +306,11 @@ def render(state: ViewState) -> RenderableType:
         verdict,
         "   Ctrl-C stops at once" if state.phase == "draining" else "   Ctrl-C drains and stops",
     )
-    return Group(head, _flow(state), _rates(state), _endpoints(state))
+    parts: list[RenderableType] = [head, _flow(state), _entries(state), _rates(state)]
+    scores = _scores(state)
+    if scores is not None:
+        parts.append(scores)
+    return Group(*parts, _endpoints(state))
 
 
 def summary_line(state: ViewState) -> str:
@@ -239,7 +348,7 @@ def print_final(console: Console, state: ViewState, *, live: bool) -> None:
         console.print(render(state))
         return
     console.print(summary_line(state), highlight=False, soft_wrap=True)
-    for line in rates_lines(state):
+    for line in [*rates_lines(state), *entry_lines(state), *score_lines(state)]:
         console.print(line, highlight=False, soft_wrap=True)
     found = differences(state.snapshot, state.truth)
     for d in found[:20]:

@@ -89,6 +89,7 @@ class ScoresWorker:
         self._ack_topic = settings.acked_topic
         self._document_topic = settings.topic_edocument_normalized
         self._in_flight: asyncio.Task[Applied] | None = None
+        self._in_flight_records = 0
         self.assigned: set[TopicPartition] = set()
         self.epoch = 0
         """Rebalances so far: a batch fetched in an earlier epoch does not commit."""
@@ -112,14 +113,40 @@ class ScoresWorker:
                 fetched = await self._consumer.getmany(timeout_ms=200, max_records=limit)
                 self.fetching = True
                 if not fetched:
+                    await self._measure_lag(self._pending)
                     continue
                 prepared = self.prepare(fetched)
+                await self._measure_lag(self._pending + prepared.records)
                 await self.settle()
                 self._in_flight = asyncio.create_task(self.finish(prepared))
+                self._in_flight_records = prepared.records
             await self.settle()
         finally:
             if self._in_flight is not None and not self._in_flight.done():
                 self._in_flight.cancel()  # its transaction ends on its own; offsets stay
+
+    @property
+    def _pending(self) -> int:
+        """Records of the batch being applied, if it is not committed yet."""
+        task = self._in_flight
+        return self._in_flight_records if task is not None and not task.done() else 0
+
+    async def _measure_lag(self, pending: int) -> None:
+        """The lag gauge: what the broker holds beyond the fetch position, plus the records
+        fetched but not yet committed; a partition not fetched yet counts 1 (unknown)."""
+        total = pending
+        for tp in set(self.assigned):
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                total += 1
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except Exception:  # noqa: BLE001 - revoked meanwhile: not known, not caught up
+                total += 1
+                continue
+            total += max(0, highwater - position)
+        self._metrics.lag.set(total)
 
     async def settle(self) -> None:
         """Wait for the batch being applied, if any, to be committed (its failure raises)."""

@@ -42,6 +42,13 @@ class ScoresMetrics:
             registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.lag = Gauge(
+            "govsync_scores_consumer_lag",
+            "Records on the consumed topics not yet applied and committed (exact while idle;"
+            " 1 per partition not fetched yet).",
+            registry=registry,
+        )
+        self.lag.set(1)  # nothing measured yet: not caught up
         self.refreshed = Gauge(
             "govsync_scores_gauges_refreshed_timestamp_seconds",
             "When the score gauges were last recomputed.",

@@ -43,6 +43,7 @@ from services.ingest.errors import (
     at_stage,
 )
 from services.ingest.handling import EventHandler
+from services.ingest.metrics import ENTRY_DVCQG
 
 PREFIX = "/dvcqg"
 Clock = Callable[[], datetime]
@@ -203,7 +204,7 @@ async def _check_items(
         except EventRefusedError as exc:
             checked.problems.extend(_problems(label, index, exc))
             continue
-        checked.outgoing.append(Outgoing(admitted.topic, admitted.key, value))
+        checked.outgoing.append(Outgoing(admitted.topic, admitted.key, value, ENTRY_DVCQG))
     return checked
 
 

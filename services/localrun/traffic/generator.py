@@ -44,7 +44,10 @@ from services.localrun.traffic.dialects import (
     styled,
     write_code,
 )
-from services.localrun.traffic.malformations import draw_malformed
+from services.localrun.traffic.dialects import (
+    PLAIN as PLAIN_DIALECT,
+)
+from services.localrun.traffic.malformations import Malformation, Malformed, draw_malformed
 from services.localrun.traffic.options import TrafficOptions
 from services.localrun.traffic.plans import (
     FINISHED,
@@ -62,7 +65,18 @@ from services.localrun.traffic.plans import (
     draw_request,
     second,
 )
-from services.localrun.traffic.truth import GroundTruth, Outcome
+from services.localrun.traffic.truth import (
+    ENTRY_DVCQG,
+    ENTRY_HTTP,
+    ENTRY_KAFKA,
+    GroundTruth,
+    Outcome,
+)
+
+# The portal adapter's services (DOMAIN.md §1), and a name no portal knows (a broken call).
+DONG_BO = "DongBoHoSoMC"
+CAP_NHAT = "CapNhatTienDoHoSoMC"
+UNKNOWN_SERVICE = "DongBoHoSoKhac"
 
 STATUS_TEXT = {
     1: "Mới đăng ký",
@@ -88,7 +102,12 @@ LATE_FACTS = (
 
 @dataclass(frozen=True, slots=True)
 class SourceEvent:
-    """One Kafka record for the dossier topic, and how ingest must end it."""
+    """One event for the dossier topic, and how ingest must end it.
+
+    Through Kafka (`entry` "kafka"): the record's key, value and headers. Through the
+    portal-compatible intake (`entry` "dvcqg"): `value` is the one item of a call of `service`
+    for agency `madonvi` (or, for a broken call, the body's bytes), and `refused` says the
+    intake must refuse it (it then never reaches the topic)."""
 
     key: bytes | None
     value: bytes
@@ -97,6 +116,10 @@ class SourceEvent:
     dossier: str | None = None
     sequence: int = 0
     """For accepted events: the dossier's revision this event must become (1, 2, ...)."""
+    entry: str = ENTRY_KAFKA
+    service: str | None = None
+    madonvi: str | None = None
+    refused: bool = False
 
 
 @dataclass(slots=True)
@@ -116,6 +139,8 @@ class _InFlight:
     """(index, status, time, rounds done) of each header sent, to replay an old one later."""
     reexport: bool = False
     """The final header is still to be exported again."""
+    entry: str = ENTRY_KAFKA
+    """How its source sends it: to the dossier topic, or through `/dvcqg` as an adapter."""
 
 
 class TrafficGenerator:
@@ -135,6 +160,20 @@ class TrafficGenerator:
         self._documents = 0
         # Patterns come from their own stream, so a seed's plain traffic stays what it was.
         self._patterns = random.Random(rng.getrandbits(32))  # noqa: S311 - traffic, not secrets
+        # Entry points too, seeded from the prefix so that the other streams stay as they were.
+        self._entries = random.Random(f"{self._prefix}-entries")  # noqa: S311
+        plain = 1.0 - sum(
+            (
+                options.bare_life_share,
+                options.sparse_header_share,
+                options.late_facts_share,
+                options.backfill_share,
+                options.reexport_share,
+                options.recode_share,
+            )
+        )
+        # Adapters send plainly (a header at each change, in order): drawn among those.
+        self._dvcqg_of_plain = min(1.0, options.dvcqg_share / plain) if plain > 0 else 0.0
         self.truth.preset = options.agencies
 
     @property
@@ -162,7 +201,7 @@ class TrafficGenerator:
             if dossier.step >= len(dossier.plan.steps):
                 events.append(self._reexport(dossier, now))
                 continue
-            events.extend(self._advance(dossier))
+            events.extend(self._advance(dossier, now))
             if dossier.step < len(dossier.plan.steps):
                 self._schedule(dossier, now_s + dossier.plan.steps[dossier.step].wait)
             elif dossier.reexport:
@@ -170,8 +209,20 @@ class TrafficGenerator:
         for _ in range(self._poisson(len(events) * self.options.malformed_rate)):
             broken = draw_malformed(self._rng, self.options, prefix=self._prefix, now=now)
             self.truth.broken(broken.kind)
-            events.append(SourceEvent(broken.key, broken.value, (), Outcome.DEAD_LETTERED))
-        self.truth.events([e.expected for e in events])
+            roll = self._entries.random()
+            if roll < self.options.dvcqg_share:
+                events.append(_refused_call(broken))
+            elif roll < self.options.dvcqg_share + self.options.http_share:
+                # Posted as it is: the HTTP intake refuses it with a 4xx and the reason.
+                value = broken.value
+                events.append(
+                    SourceEvent(
+                        broken.key, value, (), Outcome.DEAD_LETTERED, entry=ENTRY_HTTP, refused=True
+                    )
+                )
+            else:
+                events.append(SourceEvent(broken.key, broken.value, (), Outcome.DEAD_LETTERED))
+        self.truth.events(events)
         return events
 
     def tick_documents(self, now: datetime) -> list[DocumentSpec]:
@@ -220,11 +271,32 @@ class TrafficGenerator:
         request = draw_request(rng, options)
         dialect = draw_dialect(rng, options)
         pattern = draw_pattern(self._patterns, options)
-        plan = draw_patterned_plan(rng, options, request, pattern, code=code, start=now)
+        adapter = pattern is Pattern.PLAIN and self._entries.random() < self._dvcqg_of_plain
+        # The intake stamps each item with its arrival, and a step's date is cut to the
+        # second: changes of an adapter's dossier are spaced as step-only changes are.
+        plan = draw_patterned_plan(
+            rng, options, request, pattern, code=code, start=now, spaced=adapter
+        )
         bare_first = pattern is Pattern.PLAIN and draw_bare_first(rng, options, dialect, plan)
-        return _InFlight(plan, dialect, bare_first=bare_first, reexport=pattern is Pattern.REEXPORT)
+        if adapter:
+            # An adapter writes the portal's own field names and dates; the intake wraps each
+            # item in its envelope (so no bare first item either).
+            return _InFlight(plan, PLAIN_DIALECT, bare_first=False, entry=ENTRY_DVCQG)
+        # A structured CloudEvent goes to the HTTP intake as it is (binary ones and bare items
+        # are Kafka's forms): its id and time come along, so copies and replays stay what
+        # they are.
+        structured = dialect.envelope == "structured" and not bare_first
+        http = structured and pattern is not Pattern.BARE_LIFE
+        entry = ENTRY_HTTP if http and self._entries.random() < options.http_share else ENTRY_KAFKA
+        return _InFlight(
+            plan,
+            dialect,
+            bare_first=bare_first,
+            reexport=pattern is Pattern.REEXPORT,
+            entry=entry,
+        )
 
-    def _advance(self, dossier: _InFlight) -> list[SourceEvent]:
+    def _advance(self, dossier: _InFlight, now: datetime) -> list[SourceEvent]:
         plan, index = dossier.plan, dossier.step
         status, at = plan.steps[index].status, plan.steps[index].at
         dossier.step += 1
@@ -237,7 +309,9 @@ class TrafficGenerator:
             events.append(self._header_event(dossier, index, at, dossier.rounds_done, bare=bare))
             dossier.revision += 1
             dossier.history.append((index, status, at, dossier.rounds_done))
-            if self._rng.random() < self.options.duplicate_rate:
+            # An adapter sends each change once, in order (its outbox): no copies, no replays.
+            adapter = dossier.entry == ENTRY_DVCQG
+            if self._rng.random() < self.options.duplicate_rate and not adapter:
                 events.append(_again(events[0], Outcome.DUPLICATE))
             step = not bare_life and status != SUBMITTED
             step = step and self._rng.random() < self.options.progress_share
@@ -245,8 +319,15 @@ class TrafficGenerator:
             step = True  # a change without its header is told by a step
         self.truth.reached(plan, index)
         if step:
-            events.append(self._progress_event(dossier, index, status, at))
-        if len(dossier.history) > 1 and self._rng.random() < self.options.out_of_order_rate:
+            # An adapter dates its step when it sends it: the intake places the previous
+            # change at its arrival, so a step dated by the plan could fall before it.
+            dated = now if dossier.entry == ENTRY_DVCQG else at
+            events.append(self._progress_event(dossier, index, status, dated))
+        if (
+            len(dossier.history) > 1
+            and self._rng.random() < self.options.out_of_order_rate
+            and dossier.entry != ENTRY_DVCQG
+        ):
             replay = self._replay(dossier)
             if replay is not None:
                 events.append(_again(replay, Outcome.STALE))
@@ -357,6 +438,8 @@ class TrafficGenerator:
     ) -> SourceEvent:
         item = self._header(d, index, d.plan.steps[index].status, rounds)
         code = d.plan.code
+        if d.entry == ENTRY_DVCQG:
+            return _call(d, DONG_BO, item, index, sequence=d.revision + 1)
         if bare:
             # A bare item's time comes from its dates (`truth.bare_times`).
             value = orjson.dumps(item)
@@ -383,6 +466,8 @@ class TrafficGenerator:
             item["MaDonVi"] = plan.agency_at(index)
         d.revision += 1
         step = styled(item, d.dialect)
+        if d.entry == ENTRY_DVCQG:
+            return _call(d, CAP_NHAT, step, index, sequence=d.revision)
         return self._envelope(d, PROGRESS_TYPE, step, at, sequence=d.revision, index=index)
 
     def _envelope(
@@ -407,8 +492,52 @@ class TrafficGenerator:
             attributes["agency"] = d.plan.agency_at(index)
         value, headers = enveloped(d.dialect, attributes, item)
         code = d.plan.code
-        return SourceEvent(code.encode(), value, headers, Outcome.ACCEPTED, code, sequence)
+        return SourceEvent(
+            code.encode(), value, headers, Outcome.ACCEPTED, code, sequence, entry=d.entry
+        )
 
 
 def _again(event: SourceEvent, outcome: Outcome) -> SourceEvent:
-    return SourceEvent(event.key, event.value, event.headers, outcome, event.dossier, 0)
+    return SourceEvent(
+        event.key, event.value, event.headers, outcome, event.dossier, 0, entry=event.entry
+    )
+
+
+def _call(
+    d: _InFlight, service: str, item: dict[str, Any], index: int, *, sequence: int
+) -> SourceEvent:
+    """One item for the portal-compatible intake: a call of `service` for the item's agency."""
+    code = d.plan.code
+    return SourceEvent(
+        code.encode(),
+        orjson.dumps(item),
+        (),
+        Outcome.ACCEPTED,
+        code,
+        sequence,
+        entry=ENTRY_DVCQG,
+        service=service,
+        madonvi=d.plan.agency_at(index),
+    )
+
+
+def _refused_call(broken: Malformed) -> SourceEvent:
+    """A malformed event as an adapter would send it: the intake refuses the call (an
+    `error_code`, or a 4xx for a body that is not JSON), so it never reaches the topic.
+    The broken JSON is the whole body; the unknown event type, a service no portal has."""
+    item = orjson.loads(broken.value) if broken.kind is not Malformation.BROKEN_JSON else None
+    data = item["data"] if item is not None else None
+    service = UNKNOWN_SERVICE if broken.kind is Malformation.UNKNOWN_TYPE else DONG_BO
+    value = broken.value if data is None else orjson.dumps(data)
+    # The call's madonvi is the item's MaDonVi (a bad code is refused: not the account's).
+    madonvi = None if data is None else str(data["MaDonVi"])
+    return SourceEvent(
+        broken.key,
+        value,
+        (),
+        Outcome.DEAD_LETTERED,
+        entry=ENTRY_DVCQG,
+        service=service,
+        madonvi=madonvi,
+        refused=True,
+    )

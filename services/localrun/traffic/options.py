@@ -73,6 +73,15 @@ class TrafficOptions:
     reexport_after_seconds: float = 3.0
     recode_share: float = 0.03
     """Dossiers whose agency gets a new code mid-life (agencies merged and re-coded)."""
+    dvcqg_share: float = 0.2
+    """Dossiers sent through ingest's portal-compatible intake (`/dvcqg`) the way an existing
+    adapter sends them (DongBoHoSoMC, then CapNhatTienDoHoSoMC), whole dossiers so their order
+    holds; the same share of the malformed events goes there too (refused at the intake). Drawn
+    among the plainly sent dossiers, as many as this share of all dossiers (see `generator`)."""
+    http_share: float = 0.1
+    """Of the dossiers whose source writes structured CloudEvents (neither binary nor bare
+    items), those it posts to ingest's HTTP intake (`/v1/events`) instead of producing them;
+    the same share of the malformed events goes there too (refused with a 4xx)."""
     recode_at_reception: bool = True
     """The new code from reception on (else from a random later change): a sync worker that
     counts a dossier under the agency of its first received revision then agrees with one that

@@ -277,9 +277,11 @@ def draw_patterned_plan(
     *,
     code: str,
     start: datetime,
+    spaced: bool = False,
 ) -> DossierPlan:
-    """`draw_plan` for a dossier its source sends by `pattern`, and that pattern's choices."""
-    step_only = pattern in (Pattern.SPARSE_HEADERS, Pattern.LATE_FACTS)
+    """`draw_plan` for a dossier its source sends by `pattern`, and that pattern's choices;
+    `spaced`: its changes at least `STEP_ONLY_MIN_WAIT` apart, as a step-only change's."""
+    step_only = spaced or pattern in (Pattern.SPARSE_HEADERS, Pattern.LATE_FACTS)
     if pattern is Pattern.BACKFILL:
         start -= timedelta(days=options.backfill_days)
     plan = draw_plan(

@@ -23,9 +23,11 @@ reached a received status (2, 4 … 10):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from schemas.edocument import Direction, SignatureVerdict
 from services.localrun.traffic.malformations import Malformation
@@ -42,6 +44,11 @@ from services.localrun.traffic.plans import (
     Pattern,
 )
 
+# Where an event enters govsync: the dossier topic, ingest's HTTP intake, its portal-compatible
+# intake (the label values of `govsync_entry_events`).
+ENTRY_KAFKA, ENTRY_HTTP, ENTRY_DVCQG = "kafka", "http", "dvcqg"
+ENTRIES = (ENTRY_KAFKA, ENTRY_HTTP, ENTRY_DVCQG)
+
 # DOMAIN.md §2: received = 2, 4, 5, 6, 7, 8, 9, 10; finished = withdrawn, finished or returned.
 RECEIVED = frozenset({2, 4, 5, 6, 7, 8, 9, 10})
 FINISHED_STATUSES = frozenset({7, 9, 10})
@@ -54,6 +61,17 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     STALE = "stale"
     DEAD_LETTERED = "dead_lettered"
+
+
+class Sent(Protocol):
+    """What the truth reads of one event sent (`generator.SourceEvent`)."""
+
+    @property
+    def expected(self) -> Outcome: ...
+    @property
+    def entry(self) -> str: ...
+    @property
+    def refused(self) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -197,7 +215,15 @@ class GroundTruth:
     """What the generator sent: event outcomes and, per agency, what ingest must count."""
 
     sent: int = 0
+    """Events that reach the dossier topic (whatever their entry point)."""
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    entry_outcomes: dict[str, dict[Outcome, int]] = field(
+        default_factory=lambda: {e: dict.fromkeys(Outcome, 0) for e in ENTRIES}
+    )
+    """The outcomes of dossier and e-document events by the entry point they were sent
+    through."""
+    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENTRIES, 0))
+    """Events an intake must refuse (an `error_code` or a 4xx): they never reach the topic."""
     malformed: dict[Malformation, int] = field(
         default_factory=lambda: dict.fromkeys(Malformation, 0)
     )
@@ -214,6 +240,8 @@ class GroundTruth:
     )
     documents: dict[str, AgencyTally] = field(default_factory=dict)
     """E-documents per issuing agency."""
+    sent_documents: list[DocumentSpec] = field(default_factory=list)
+    """Each package once (the official signature share counts them by their date)."""
     preset: tuple[str, ...] = ()
     """Agencies shown even before they count anything."""
 
@@ -269,11 +297,19 @@ class GroundTruth:
     def reexported(self, plan: DossierPlan, *, corrected: bool) -> None:
         self.reexports[corrected] += 1
 
-    def events(self, expected: list[Outcome]) -> None:
-        """Records sent to the dossier topic, each with the outcome ingest must give it."""
-        self.sent += len(expected)
-        for outcome in expected:
-            self.outcomes[outcome] += 1
+    def events(self, sent: Iterable[Sent]) -> None:
+        """Events sent, each with the outcome ingest must give it (or the intake's refusal)."""
+        for event in sent:
+            if event.refused:
+                self.refused[event.entry] += 1
+                continue
+            self.sent += 1
+            self.outcomes[event.expected] += 1
+            self.entry_outcomes[event.entry][event.expected] += 1
+
+    def entry_sent(self, entry: str) -> int:
+        """Events sent through `entry`, refused ones included."""
+        return sum(self.entry_outcomes[entry].values()) + self.refused[entry]
 
     def broken(self, kind: Malformation) -> None:
         self.malformed[kind] += 1
@@ -281,6 +317,10 @@ class GroundTruth:
     def document(self, spec: DocumentSpec) -> None:
         """One package sent `spec.copies` times: counted once, the copies are duplicates."""
         self.documents_of(spec.issuer).add_edocument(spec.direction, spec.verdict)
+        self.sent_documents.append(spec)
         self.edocument_sent += spec.copies
         self.edocument_outcomes[Outcome.ACCEPTED] += 1
         self.edocument_outcomes[Outcome.DUPLICATE] += spec.copies - 1
+        # E-documents are sent to their topic: the Kafka entry point's events too.
+        self.entry_outcomes[ENTRY_KAFKA][Outcome.ACCEPTED] += 1
+        self.entry_outcomes[ENTRY_KAFKA][Outcome.DUPLICATE] += spec.copies - 1

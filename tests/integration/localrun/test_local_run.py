@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -10,20 +11,23 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.localrun.pipeline import LocalRun
 from services.localrun.readings import rates, total
 from services.localrun.settings import RunSettings
+from services.localrun.traffic import official
 from services.localrun.traffic.plans import Pattern, recoded
 from services.localrun.traffic.truth import Outcome
 from services.localrun.view import ViewState
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
-SERVICE_TASKS = {"ingest", "sync-portal", "sync-ndxp", "control"}
+SERVICE_TASKS = {"ingest", "sync-portal", "sync-ndxp", "scores", "control"}
 
 
 @pytest.mark.kafka
@@ -39,7 +43,9 @@ async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) 
     local = LocalRun(settings, kafka=kafka_broker, duration=20.0, refresh=refresh)
 
     async with asyncio.timeout(90):
-        report = await local.run(asyncio.Event())
+        running = asyncio.create_task(local.run(asyncio.Event()))
+        page = await _scores_page(local, running)
+        report = await running
 
     truth, snapshot = report.truth, report.snapshot
     assert truth.sent > 500
@@ -48,6 +54,53 @@ async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) 
     for outcome in ("accepted", "duplicate", "stale", "dead_lettered"):
         assert snapshot.outcomes[outcome] > 0
     assert report.differences == []  # every count behind every rate, per agency
+    # The scores service's page, read while the run went on, lists the run's agencies.
+    for agency in settings.agencies:
+        assert agency in page
+    # Its scorecards (every agency, each month of the traffic and the period holding it all)
+    # equal the truth's own reckoning from the plans, indicator by indicator and in points.
+    now = datetime.now(UTC)
+    shown, months = official.run_periods(truth, now)
+    assert shown.name in snapshot.scorecards
+    assert {m.name for m in months} <= set(snapshot.scorecards)
+    for period, cards in snapshot.scorecards.items():
+        asked, answered = snapshot.scores_read[period]
+        truths = [official.scorecards(truth, official.span(period), at) for at in (asked, answered)]
+        for agency in settings.agencies:
+            if agency not in cards:  # nothing of it in this period (a backfill month, say)
+                assert all(t.get(agency, official.Card()).total == 0 for t in truths)
+                assert all(
+                    not c.denominator
+                    for t in truths
+                    for c in t.get(agency, official.Card()).counts.values()
+                ), (period, agency)
+                continue
+            card = cards[agency]
+            assert any(abs(card.points - t[agency].total) < 1e-6 for t in truths if agency in t), (
+                period,
+                agency,
+            )
+            for indicator in official.SCORED:
+                counts = [
+                    (t[agency].counts[indicator].numerator, t[agency].counts[indicator].denominator)
+                    for t in truths
+                    if agency in t
+                ]
+                assert card.counts[indicator] in counts, (period, agency, indicator)
+    assert all(snapshot.scorecards[shown.name][a].points > 0 for a in settings.agencies)
+    # Per entry point: what ingest consumed equals what went in there, and the broken events
+    # sent through the intakes were refused there (never dead-lettered).
+    for entry in ("kafka", "http", "dvcqg"):
+        assert snapshot.entries[entry]["accepted"] > 0
+        assert snapshot.entries[entry] == {
+            o.value: n for o, n in truth.entry_outcomes[entry].items()
+        }
+    assert snapshot.intake_refused["dvcqg"] == truth.refused["dvcqg"] > 0
+    assert snapshot.intake_refused["http"] == truth.refused["http"]
+    assert snapshot.entries["dvcqg"]["dead_lettered"] == 0
+    assert sum(sum(c.values()) for c in snapshot.entries.values()) == (
+        snapshot.consumed + snapshot.edocuments_consumed
+    )
     # The run's agencies, and the new codes of those re-coded mid-life (a few dossiers move).
     received = {a for a, t in snapshot.agencies.items() if t.received}
     assert (
@@ -97,6 +150,25 @@ async def test_metrics_agree_with_the_generator_once_drained(kafka_broker: str) 
     assert not [t for t in asyncio.all_tasks() if t.get_name() in SERVICE_TASKS]
 
 
+async def _scores_page(local: LocalRun, running: asyncio.Task[object]) -> str:
+    """The scores service's front page for the run's period, once it lists the run's agencies
+    (each as soon as one of its dossiers was received)."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        while not running.done():
+            state = local.state
+            if state is not None and state.endpoints.scores and state.phase == "running":
+                period = official.run_periods(local.generator.truth, datetime.now(UTC))[0].name
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(
+                        f"{state.endpoints.scores}/", params={"period": period}
+                    )
+                    listed = all(a in response.text for a in local.settings.agencies)
+                    if response.status_code == 200 and listed:
+                        return response.text
+            await asyncio.sleep(0.5)
+    return ""
+
+
 def _broker_processes(port: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -133,6 +205,9 @@ def test_the_command_runs_on_the_embedded_broker_and_exits_cleanly(tmp_path: Pat
     assert "Traceback" not in output
     assert "Traceback" not in (tmp_path / "run.log").read_text()
     assert "metrics and generator agree" in done.stdout, output
+    assert re.search(r"scores\s+http://127\.0\.0\.1:\d+/", done.stdout), output
+    assert re.search(r"scores \S+ 000\.00\.20\.H57: points \d", done.stdout), output
+    assert re.search(r"entry dvcqg: consumed [1-9]", done.stdout), output
     broker = re.search(r"broker\s+127\.0\.0\.1:(\d+) \(embedded\)", done.stdout)
     assert broker is not None, output
     assert _broker_processes(broker.group(1)) == []

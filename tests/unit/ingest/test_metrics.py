@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.dossier import Channel, Timeliness
 from services.common.indicators import Indicators
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import ENTRY_HEADER, IngestMetrics, entry_of
 
 AGENCY = "000.00.00.G22"
 
@@ -48,3 +48,14 @@ def test_count_indicators() -> None:
     assert get("govsync_dossiers_digitised_total", {"agency": AGENCY}) == 1
     assert get("govsync_dossiers_fee_bearing_total", {"agency": AGENCY}) == 1
     assert get("govsync_dossiers_paid_online_total", {"agency": AGENCY}) == 1
+
+
+def test_the_entry_point_comes_from_the_intakes_header_and_stays_a_closed_set() -> None:
+    assert entry_of([]) == "kafka"
+    assert entry_of([("content-type", b"application/json")]) == "kafka"
+    assert entry_of([(ENTRY_HEADER, b"dvcqg")]) == "dvcqg"
+    assert entry_of([(ENTRY_HEADER, b"http")]) == "http"
+    # A producer naming something else (or nothing) counts as Kafka: three label values only.
+    assert entry_of([(ENTRY_HEADER, b"made-up")]) == "kafka"
+    assert entry_of([(ENTRY_HEADER, b"")]) == "kafka"
+    assert entry_of([(ENTRY_HEADER, b"\xff\xfe")]) == "kafka"

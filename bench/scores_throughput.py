@@ -154,18 +154,7 @@ async def worker_loop(
 ) -> tuple[float, dict[str, Any]]:
     """The service's worker as it runs (`ScoresWorker.run`), timed from its start until it has
     applied and committed every record; `package` is this tree's or one from `load_before`."""
-    database = _module(package, "database")
-    engine = database.make_engine(url)
-    database.migrate(engine)
-    store = _module(package, "store").ScoreStore(engine)
-    store.prepare()
-    configured = _module(package, "settings")
-    options = configured.ScoresSettings(
-        kafka=settings, topic_dossier_normalized=topics.normalized,
-        topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
-        acked_topic_template=topics.acked_template, consumer_group=f"scores-{uuid.uuid4().hex[:8]}",
-        scores=configured.ScoresOptions(database_url=url),
-    )  # fmt: skip
+    engine, store, options = _prepared(package, settings, topics, url, group="scores")
     fetch = _module(package, "main").fetch_options(options)
     consumer = make_consumer(settings, group_id=options.consumer_group, **fetch)
     producer = make_producer(settings)
@@ -222,14 +211,11 @@ def _module(package: str, name: str) -> ModuleType:
     return importlib.import_module(f"{package}.{name}")
 
 
-async def before_loop(
-    package: str, settings: KafkaSettings, topics: Topics, expected: int, url: str
-) -> tuple[float, dict[str, Any]]:
-    """The extracted version's worker as that version's benchmark drove it: `run` where it has
-    one (`worker_loop`), else fed batch by batch with `process` and its fetch size; timed from
-    the group's assignment."""
-    if hasattr(_module(package, "consumer").ScoresWorker, "run"):
-        return await worker_loop(settings, topics, expected, url, package)
+def _prepared(
+    package: str, settings: KafkaSettings, topics: Topics, url: str, *, group: str
+) -> tuple[Any, Any, Any]:
+    """`package`'s migrated database, its prepared store and its settings for the bench's
+    topics, under a fresh consumer group named after `group`."""
     database = _module(package, "database")
     engine = database.make_engine(url)
     database.migrate(engine)
@@ -239,9 +225,22 @@ async def before_loop(
     options = configured.ScoresSettings(
         kafka=settings, topic_dossier_normalized=topics.normalized,
         topic_edocument_normalized=topics.edocument_normalized, topic_dlq=topics.dlq,
-        acked_topic_template=topics.acked_template, consumer_group=f"before-{uuid.uuid4().hex[:8]}",
+        acked_topic_template=topics.acked_template,
+        consumer_group=f"{group}-{uuid.uuid4().hex[:8]}",
         scores=configured.ScoresOptions(database_url=url),
     )  # fmt: skip
+    return engine, store, options
+
+
+async def before_loop(
+    package: str, settings: KafkaSettings, topics: Topics, expected: int, url: str
+) -> tuple[float, dict[str, Any]]:
+    """The extracted version's worker as that version's benchmark drove it: `run` where it has
+    one (`worker_loop`), else fed batch by batch with `process` and its fetch size; timed from
+    the group's assignment."""
+    if hasattr(_module(package, "consumer").ScoresWorker, "run"):
+        return await worker_loop(settings, topics, expected, url, package)
+    engine, store, options = _prepared(package, settings, topics, url, group="before")
     limit = options.scores.batch_max_records
     consumer = make_consumer(settings, group_id=options.consumer_group, max_poll_records=limit)
     producer = make_producer(settings)

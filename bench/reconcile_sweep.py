@@ -79,6 +79,21 @@ def _busiest_second(times: list[float]) -> int:
     return best
 
 
+def _spent(result: dict[str, Any], times: list[float], rate: float) -> dict[str, float]:
+    """Where the sweep's time went: before its first lookup, between lookups at the paced
+    interval, in the gaps longer than three intervals (batch boundaries), after its last."""
+    times = sorted(times)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    long = [g for g in gaps if g > 3 / rate]
+    return {
+        "before_first": round(times[0] - result["started_ms"] / 1000, 3),
+        "after_last": round(result["finished_ms"] / 1000 - times[-1], 3),
+        "paced": round(sum(gaps) - sum(long), 3),
+        "long_gaps": round(sum(long), 3),
+        "long_gap_count": len(long),
+    }
+
+
 def _database(tmp: Path, name: str, planned: list[Any]) -> str:
     url = f"sqlite:///{tmp / name}"
     engine = make_engine(url)
@@ -128,6 +143,7 @@ async def _run(dossiers: int, rate: float, batch: int, kill: bool) -> dict[str, 
                     "ratio": result["duration_seconds"] / implied,
                     "lookups": len(calls),
                     "busiest_second": _busiest_second([c["at"] for c in calls]),
+                    "spent": _spent(result, [c["at"] for c in calls], rate),
                 }
                 if kill:
                     report["killed"] = await _killed(client, Path(tmp), planned, base, rate, batch)
@@ -189,6 +205,10 @@ def main() -> None:
         ["uninterrupted: duration / implied", f"{one['ratio']:.3f}"],
         ["uninterrupted: busiest second (rate)", f"{one['busiest_second']} ({args.rate:g})"],
         ["uninterrupted: matched", one["matched"]],
+        *(
+            [f"uninterrupted: seconds {part}", f"{seconds:g}"]
+            for part, seconds in one["spent"].items()
+        ),
     ]
     if "killed" in report:
         two = report["killed"]

@@ -28,7 +28,7 @@ from aiokafka.structs import ConsumerRecord
 from services.common.dates import to_ms
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.indicators import counted_parts, parts_of
-from services.common.kafka import broker_reachable
+from services.common.kafka import broker_reachable, read_to_end
 from services.common.logging import get_logger
 from services.ingest.dossiers.decide import Policy, evictable, expired
 from services.ingest.dossiers.facts import facts_of
@@ -46,30 +46,19 @@ async def read_compacted(
     consumer: AIOKafkaConsumer, topic: str, partitions: set[int]
 ) -> dict[int, dict[str, bytes]]:
     """The latest value of every key of `partitions` of a compacted topic (tombstones removed),
-    read from the start to the end offsets of the moment."""
+    read from the start to the end of the moment (`read_to_end`)."""
     found: dict[int, dict[str, bytes]] = {p: {} for p in partitions}
     wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
-    if not wanted:
-        return found
-    consumer.assign(wanted)
-    await consumer.seek_to_beginning(*wanted)
-    ends = await consumer.end_offsets(wanted)
-    pending = {tp for tp in wanted if ends[tp] > 0}
-    while pending:
-        batch = await consumer.getmany(*pending, timeout_ms=1000)
-        for tp, records in batch.items():
-            values = found[tp.partition]
-            for record in records:
-                if record.key is None:
-                    continue
-                key = record.key.decode()
-                if record.value is None:
-                    values.pop(key, None)
-                else:
-                    values[key] = record.value
-        for tp in list(pending):
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
+    async for tp, records in read_to_end(consumer, wanted):
+        values = found[tp.partition]
+        for record in records:
+            if record.key is None:
+                continue
+            key = record.key.decode()
+            if record.value is None:
+                values.pop(key, None)
+            else:
+                values[key] = record.value
     return found
 
 

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.common import topics
+from services.common.kafka import read_to_end
 from services.common.logging import get_logger
 from services.reconcile.store import Resend
 
@@ -95,24 +96,11 @@ async def read_histories(
         await consumer._client.force_metadata_update()  # no public refresh in aiokafka
         partitions = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    if not tps:
-        return found
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    ends = await consumer.end_offsets(tps)
-    # Read to the end offsets, then until one fetch brings nothing more: a broker may report a
-    # partition's end as its last batch's base offset + 1 (the embedded Tansu does), and the
-    # rest of that batch is wanted too. Records added meanwhile are the dossiers' newer ones.
-    reading = set(tps)
+    # Records added while this reads are the dossiers' newer ones: wanted too.
     async with asyncio.timeout(SCAN_TIMEOUT_SECONDS):
-        while reading:
-            batches = await consumer.getmany(*reading, timeout_ms=300, max_records=5000)
-            for tp, messages in batches.items():
-                for message in messages:
-                    _keep(found, codes, tp.partition, message)
-            for tp in list(reading):
-                if tp not in batches and await consumer.position(tp) >= ends[tp]:
-                    reading.discard(tp)
+        async for tp, messages in read_to_end(consumer, tps):
+            for message in messages:
+                _keep(found, codes, tp.partition, message)
     consumer.assign([])
     return found
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from services.common.httpapp import serve
-from services.common.lifecycle import install_stop_handlers, run_async
+from services.common.lifecycle import freeze_startup_objects, install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.simulator.app import create_app
 from services.simulator.simulator import Simulator
@@ -21,8 +21,10 @@ async def _run(host: str, port: int) -> None:
         password=os.environ.get("GOVSYNC_SIMULATOR_PASSWORD", "secret"),
         client_secret=os.environ.get("GOVSYNC_SIMULATOR_CLIENT_SECRET", "secret"),
     )
+    app = create_app(sim)
+    freeze_startup_objects()  # full GC passes over the imports would stall every answer
     log.info("simulator listening", host=host, port=port)
-    await serve(create_app(sim), host=host, port=port, stop=stop)
+    await serve(app, host=host, port=port, stop=stop)
 
 
 def main(*, host: str = "127.0.0.1", port: int = 8090) -> int:

@@ -17,6 +17,7 @@ to bench/results/.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -83,7 +84,7 @@ def _spent(result: dict[str, Any], times: list[float], rate: float) -> dict[str,
     """Where the sweep's time went: before its first lookup, between lookups at the paced
     interval, in the gaps longer than three intervals (batch boundaries), after its last."""
     times = sorted(times)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     long = [g for g in gaps if g > 3 / rate]
     return {
         "before_first": round(times[0] - result["started_ms"] / 1000, 3),

@@ -17,7 +17,7 @@ from services.common.auth import FailureLimiter, KeyRing
 from services.common.deadletter import DeadLetterWriter
 from services.common.httpapp import ReadinessCheck, create_base_app, new_registry, serve
 from services.common.kafka import TopicSpec, ensure_topics, make_consumer, make_producer
-from services.common.lifecycle import install_stop_handlers, run_async
+from services.common.lifecycle import freeze_startup_objects, install_stop_handlers, run_async
 from services.common.logging import configure_logging, get_logger
 from services.common.problem import install_problem_handlers
 from services.ingest.api import EventSink, IntakeConfig, KafkaEventSink, add_intake_routes
@@ -238,6 +238,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             metrics=metrics,
             lookup=StateLookup(worker.states.partitions),
         )
+        freeze_startup_objects()  # as in sync and scores: full GC passes over the imports
         log.info(
             "ingest starting",
             bootstrap=settings.kafka.bootstrap_servers,

@@ -160,13 +160,22 @@ def _known(row: Mapping[Any, Any]) -> Known:
     )
 
 
-def in_period(codes: Sequence[str], period: Period) -> ColumnElement[bool]:
+def in_period(
+    codes: Sequence[str], period: Period, *, in_code_order: bool = False
+) -> ColumnElement[bool]:
     """The dossiers a period's score reads: received in it (the reception-dated indicators), or
-    in 2.1's population (received before its end and not ended before its start)."""
+    in 2.1's population (received before its end and not ended before its start).
+
+    `in_code_order`: for a page in code order, the agency is compared as an expression, so the
+    planner walks the code index and stops at the page's end. Otherwise SQLite gathered the
+    whole period through the agency indexes and sorted it for every page: 0.6 s a page of 500
+    at 100,000 dossiers (6 ms this way), a sweep at 500/s 8% slower than its rate.
+    """
     t = dossiers.c
     start, end = to_ms(period.start), to_ms(period.end)
+    agency = (t.agency + "") if in_code_order else t.agency
     return and_(
-        t.agency.in_(list(codes)),
+        agency.in_(list(codes)),
         or_(
             and_(t.received_day >= period.first_day, t.received_day < period.end_day),
             and_(t.handled == 1, t.received_ms < end, t.open_until >= start),
@@ -193,7 +202,7 @@ class ReconcileStore:
         t = dossiers.c
         query = (
             select(t.code, t.agency, t.revision, t.ack_revision, t.status, t.received_day, t.facts)
-            .where(in_period(codes, period), t.code > after)
+            .where(in_period(codes, period, in_code_order=True), t.code > after)
             .order_by(t.code)
             .limit(limit)
         )

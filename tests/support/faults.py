@@ -710,6 +710,8 @@ class IngestCheck:
     """Accepted event ids with no normalised record."""
     revision_faults: list[str] = field(default_factory=list)
     """Dossiers whose revisions have a gap, restart or two events for one revision."""
+    fault_details: dict[str, str] = field(default_factory=dict)
+    """Per faulty dossier: what is wrong, its revisions' events and the changes sent."""
     finals: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Dossier code to (revision, status) of its last normalised record."""
     repeats: int = 0
@@ -800,10 +802,17 @@ def check_ingest(sent: list[SentEvent], records: list[Received]) -> IngestCheck:
             check.finals[code] = (int(r["revision"]), int(r["status"]))
     sent_per_dossier = Counter(e.dossier for e in sent)
     for code, revisions in events_of.items():
-        contiguous = sorted(revisions) == list(range(1, len(revisions) + 1))
-        one_event_each = all(len(ids) == 1 for ids in revisions.values())
-        if not contiguous or not one_event_each or len(revisions) < sent_per_dossier[code]:
+        wrong = []
+        if sorted(revisions) != list(range(1, len(revisions) + 1)):
+            wrong.append("not 1..n")
+        if any(len(ids) != 1 for ids in revisions.values()):
+            wrong.append("a revision with several events")
+        if len(revisions) < sent_per_dossier[code]:
+            wrong.append(f"{len(revisions)} revisions for {sent_per_dossier[code]} events sent")
+        if wrong:
             check.revision_faults.append(code)
+            published = {r: sorted(ids) for r, ids in sorted(revisions.items())}
+            check.fault_details[code] = f"{'; '.join(wrong)}: {published}"
     return check
 
 

@@ -10,8 +10,9 @@ Run 1: `govsync reconcile dossiers` uninterrupted: its duration against dossiers
 (with --kill 1): the same sweep of a fresh database, SIGKILLed once half the dossiers were
 looked up, started again: it waits for the dead sweep's lease, continues from the checkpoint;
 the simulator's record of every lookup says how many dossiers were asked twice (at most the
-batch in flight) and the most lookups in any one second (at most the rate). Writes a JSON report
-to bench/results/.
+batch in flight) and the most lookups in any one second (at most the rate). The sweep's own
+CPU time per lookup says up to which rate one sweep process can hold its schedule. Writes a
+JSON report to bench/results/.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import itertools
 import json
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -68,6 +70,13 @@ async def _lookups(client: httpx.AsyncClient, since: int = 0) -> list[dict[str, 
         await client.get("/_sim/calls", params={"destination": "portal", "since": since})
     ).json()
     return [c for c in calls if c["service"] == "TraCuuHoSo"]
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far: the difference around one sweep is
+    that sweep's own (the simulator is still running, so not in it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _busiest_second(times: list[float]) -> int:
@@ -131,8 +140,10 @@ async def _run(dossiers: int, rate: float, batch: int, kill: bool) -> dict[str, 
                 report["database_fill_seconds"] = round(time.monotonic() - started, 1)
                 env = _env(f"{base}/portal", url, rate, batch)
                 before = (await client.get("/_sim/stats")).json()["calls"]
+                cpu_before = _children_cpu()
                 sweep = await _sweep(env)
                 out, _ = await sweep.communicate()
+                cpu = _children_cpu() - cpu_before
                 result = json.loads(out.decode().strip().splitlines()[-1])
                 calls = await _lookups(client, before)
                 implied = dossiers / rate
@@ -145,6 +156,8 @@ async def _run(dossiers: int, rate: float, batch: int, kill: bool) -> dict[str, 
                     "lookups": len(calls),
                     "busiest_second": _busiest_second([c["at"] for c in calls]),
                     "spent": _spent(result, [c["at"] for c in calls], rate),
+                    "cpu_seconds": round(cpu, 1),
+                    "cpu_ms_per_lookup": round(1000 * cpu / max(1, len(calls)), 3),
                 }
                 if kill:
                     report["killed"] = await _killed(client, Path(tmp), planned, base, rate, batch)
@@ -206,6 +219,10 @@ def main() -> None:
         ["uninterrupted: duration / implied", f"{one['ratio']:.3f}"],
         ["uninterrupted: busiest second (rate)", f"{one['busiest_second']} ({args.rate:g})"],
         ["uninterrupted: matched", one["matched"]],
+        [
+            "uninterrupted: sweep CPU seconds (ms a lookup)",
+            f"{one['cpu_seconds']:g} ({one['cpu_ms_per_lookup']:g})",
+        ],
         *(
             [f"uninterrupted: seconds {part}", f"{seconds:g}"]
             for part, seconds in one["spent"].items()

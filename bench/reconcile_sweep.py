@@ -1,7 +1,7 @@
 """A per-dossier sweep over 100,000 dossiers at the configured lookup rate: it must finish in the
 time the rate implies (within 10%), never exceed the rate, and survive a kill -9 halfway.
 
-    uv run python -m bench.reconcile_sweep [--dossiers 100000] [--rate 500] [--batch 500]
+    uv run python -m bench.reconcile_sweep [--dossiers 100000] [--rate 200] [--batch 500]
                                            [--kill 1]
 
 The simulator runs as its own process (`govsync simulate`), holding every dossier (put there
@@ -208,7 +208,7 @@ async def _killed(
 
 
 def main() -> None:
-    args = arguments(__doc__, dossiers=100_000, rate=500.0, batch=500, kill=1)
+    args = arguments(__doc__, dossiers=100_000, rate=200.0, batch=500, kill=1)
     report = asyncio.run(_run(args.dossiers, args.rate, args.batch, bool(args.kill)))
     one = report["uninterrupted"]
     rows = [

@@ -109,7 +109,7 @@ def pure_path(events: list[SourceEvent]) -> dict[str, Any]:
         t2 = clock()
         decision = result.decision
         if decision is not None and decision.record is not None:
-            decision.record.model_dump_json()  # the state is packed as it is decided
+            decision.record_bytes()  # the state is packed as it is decided
         t3 = clock()
         decoding, deciding, serialising = (
             decoding + t1 - t0,

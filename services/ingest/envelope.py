@@ -9,7 +9,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ _BINARY_PREFIX = "ce_"
 _PROGRESS_MARKERS = frozenset({"thoidiemxuly", "noidungxuly", "nguoixuly"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see `decide.Decision`)
 class Envelope:
     """The attributes govsync needs from a CloudEvent, and its data (JSON value or XML bytes)."""
 
@@ -55,7 +55,7 @@ def json_values_at_most(text: bytes | bytearray) -> int:
     inside strings only raise the bound. A few passes of `bytes.count` (memchr), where parsing
     a body of empty objects costs 35 times its size in memory.
     """
-    return 1 + sum(text.count(c) for c in (b",", b":", b"[", b"{"))
+    return 1 + text.count(b",") + text.count(b":") + text.count(b"[") + text.count(b"{")
 
 
 def check_json_values(text: bytes, max_values: int) -> None:
@@ -83,9 +83,13 @@ def _content_id(value: bytes) -> str:
 
 
 def from_structured(
-    obj: Mapping[str, Any], *, max_json_values: int = DEFAULT_MAX_JSON_VALUES
+    obj: Mapping[str, Any],
+    *,
+    max_json_values: int = DEFAULT_MAX_JSON_VALUES,
+    record_time: datetime | None = None,
 ) -> Envelope:
-    """A structured-mode CloudEvent already parsed from JSON (a Kafka value or an HTTP body)."""
+    """A structured-mode CloudEvent already parsed from JSON (a Kafka value or an HTTP body);
+    `record_time` is the broker record's timestamp, when it came from Kafka."""
     try:
         event = CloudEvent.model_validate(obj)
     except ValidationError as exc:
@@ -119,10 +123,13 @@ def from_structured(
         data=data,
         agency=_agency(event.model_extra or {}),
         mode="structured",
+        record_time=record_time,
     )
 
 
-def _from_binary(value: bytes, headers: Mapping[str, str], max_json_values: int) -> Envelope:
+def _from_binary(
+    value: bytes, headers: Mapping[str, str], max_json_values: int, record_time: datetime | None
+) -> Envelope:
     attributes: dict[str, Any] = {
         key[len(_BINARY_PREFIX) :]: val for key, val in headers.items() if key.startswith("ce_")
     }
@@ -144,14 +151,18 @@ def _from_binary(value: bytes, headers: Mapping[str, str], max_json_values: int)
         data=data,
         agency=envelope.agency,
         mode="binary",
+        record_time=record_time,
     )
 
 
 def _bare(value: bytes, parsed: Any, topic: str, record_time: datetime | None) -> Envelope:
     if isinstance(parsed, dict):
-        keys = {k.strip().lower() for k in parsed if isinstance(k, str)}
-        is_progress = "trangthaihoso" not in keys and bool(keys & _PROGRESS_MARKERS)
-        event_type = EventType.PROGRESS if is_progress else EventType.DOSSIER
+        if "TrangThaiHoSo" in parsed:  # the portal's own spelling: a header, without a scan
+            event_type = EventType.DOSSIER
+        else:
+            keys = {k.strip().lower() for k in parsed if isinstance(k, str)}
+            is_progress = "trangthaihoso" not in keys and bool(keys & _PROGRESS_MARKERS)
+            event_type = EventType.PROGRESS if is_progress else EventType.DOSSIER
     else:
         raise DecodeError("a bare event must be a JSON object (a DongBoHoSoMC item)")
     return Envelope(
@@ -208,7 +219,7 @@ def decode_record(
     except UnicodeDecodeError:
         raise DecodeError("a header is not valid UTF-8") from None
     if "ce_specversion" in text_headers:
-        return replace(_from_binary(value, text_headers, max_json_values), record_time=record_time)
+        return _from_binary(value, text_headers, max_json_values, record_time)
     stripped = value.lstrip()
     if stripped.startswith(b"<"):
         return Envelope(
@@ -227,7 +238,5 @@ def decode_record(
     except orjson.JSONDecodeError:
         raise DecodeError("the record is neither JSON nor XML (or not valid UTF-8)") from None
     if isinstance(parsed, dict) and "specversion" in parsed:
-        return replace(
-            from_structured(parsed, max_json_values=max_json_values), record_time=record_time
-        )
+        return from_structured(parsed, max_json_values=max_json_values, record_time=record_time)
     return _bare(value, parsed, topic, record_time)

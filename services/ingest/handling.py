@@ -16,7 +16,6 @@ No Kafka client here: bytes in, outcomes out; the clock comes from the caller.
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,7 +58,7 @@ class HandlerTopics:
     edocument_output: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see `decide.Decision`)
 class Output:
     """A record to publish."""
 
@@ -89,7 +88,7 @@ class Refusal:
         return type(self.error).__name__
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see `decide.Decision`)
 class DossierChange:
     """An accepted dossier change: its packed state for memory and the state topic, and the
     states before and after, for the worker's exact figures."""
@@ -113,7 +112,7 @@ class LedgerChange:
     after: CountsAs | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see `decide.Decision`)
 class Handled:
     """How one event ended, and what the worker writes and counts because of it."""
 
@@ -221,9 +220,10 @@ class EventHandler:
             return _refused(event_type, error, envelope.source if envelope else None)
 
     def _dossier(self, envelope: Envelope, states: Mapping[str, bytes], now: datetime) -> Handled:
-        # Writes land in the front map only: the caller's states change once the output is queued.
-        overlay = ChainMap[str, bytes]({}, cast(MutableMapping[str, bytes], states))
-        result = self._pipeline.handle(envelope, states=overlay, now=now)
+        # Read only: the caller's states change once the output is queued.
+        result = self._pipeline.handle(
+            envelope, states=cast(MutableMapping[str, bytes], states), now=now, store=False
+        )
         if result.outcome is Outcome.DEAD_LETTERED:
             assert result.error is not None  # noqa: S101 - a dead letter always has its error
             return _refused(result.event_type, result.error, result.source)
@@ -237,7 +237,7 @@ class EventHandler:
             return Handled(result.event_type, result.outcome)
         code = decision.record.dossier_code
         with at_stage("publish"):
-            value = decision.record.model_dump_json().encode()
+            value = decision.record_bytes()
         return Handled(
             result.event_type,
             result.outcome,

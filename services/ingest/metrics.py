@@ -165,6 +165,7 @@ class IngestMetrics:
             ["reason"],
             registry=registry,
         )
+        self._event_children: dict[tuple[str, Outcome, str], tuple[Counter, Counter]] = {}
         # Zeros up front: a rate over a series that does not exist yet is no rate at all.
         for event_type in EventType:
             for outcome in Outcome:
@@ -209,6 +210,20 @@ class IngestMetrics:
         self.digitised.labels(agency)
         self.fee_bearing.labels(agency)
         self.paid_online.labels(agency)
+
+    def count_event(self, event_type: str, outcome: Outcome, entry: str, seconds: float) -> None:
+        """One event's outcome and processing time; the labelled series are looked up once."""
+        children = self._event_children.get((event_type, outcome, entry))
+        if children is None:
+            children = (
+                self.events.labels(event_type, outcome.value),
+                self.entry_events.labels(entry, outcome.value),
+            )
+            if len(self._event_children) < 1_000:  # types, outcomes and entries are closed sets
+                self._event_children[(event_type, outcome, entry)] = children
+        self.processing.observe(seconds)
+        children[0].inc()
+        children[1].inc()
 
     def count_document(self, counted: Counted) -> None:
         self.edocuments.labels(

@@ -437,9 +437,7 @@ class IngestWorker:
             log.error("event not counted", error=type(exc).__name__)
 
     def _finish(self, event_type: str, outcome: Outcome, started: float, entry: str) -> None:
-        self._metrics.processing.observe(time.perf_counter() - started)
-        self._metrics.events.labels(event_type, outcome.value).inc()
-        self._metrics.entry_events.labels(entry, outcome.value).inc()
+        self._metrics.count_event(event_type, outcome, entry, time.perf_counter() - started)
 
     async def _dead_letter(
         self,

@@ -27,16 +27,32 @@ from services.ingest.dossiers.normalise import NormalisedDossier, NormalisedProg
 from services.ingest.dossiers.state import DossierState, digest, summary
 from services.ingest.outcome import Outcome
 
+_NO_HEADER = {"header"}
 
-@dataclass(frozen=True, slots=True)
+
+# Not frozen, as the other per-event values of ingest: a frozen dataclass pays a
+# `object.__setattr__` per field on every construction.
+@dataclass(slots=True)
 class Decision:
     outcome: Outcome
     record: DossierRecord | None = None
     state: DossierState | None = None
     indicators: Indicators | None = None
+    header_json: bytes | None = None
+    """The record's header as JSON, serialised once for its content digest."""
+
+    def record_bytes(self) -> bytes:
+        """The record as published: its JSON, with the header's serialisation reused (the same
+        object; its key comes first)."""
+        if self.record is None:
+            raise ValueError("no record to publish")
+        if self.header_json is None or self.record.header is None:
+            return self.record.model_dump_json().encode()
+        rest = self.record.model_dump_json(exclude=_NO_HEADER).encode()
+        return b'{"header":' + self.header_json + b"," + rest[1:]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """One decoded and normalised event, ready for the state machine."""
 
@@ -69,10 +85,12 @@ def decide(
     """
     state = DossierState() if current is None else current.copy()
     event_key = digest(change.source.encode(), change.event_id.encode())
+    header_json: bytes | None = None
     if change.dossier is not None:
+        header_json = change.dossier.header.model_dump_json().encode()
         content = digest(
             b"h",
-            change.dossier.header.model_dump_json().encode(),
+            header_json,
             str(int(change.dossier.status)).encode(),
             (change.dossier.agency or "").encode(),
         )
@@ -126,7 +144,9 @@ def decide(
         step=step,
         facts=facts,
     )
-    return Decision(Outcome.ACCEPTED, record=record, state=state, indicators=added)
+    return Decision(
+        Outcome.ACCEPTED, record=record, state=state, indicators=added, header_json=header_json
+    )
 
 
 def evictable(packed: bytes, *, now: datetime, policy: Policy) -> bool:

@@ -62,7 +62,7 @@ class TimeBasis(StrEnum):
     STEP = "step"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see `decide.Decision`)
 class EventTime:
     at: datetime
     basis: TimeBasis

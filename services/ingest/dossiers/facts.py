@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from schemas.codes import Channel, DossierStatus
+from schemas.codes import DossierStatus
 from schemas.facts import DossierFacts
 from services.common.dates import to_ms
 from services.common.indicators import is_received
@@ -47,7 +47,14 @@ from services.ingest.dossiers.state import (
     with_newest,
 )
 
-_SUPPLEMENT = DossierStatus.SUPPLEMENT_REQUESTED
+# Plain ints: an enum member's lookup costs more than the comparison it serves.
+_SUPPLEMENT = int(DossierStatus.SUPPLEMENT_REQUESTED)
+_WITHDRAWN = int(DossierStatus.WITHDRAWN)
+_FINISHED = int(DossierStatus.FINISHED)
+_RETURNED = int(DossierStatus.RETURNED)
+_STOPPED = int(DossierStatus.STOPPED)
+_REJECTED = int(DossierStatus.REJECTED)
+_SUBMITTED = int(DossierStatus.SUBMITTED)
 _DATES = (
     ("submitted_at", "submitted_ms"),
     ("received_at", "received_ms"),
@@ -110,8 +117,19 @@ def apply_step(state: DossierState, progress: NormalisedProgress, at_ms: int) ->
         state.history = with_change(state.history, at_ms, int(progress.step.status))
 
 
-def _at(ms: int) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+_SECONDS_LIMIT = 2e10
+"""pydantic reads a number above this as milliseconds: no date before 2603 comes near it."""
+
+
+def _at(ms: int) -> float | datetime | None:
+    """An epoch-ms date as `DossierFacts` validates it: seconds, which pydantic-core turns into
+    the same UTC datetime as `datetime.fromtimestamp` in a fraction of the time."""
+    if not ms:
+        return None
+    seconds = ms / 1000
+    if -_SECONDS_LIMIT < seconds < _SECONDS_LIMIT:
+        return seconds
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) -> DossierFacts:
@@ -122,7 +140,7 @@ def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) 
     rounds = supplement_ms = since_ms = 0
     for i, (ms, status) in enumerate(entries):
         first.setdefault(status, ms)
-        if not received_ms and is_received(status) and status != DossierStatus.WITHDRAWN:
+        if not received_ms and is_received(status) and status != _WITHDRAWN:
             received_ms = ms
         if status == _SUPPLEMENT:
             rounds += 1
@@ -131,20 +149,20 @@ def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) 
             else:
                 since_ms = ms
     if not received_ms:
-        received_ms = first.get(DossierStatus.WITHDRAWN, 0)
+        received_ms = first.get(_WITHDRAWN, 0)
     received_ms = state.received_ms or received_ms
-    finished_ms = state.finished_ms or first.get(DossierStatus.FINISHED, 0)
-    returned_ms = state.returned_ms or first.get(DossierStatus.RETURNED, 0)
+    finished_ms = state.finished_ms or first.get(_FINISHED, 0)
+    returned_ms = state.returned_ms or first.get(_RETURNED, 0)
     ended_ms, end_status = _end(state, first, finished_ms, returned_ms)
     flags = state.flags
-    status = entries[-1][1] if entries else DossierStatus.SUBMITTED
+    status = entries[-1][1] if entries else _SUBMITTED
     # One validation from a dict: faster in pydantic-core than `model_construct` in Python.
     return DossierFacts.model_validate(
         {
             "agency": state.agency,
             "procedure_code": state.procedure,
-            "status": DossierStatus(status),
-            "channel": Channel(state.channel) if state.channel else None,
+            "status": status,
+            "channel": state.channel or None,
             "submitted_at": _at(state.submitted_ms),
             "received_at": _at(received_ms),
             "due_at": _at(state.due_ms),
@@ -154,7 +172,7 @@ def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) 
             "finished_at": _at(finished_ms),
             "returned_at": _at(returned_ms),
             "ended_at": _at(ended_ms),
-            "end_status": DossierStatus(end_status) if end_status else None,
+            "end_status": end_status or None,
             "supplement_requests": max(state.listed_supplements, rounds),
             "supplement_seconds": supplement_ms // 1000,
             "supplement_since": _at(since_ms),
@@ -175,20 +193,20 @@ def _end(
     """When processing ended for 2.1, and at which status: the first of finished (9), returned
     (10), stopped (8) and refused (3), and withdrawn (7) once the dossier had been received."""
     candidates: list[tuple[int, int]] = []
-    if finished_ms and (DossierStatus.FINISHED in first or DossierStatus.RETURNED in first):
-        candidates.append((finished_ms, DossierStatus.FINISHED))
-    if DossierStatus.RETURNED in first:
-        candidates.append((returned_ms, DossierStatus.RETURNED))
-    if DossierStatus.STOPPED in first:
-        candidates.append((first[DossierStatus.STOPPED], DossierStatus.STOPPED))
-    if DossierStatus.REJECTED in first:
-        rejected = state.rejected_ms or first[DossierStatus.REJECTED]
-        candidates.append((rejected, DossierStatus.REJECTED))
-    withdrawn = first.get(DossierStatus.WITHDRAWN)
+    if finished_ms and (_FINISHED in first or _RETURNED in first):
+        candidates.append((finished_ms, _FINISHED))
+    if _RETURNED in first:
+        candidates.append((returned_ms, _RETURNED))
+    if _STOPPED in first:
+        candidates.append((first[_STOPPED], _STOPPED))
+    if _REJECTED in first:
+        rejected = state.rejected_ms or first[_REJECTED]
+        candidates.append((rejected, _REJECTED))
+    withdrawn = first.get(_WITHDRAWN)
     if withdrawn is not None:
         received_before = [ms for s, ms in first.items() if is_received(s) and s != 7]
         if state.received_ms or (received_before and min(received_before) <= withdrawn):
-            candidates.append((withdrawn, DossierStatus.WITHDRAWN))
+            candidates.append((withdrawn, _WITHDRAWN))
     if not candidates:
         return 0, 0
     return min(candidates)

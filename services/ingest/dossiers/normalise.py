@@ -90,9 +90,12 @@ def clean_text(value: str | None, *, max_chars: int) -> str | None:
     """NFC, no control characters, trimmed and bounded; empty text becomes None."""
     if value is None:
         return None
-    # Controls go first: one between a letter and its combining mark would otherwise keep the
-    # pair decomposed.
-    text = unicodedata.normalize("NFC", _CONTROL.sub("", value)).strip()
+    if value.isascii() and value.isprintable():
+        text = value.strip()  # most text: already NFC, no controls
+    else:
+        # Controls go first: one between a letter and its combining mark would otherwise keep
+        # the pair decomposed.
+        text = unicodedata.normalize("NFC", _CONTROL.sub("", value)).strip()
     return text[:max_chars] if text else None
 
 
@@ -209,7 +212,7 @@ class Vocabularies:
     channel: Mapping[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see `decide.Decision`)
 class NormalisedDossier:
     agency: str | None
     status: DossierStatus
@@ -219,7 +222,7 @@ class NormalisedDossier:
     left out as false, but a fact a header leaves out keeps its earlier value."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see `decide.Decision`)
 class NormalisedProgress:
     agency: str | None
     step: ProgressStep

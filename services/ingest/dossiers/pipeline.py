@@ -29,8 +29,9 @@ from services.ingest.envelope import Envelope
 from services.ingest.errors import (
     ContractError,
     EventRefusedError,
+    IngestError,
+    UnexpectedEventError,
     UnsupportedTypeError,
-    at_stage,
 )
 from services.ingest.outcome import Outcome
 
@@ -38,7 +39,7 @@ UNKNOWN_TYPE = "unknown"
 DEFAULT_MAX_FUTURE_SKEW = timedelta(seconds=300)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see `Decision`
 class Result:
     """How one event ended; exactly one outcome per event."""
 
@@ -172,33 +173,42 @@ class DossierPipeline:
         *,
         states: MutableMapping[str, bytes],
         now: datetime,
+        store: bool = True,
     ) -> Result:
         """Decide one dossier event against the packed states (live and archived) of its
-        partition; on acceptance `states` already holds the new state.
+        partition; on acceptance `states` already holds the new state, unless not `store`
+        (the caller keeps `Result.packed` once it is safe to).
 
         Never raises: whatever goes wrong, however unforeseen, is this event's dead letter.
         """
         event_type, source = envelope.type.value, envelope.source
+        # The stage an unforeseen exception is named after (as `at_stage` does, without a
+        # context manager per stage: this is every event's path).
+        stage = "normalise"
         try:
-            with at_stage("normalise"):
-                change = self.change(envelope, now=now)
+            change = self.change(envelope, now=now)
             code = change.dossier_code
-            with at_stage("decide"):
-                held = states.get(code)
-                current = None if held is None else DossierState.from_bytes(held)
+            stage = "decide"
+            held = states.get(code)
+            current = None if held is None else DossierState.from_bytes(held)
             if current is not None:
                 # An event naming no agency (or its own) must not move another agency's dossier,
                 # nor another source's.
                 self._binding.check(source, (("the dossier's agency", current.agency),))
                 self._binding.check_owner(current.owner, source, what="dossier")
-            with at_stage("decide"):
-                decision = decide(current, change, now=now, policy=self._policy)
-                if decision.state is not None and decision.state.owner is None:
-                    decision.state.owner = interned(source)
-                packed = None if decision.state is None else decision.state.to_bytes()
+            decision = decide(current, change, now=now, policy=self._policy)
+            if decision.state is not None and decision.state.owner is None:
+                decision.state.owner = interned(source)
+            packed = None if decision.state is None else decision.state.to_bytes()
         except EventRefusedError as exc:
             return Result(Outcome.DEAD_LETTERED, event_type, error=exc, source=source)
-        if packed is not None:
+        except IngestError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a defect this event met: its dead letter
+            error = UnexpectedEventError(stage, exc)
+            error.__cause__ = exc
+            return Result(Outcome.DEAD_LETTERED, event_type, error=error, source=source)
+        if packed is not None and store:
             states[code] = packed
         return Result(
             decision.outcome,

@@ -67,11 +67,9 @@ class Flag:
 
 
 def digest(*parts: bytes) -> bytes:
-    h = hashlib.blake2b(digest_size=_DIGEST)
-    for part in parts:
-        h.update(len(part).to_bytes(4, "big"))
-        h.update(part)
-    return h.digest()
+    """8 bytes of BLAKE2b over the parts, each after its length (4 bytes, big-endian)."""
+    framed = b"".join([b for part in parts for b in (len(part).to_bytes(4, "big"), part)])
+    return hashlib.blake2b(framed, digest_size=_DIGEST).digest()
 
 
 def interned(text: str | None) -> str | None:
@@ -255,23 +253,25 @@ class DossierState:
         fixed = _FIXED.unpack_from(value)
         if fixed[0] != _VERSION:
             raise ValueError(f"unknown state version {fixed[0]}")
+        # Each variable part is its length (a count byte, or two bytes for text), then itself.
         pos = _FIXED.size
-
-        def take(size: int) -> bytes:
-            nonlocal pos
-            part = value[pos : pos + size]
-            pos += size
-            return part
-
-        recent = take(value[pos] * _DIGEST + 1)[1:]
-        header_digest = take(value[pos] + 1)[1:]
-        step_digest = take(value[pos] + 1)[1:]
-        history = take(value[pos] * _ENTRY.size + 1)[1:]
-        agency = take(_LENGTH.unpack_from(value, pos)[0] + 2)[2:].decode()
-        procedure = take(_LENGTH.unpack_from(value, pos)[0] + 2)[2:].decode()
-        owner = (
-            take(_LENGTH.unpack_from(value, pos)[0] + 2)[2:].decode() if pos < len(value) else ""
-        )
+        end = pos + 1 + value[pos] * _DIGEST
+        recent, pos = value[pos + 1 : end], end
+        end = pos + 1 + value[pos]
+        header_digest, pos = value[pos + 1 : end], end
+        end = pos + 1 + value[pos]
+        step_digest, pos = value[pos + 1 : end], end
+        end = pos + 1 + value[pos] * _ENTRY.size
+        history, pos = value[pos + 1 : end], end
+        texts: list[str] = []
+        for optional in (False, False, True):  # agency, procedure, owner (absent before it was)
+            if optional and pos >= len(value):
+                texts.append("")
+                continue
+            end = pos + 2 + _LENGTH.unpack_from(value, pos)[0]
+            texts.append(value[pos + 2 : end].decode())
+            pos = end
+        agency, procedure, owner = texts
         return cls(
             revision=fixed[3],
             header_ms=fixed[4],

@@ -27,19 +27,13 @@ class Tally:
 
     def move(self, partition: int, old: Iterable[Key], new: Iterable[Key]) -> set[Key]:
         """One item no longer counts in `old` but in `new`; the series that changed."""
-        old, new = list(old), list(new)
-        gone, came = set(old), set(new)
-        if len(gone) == len(old) and len(came) == len(new):  # each key once: plain sets do
-            counts = self._partitions.setdefault(partition, Counter())
-            for key in came - gone:
-                counts[key] += 1
-            for key in gone - came:
-                counts[key] -= 1
-            return gone ^ came
-        before, after = Counter(old), Counter(new)
-        self.add(partition, (after - before).elements())
-        self.add(partition, (before - after).elements(), -1)
-        return set((after - before) + (before - after))
+        delta = Counter(new)
+        delta.subtract(old)
+        counts = self._partitions.setdefault(partition, Counter())
+        for key, n in delta.items():
+            if n:
+                counts[key] += n
+        return {key for key, n in delta.items() if n}
 
     def drop(self, partition: int) -> set[Key]:
         """Forget a partition's share; the series it counted in."""

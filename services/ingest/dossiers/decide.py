@@ -46,7 +46,7 @@ class Decision:
         object; its key comes first)."""
         if self.record is None:
             raise ValueError("no record to publish")
-        if self.header_json is None or self.record.header is None:
+        if self.header_json is None:  # a step's record
             return self.record.model_dump_json().encode()
         rest = self.record.model_dump_json(exclude=_NO_HEADER).encode()
         return b'{"header":' + self.header_json + b"," + rest[1:]

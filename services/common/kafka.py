@@ -74,6 +74,10 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+PRODUCER_BATCH_BYTES = 1024 * 1024
+"""The producers' `max_batch_size`."""
+
+
 def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     """A producer that waits for all in-sync replicas: nothing acknowledged can be lost."""
     options = client_options(settings) | {
@@ -85,7 +89,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
         "compression_type": None,
         # aiokafka's 16 KiB default fills after a dozen dossier records, and a full batch makes
         # the next send wait for the one in flight: a third of ingest's time in the benchmark.
-        "max_batch_size": 1024 * 1024,
+        "max_batch_size": PRODUCER_BATCH_BYTES,
         "partitioner": partition_for_key,
     }
     return AIOKafkaProducer(**(options | overrides))

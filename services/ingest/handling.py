@@ -39,6 +39,7 @@ from services.ingest.envelope import (
 )
 from services.ingest.errors import (
     EventRefusedError,
+    IngestError,
     RequestTooLargeError,
     UnexpectedEventError,
     at_stage,
@@ -199,7 +200,8 @@ class EventHandler:
         ledger entry lives; `timestamp_ms` its broker timestamp (a bare item's last resort)."""
         envelope: Envelope | None = None
         try:
-            with at_stage("decode"):
+            # As `at_stage("decode")` would, without a context manager on every event's path.
+            try:
                 envelope = decode_record(
                     value,
                     headers,
@@ -208,6 +210,10 @@ class EventHandler:
                     max_json_values=self._max_json_values,
                     timestamp_ms=timestamp_ms,
                 )
+            except IngestError:
+                raise
+            except Exception as exc:
+                raise UnexpectedEventError("decode", exc) from exc
             if envelope.type in XML_TYPES:
                 return await self._document(envelope, now, partition)
             return self._dossier(envelope, states, now)
@@ -236,8 +242,12 @@ class EventHandler:
         ):
             return Handled(result.event_type, result.outcome)
         code = decision.record.dossier_code
-        with at_stage("publish"):
+        try:  # as `at_stage("publish")`, on every accepted event's path
             value = decision.record_bytes()
+        except IngestError:
+            raise
+        except Exception as exc:
+            raise UnexpectedEventError("publish", exc) from exc
         return Handled(
             result.event_type,
             result.outcome,

@@ -1,9 +1,11 @@
 """The ingest worker: consumes source topics, publishes normalised records, keeps dossier state.
 
 At least once: a batch's normalised records, state updates and dead letters are all
-acknowledged by the broker before its offsets are committed. While one batch waits for those
-acknowledgements the next is already being decided, so the CPU work overlaps the round trips;
-a batch's completion starts only once the previous one has ended, so commits stay in order.
+acknowledged by the broker before its offsets are committed. A batch's outputs are submitted
+together once it is decided, one producer batch per partition (`PartitionBatches`). While one
+batch waits for those acknowledgements the next is already being decided, so the CPU work
+overlaps the round trips; a batch's completion starts only once the previous one has ended, so
+commits stay in order.
 Dossier state lives in a compacted topic written to the same partition number as the input
 record, so the replica that owns an input partition restores exactly the state it needs when
 the partition is assigned.
@@ -25,10 +27,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from services.common.batches import PartitionBatches
 from services.common.dates import to_ms
 from services.common.deadletter import DeadLetter, DeadLetterWriter, Origin
 from services.common.indicators import counted_parts, parts_of
-from services.common.kafka import broker_reachable, read_to_end
+from services.common.kafka import PRODUCER_BATCH_BYTES, broker_reachable, read_to_end
 from services.common.logging import get_logger
 from services.ingest.dossiers.decide import Policy, evictable, expired
 from services.ingest.dossiers.facts import facts_of
@@ -139,6 +142,8 @@ class IngestWorker:
         self._clock = clock
         self._eviction_interval = eviction_interval_seconds
         self._states = StateStore()
+        self._outputs = PartitionBatches(producer, max_batch_bytes=PRODUCER_BATCH_BYTES)
+        """The batch being decided's outputs, submitted together once it is."""
         self._tally = Tally()
         self._doc_tally = Tally()
         self._lock = asyncio.Lock()
@@ -259,7 +264,7 @@ class IngestWorker:
 
     def _publish(self, keys: set[Key]) -> None:
         for key in keys:
-            self._metrics.counted.labels(*key).set(self._tally.total(key))
+            self._metrics.series(self._metrics.counted, *key).set(self._tally.total(key))
 
     def _doc_keys(self, counts_as: CountsAs | None) -> list[Key]:
         if counts_as is None:
@@ -269,7 +274,9 @@ class IngestWorker:
 
     def _publish_documents(self, keys: set[Key]) -> None:
         for key in keys:
-            self._metrics.edocuments_counted.labels(*key).set(self._doc_tally.total(key))
+            self._metrics.series(self._metrics.edocuments_counted, *key).set(
+                self._doc_tally.total(key)
+            )
 
     async def _restore_ledger(self, partitions: set[int]) -> None:
         """Read each assigned e-document partition's ledger entries from the compacted topic."""
@@ -332,6 +339,7 @@ class IngestWorker:
             for record in records:
                 pending.extend(await self._one(tp, record, states, state_updates))
             offsets[tp] = records[-1].offset + 1
+        pending.extend(await self._outputs.flush())
         # The previous batch, whose round trips overlapped this one's decisions, ends first: one
         # batch under way at a time keeps commits in order and bounds what is held in memory.
         await self._settle()
@@ -352,12 +360,10 @@ class IngestWorker:
         duplicate.
         """
         await asyncio.gather(*pending)
-        await asyncio.gather(
-            *[
-                await self._producer.send(topic, value=value, key=key.encode(), partition=partition)
-                for (topic, partition, key), value in state_updates.items()
-            ]
-        )
+        states = PartitionBatches(self._producer, max_batch_bytes=PRODUCER_BATCH_BYTES)
+        for (topic, partition, key), value in state_updates.items():
+            states.add(topic, value, key=key.encode(), partition=partition)
+        await asyncio.gather(*await states.flush())
         if offsets:
             await self._consumer.commit(offsets)
         for tp in offsets:
@@ -404,13 +410,9 @@ class IngestWorker:
             )
         self._count(tp.partition, handled)
         output = handled.output
-        if output is None:
-            return []  # a duplicate or a stale event: nothing to write
-        return [
-            await self._producer.send(
-                output.topic, value=output.value, key=output.key, headers=list(output.headers)
-            )
-        ]
+        if output is not None:  # none for a duplicate or a stale event
+            self._outputs.add(output.topic, output.value, key=output.key, headers=output.headers)
+        return []
 
     def _count(self, partition: int, handled: Handled) -> None:
         """Counters and gauges must never cost an accepted event: a failure is logged, not

@@ -90,8 +90,10 @@ def clean_text(value: str | None, *, max_chars: int) -> str | None:
     """NFC, no control characters, trimmed and bounded; empty text becomes None."""
     if value is None:
         return None
-    if value.isascii() and value.isprintable():
-        text = value.strip()  # most text: already NFC, no controls
+    # Most text is printable (so holds none of `_CONTROL`, all of which are Cc or Cf) and already
+    # NFC: Vietnamese as case-handling systems send it is precomposed.
+    if value.isprintable() and (value.isascii() or unicodedata.is_normalized("NFC", value)):
+        text = value.strip()
     else:
         # Controls go first: one between a letter and its combining mark would otherwise keep
         # the pair decomposed.
@@ -258,7 +260,9 @@ def normalise_dossier(
     """
 
     def text(value: str | None, limit: int = max_chars) -> str | None:
-        return clean_text(value, max_chars=min(limit, max_chars))
+        if value is None:  # most optional fields: no call below
+            return None
+        return clean_text(value, max_chars=limit if limit < max_chars else max_chars)
 
     moments = {
         name: optional_datetime(getattr(event, name), field=alias)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.dossier import Channel, DossierEvent, DossierStatus, ProgressEvent
 from services.common.dates import LOCAL_TZ
@@ -142,6 +145,35 @@ def test_channel_codes(value: str | int, expected: Channel) -> None:
 )
 def test_clean_text(value: str, expected: str | None) -> None:
     assert clean_text(value, max_chars=10 if len(value) == 50 else 100) == expected
+
+
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_PRINTABLE = st.text(
+    st.one_of(
+        st.sampled_from("aăâđêôơưAĐ ̣́̀̉̃ "),
+        st.characters(categories=["L", "M", "N", "P", "S"]),
+    ),
+    max_size=40,
+)
+_UNSEEN = "\t\n\r\x00\x1b\x7f\x85\xa0\u200b\u200e\u202e\u2066\ufeff\u3000\u2028"
+
+
+@given(
+    printable=_PRINTABLE,
+    inserted=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(_UNSEEN)), max_size=3),
+    nfd=st.booleans(),
+    limit=st.integers(1, 50),
+)
+def test_clean_text_as_its_definition(
+    printable: str, inserted: list[tuple[int, str]], nfd: bool, limit: int
+) -> None:
+    """Controls and hidden marks removed, NFC, trimmed, bounded, empty as None; whichever path
+    the text takes (most text is printable, some is decomposed, some carries controls)."""
+    value = unicodedata.normalize("NFD", printable) if nfd else printable
+    for at, char in inserted:
+        value = value[:at] + char + value[at:]
+    cleaned = unicodedata.normalize("NFC", _HIDDEN.sub("", value)).strip()[:limit]
+    assert clean_text(value, max_chars=limit) == (cleaned or None)
 
 
 def test_nfc_output_is_stable_for_precomposed_input() -> None:

@@ -39,7 +39,6 @@ from services.ingest.envelope import (
 )
 from services.ingest.errors import (
     EventRefusedError,
-    IngestError,
     RequestTooLargeError,
     UnexpectedEventError,
     at_stage,
@@ -200,8 +199,7 @@ class EventHandler:
         ledger entry lives; `timestamp_ms` its broker timestamp (a bare item's last resort)."""
         envelope: Envelope | None = None
         try:
-            # As `at_stage("decode")` would, without a context manager on every event's path.
-            try:
+            with at_stage("decode"):
                 envelope = decode_record(
                     value,
                     headers,
@@ -210,10 +208,6 @@ class EventHandler:
                     max_json_values=self._max_json_values,
                     timestamp_ms=timestamp_ms,
                 )
-            except IngestError:
-                raise
-            except Exception as exc:
-                raise UnexpectedEventError("decode", exc) from exc
             if envelope.type in XML_TYPES:
                 return await self._document(envelope, now, partition)
             return self._dossier(envelope, states, now)
@@ -242,12 +236,8 @@ class EventHandler:
         ):
             return Handled(result.event_type, result.outcome)
         code = decision.record.dossier_code
-        try:  # as `at_stage("publish")`, on every accepted event's path
+        with at_stage("publish"):
             value = decision.record_bytes()
-        except IngestError:
-            raise
-        except Exception as exc:
-            raise UnexpectedEventError("publish", exc) from exc
         return Handled(
             result.event_type,
             result.outcome,

@@ -8,7 +8,7 @@ accept than the intake checks at a time (signed, with the largest signed PDFs, v
 intake and then by the worker) and the largest batch of dossier events they accept. Its peak
 resident memory (VmHWM in /proc/<pid>/status, the kernel's high-water mark) must stay under the
 chart's memory limit for the ingest pod with a margin. The process has the image's malloc
-setting (`MALLOC_ARENA_MAX`, read from the Dockerfile).
+settings (`MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_`, read from the Dockerfile).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def peak_rss(pid: int) -> int:
 @contextmanager
 def ingest_process(kafka: KafkaSettings, topics: Topics) -> Iterator[tuple[int, str]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSYNC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVSYNC_", "MALLOC_"))}
     env |= topics.ingest_env() | {
         "GOVSYNC_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "GOVSYNC_HTTP_HOST": "127.0.0.1",
@@ -84,7 +84,7 @@ def ingest_process(kafka: KafkaSettings, topics: Topics) -> Iterator[tuple[int, 
         "GOVSYNC_LOG_LEVEL": "WARNING",
         "GOVSYNC_API_KEYS": orjson.dumps({hash_key(KEY): [SOURCE]}).decode(),
     }
-    env |= image_env("MALLOC_ARENA_MAX")
+    env |= image_env("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")
     process = subprocess.Popen(
         [sys.executable, "-m", "services", "ingest"],
         cwd=ROOT,

@@ -14,6 +14,7 @@ batch fetched before a rebalance is applied but its offsets are left to the next
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,7 +107,13 @@ class ScoresWorker:
         """Fetch and apply until `stop`; the batch in hand is finished and committed first.
 
         While one batch is applied (in a thread), the next is fetched and decoded."""
-        self._consumer.subscribe(self.topics, listener=_Rebalance(self))
+        # By pattern: a subscription by name asks the broker for those topics' metadata, and a
+        # broker that creates topics on demand then creates the portal sync's acknowledgements
+        # topic, if it does not exist yet, with its own default partition count, which the sync
+        # then refuses (it must match the normalised topic's). A pattern reads the cluster's
+        # topics as they are and picks that one up once the sync has created it.
+        pattern = "^(" + "|".join(re.escape(topic) for topic in self.topics) + ")$"
+        self._consumer.subscribe(pattern=pattern, listener=_Rebalance(self))
         limit = self._settings.scores.batch_max_records
         try:
             while not stop.is_set():
@@ -136,7 +143,8 @@ class ScoresWorker:
         fetched but not yet committed; a partition not fetched yet counts 1 (unknown)."""
         total = pending
         for tp in set(self.assigned):
-            highwater = self._consumer.highwater(tp)
+            # A rebalance may take partitions while `position` waits (aiokafka asserts on them).
+            highwater = self._consumer.highwater(tp) if tp in self._consumer.assignment() else None
             if highwater is None:
                 total += 1
                 continue

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 
 from schemas.dossier import DossierHeader, DossierStatus, ProgressStep, RecordKind
 from schemas.edocument import Direction, SignatureVerdict
 from schemas.facts import DossierFacts, SyncAck
 from services.common.deadletter import REASON, STAGE
+from services.common.kafka import client_options
 from services.common.settings import KafkaSettings
 from services.scores.database import make_engine, migrate
 from services.scores.formulas import figures
@@ -26,6 +28,8 @@ from services.scores.periods import Period
 from services.scores.settings import ScoresOptions, ScoresSettings
 from services.scores.store import ScoreStore
 from services.scores.tables import dossiers
+from services.sync.main import prepare_topics
+from services.sync.settings import SyncSettings, Target
 from tests.support.kafka import Sent, Topics, create_topics, produce, read_topic
 from tests.support.records import dossier_record
 from tests.support.scores_cases import AGENCY, NOVEMBER, NOVEMBER_FIGURES, NOW_AFTER, at, facts
@@ -295,3 +299,73 @@ async def test_a_rebalance_mid_stream_loses_and_doubles_nothing(
             assert store.stored_counts(conn) == store.expected_counts(conn)
     finally:
         engine.dispose()
+
+
+async def test_the_acknowledgements_topic_is_left_to_the_portal_sync(
+    kafka_settings: KafkaSettings, unique: str, database_url: str
+) -> None:
+    """Scores started before the portal sync does not bring the acknowledgements topic into
+    being: a broker that creates topics on demand would give it its own default partition count,
+    and the sync refuses one not co-partitioned with the normalised topic. Once the sync has
+    created it, scores reads it."""
+    topics = Topics.unique("scores-first", unique)
+    acked = topics.acked("portal")
+    await create_topics(kafka_settings, topics.normalized, topics.edocument_normalized, topics.dlq)
+    await produce(
+        kafka_settings,
+        topics.normalized,
+        [Sent(record_value(c.code, 1, c.facts), c.code.encode()) for c in NOVEMBER],
+    )
+    settings = ScoresSettings(
+        kafka=kafka_settings,
+        topic_dossier_normalized=topics.normalized,
+        topic_edocument_normalized=topics.edocument_normalized,
+        topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template,
+        consumer_group=f"scores-first-{unique}",
+        scores=ScoresOptions(database_url=database_url),
+    )
+    engine = make_engine(database_url)
+    migrate(engine)
+    november = Period.parse("2026-11")
+
+    def rows() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(dossiers)).scalar_one())
+
+    def synced() -> tuple[int, int]:
+        found = figures(
+            ScoreStore(engine).sums([AGENCY], november, now=NOW_AFTER), catalogue_configured=False
+        )
+        return next((f.numerator, f.denominator) for f in found if f.id == "1.4")
+
+    try:
+        async with running(settings):
+            await until(lambda: rows() == len(NOVEMBER), "the dossier records applied")
+            await asyncio.sleep(2)  # metadata refreshes of the running consumer
+            assert acked not in await topic_names(kafka_settings)
+            sync = SyncSettings(
+                kafka=kafka_settings,
+                topic_dossier_normalized=topics.normalized,
+                topic_dlq=topics.dlq,
+                acked_topic_template=topics.acked_template,
+            )
+            await prepare_topics(sync, Target.PORTAL)  # what the sync does as it starts
+            await produce(
+                kafka_settings,
+                acked,
+                [Sent(ack_value(1, c.portal_holds), c.code.encode()) for c in NOVEMBER],
+            )
+            want = NOVEMBER_FIGURES["1.4"][:2]
+            await until(lambda: synced() == want, "the acknowledgements applied")
+    finally:
+        engine.dispose()
+
+
+async def topic_names(settings: KafkaSettings) -> set[str]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()

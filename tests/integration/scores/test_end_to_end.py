@@ -114,12 +114,12 @@ def expected(planned: list[Planned], held: set[str]) -> dict[str, tuple[int, int
 
 
 @contextlib.asynccontextmanager
-async def service(coroutine: object) -> AsyncIterator[None]:
+async def service(coroutine: object) -> AsyncIterator[asyncio.Task[None]]:
     stop = asyncio.Event()
     assert callable(coroutine)
     task = asyncio.create_task(coroutine(stop))
     try:
-        yield
+        yield task
     finally:
         stop.set()
         async with asyncio.timeout(60):
@@ -160,8 +160,8 @@ async def test_ingest_sync_scores(
         )
         async with (
             running_ingest(ingest),
-            service(lambda stop: run_sync(sync, Target.PORTAL, stop, serve_http=False)),
-            service(lambda stop: run_scores(scores, stop, serve_http=False)),
+            service(lambda stop: run_sync(sync, Target.PORTAL, stop, serve_http=False)) as syncing,
+            service(lambda stop: run_scores(scores, stop, serve_http=False)) as scoring,
         ):
             records = [Sent(e, p.code.encode()) for p in planned for e in events(p)]
             await produce(kafka_settings, ingest.topic_dossier, records)
@@ -171,20 +171,32 @@ async def test_ingest_sync_scores(
                 card = board.scorecard(AGENCY, period)
                 return {i.id: (i.numerator, i.denominator) for i in card.indicators}
 
-            async with asyncio.timeout(300):  # generous: CI shares two cores
-                while True:
-                    held = {
-                        code
-                        for code, (revision, _) in destination_revisions(
-                            simulated.simulator, PORTAL
-                        ).items()
-                        if revision
-                    }
-                    want = expected(planned, held)
-                    got = await asyncio.to_thread(figures)
-                    if len(held) == DOSSIERS and all(got[k] == v for k, v in want.items()):
-                        break
-                    await asyncio.sleep(0.5)
+            held: set[str] = set()
+            want: dict[str, tuple[int, int]] = {}
+            got: dict[str, tuple[int, int]] = {}
+            try:
+                # Generous (CI shares two cores), and inside pytest's own bound, so that a miss
+                # says what was missing.
+                async with asyncio.timeout(240):
+                    while True:
+                        held = {
+                            code
+                            for code, (revision, _) in destination_revisions(
+                                simulated.simulator, PORTAL
+                            ).items()
+                            if revision
+                        }
+                        want = expected(planned, held)
+                        got = await asyncio.to_thread(figures)
+                        if len(held) == DOSSIERS and all(got[k] == v for k, v in want.items()):
+                            break
+                        for name, task in (("sync", syncing), ("scores", scoring)):
+                            if task.done():  # a service that stopped would leave this to time out
+                                pytest.fail(f"{name} stopped: {task.exception()!r}")
+                        await asyncio.sleep(0.5)
+            except TimeoutError:
+                missing = sorted(p.code for p in planned if p.code not in held)
+                pytest.fail(f"portal holds {len(held)} (missing {missing}); {got=} {want=}")
             card = await asyncio.to_thread(board.scorecard, AGENCY, period)
             assert card.final
     engine.dispose()

@@ -9,11 +9,12 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from schemas.dossier import DossierHeader, DossierStatus, ProgressStep, RecordKind
 from schemas.edocument import Direction, SignatureVerdict
@@ -84,6 +85,26 @@ def edocument_value(document_id: str, verified: bool) -> bytes:
     ).encode()
 
 
+def scores_settings(
+    kafka: KafkaSettings, topics: Topics, group: str, **options: Any
+) -> ScoresSettings:
+    """The service on the test's topics, in consumer group `group`."""
+    return ScoresSettings(
+        kafka=kafka,
+        topic_dossier_normalized=topics.normalized,
+        topic_edocument_normalized=topics.edocument_normalized,
+        topic_dlq=topics.dlq,
+        acked_topic_template=topics.acked_template,
+        consumer_group=group,
+        scores=ScoresOptions(**options),
+    )
+
+
+def dossier_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(dossiers)).scalar_one())
+
+
 @contextlib.asynccontextmanager
 async def running(settings: ScoresSettings) -> AsyncIterator[None]:
     stop = asyncio.Event()
@@ -132,14 +153,8 @@ async def test_topics_applied_replayed_and_dead_lettered(
     await produce(kafka_settings, topics.edocument_normalized, docs)
 
     def settings(group: str) -> ScoresSettings:
-        return ScoresSettings(
-            kafka=kafka_settings,
-            topic_dossier_normalized=topics.normalized,
-            topic_edocument_normalized=topics.edocument_normalized,
-            topic_dlq=topics.dlq,
-            acked_topic_template=topics.acked_template,
-            consumer_group=group,
-            scores=ScoresOptions(database_url=database_url, metrics_refresh_seconds=0.5),
+        return scores_settings(
+            kafka_settings, topics, group, database_url=database_url, metrics_refresh_seconds=0.5
         )
 
     engine = make_engine(database_url)
@@ -246,24 +261,14 @@ async def test_a_rebalance_mid_stream_loses_and_doubles_nothing(
         [Sent(ack_value(1, c.portal_holds), c.code.encode()) for c in NOVEMBER],
     )
     group = f"scores-rb-{unique}"
-    settings = ScoresSettings(
-        kafka=kafka_settings,
-        topic_dossier_normalized=topics.normalized,
-        topic_edocument_normalized=topics.edocument_normalized,
-        topic_dlq=topics.dlq,
-        acked_topic_template=topics.acked_template,
-        consumer_group=group,
-        scores=ScoresOptions(database_url=database_url, batch_max_records=20),
+    settings = scores_settings(
+        kafka_settings, topics, group, database_url=database_url, batch_max_records=20
     )
     engine = make_engine(database_url)
     migrate(engine)
     store = ScoreStore(engine)
     november = Period.parse("2026-11")
     sent = 0
-
-    def rows() -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(dossiers)).scalar_one())
 
     async def trickle() -> None:
         nonlocal sent
@@ -274,7 +279,9 @@ async def test_a_rebalance_mid_stream_loses_and_doubles_nothing(
 
     try:
         async with running(settings):
-            await until(lambda: rows() > 0, "the first worker applying the acknowledgements")
+            await until(
+                lambda: dossier_rows(engine) > 0, "the first worker applying the acknowledgements"
+            )
             producing = asyncio.create_task(trickle())
             await until(lambda: sent >= len(records) // 6, "a sixth of the records sent")
             async with running(settings):
@@ -316,22 +323,12 @@ async def test_the_acknowledgements_topic_is_left_to_the_portal_sync(
         topics.normalized,
         [Sent(record_value(c.code, 1, c.facts), c.code.encode()) for c in NOVEMBER],
     )
-    settings = ScoresSettings(
-        kafka=kafka_settings,
-        topic_dossier_normalized=topics.normalized,
-        topic_edocument_normalized=topics.edocument_normalized,
-        topic_dlq=topics.dlq,
-        acked_topic_template=topics.acked_template,
-        consumer_group=f"scores-first-{unique}",
-        scores=ScoresOptions(database_url=database_url),
+    settings = scores_settings(
+        kafka_settings, topics, f"scores-first-{unique}", database_url=database_url
     )
     engine = make_engine(database_url)
     migrate(engine)
     november = Period.parse("2026-11")
-
-    def rows() -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(dossiers)).scalar_one())
 
     def synced() -> tuple[int, int]:
         found = figures(
@@ -341,7 +338,9 @@ async def test_the_acknowledgements_topic_is_left_to_the_portal_sync(
 
     try:
         async with running(settings):
-            await until(lambda: rows() == len(NOVEMBER), "the dossier records applied")
+            await until(
+                lambda: dossier_rows(engine) == len(NOVEMBER), "the dossier records applied"
+            )
             await asyncio.sleep(2)  # metadata refreshes of the running consumer
             assert acked not in await topic_names(kafka_settings)
             sync = SyncSettings(

@@ -108,7 +108,7 @@ def pure_path(events: list[SourceEvent]) -> dict[str, Any]:
         result = pipeline.handle(envelope, states=states, now=datetime.now(UTC))
         t2 = clock()
         decision = result.decision
-        if decision is not None and decision.record is not None:
+        if decision is not None and decision.accepted is not None:
             decision.record_bytes()  # the state is packed as it is decided
         t3 = clock()
         decoding, deciding, serialising = (

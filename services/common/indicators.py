@@ -1,9 +1,10 @@
 """The counting rules of the scored indicators, read from a dossier's current facts.
 
-Pure: the facts contract (`schemas.facts.DossierFacts`) in, plain values out, the clock passed
-in. Ingest keeps every dossier's current facts (accumulated over every accepted header and step)
-and calls these rules on them; sync calls `is_received` for 1.4 (`services/sync/consumer.py`).
-The status sets are contracts (`schemas/codes.py`).
+Pure: a dossier's facts in (`Facts`: the contract's `schemas.facts.DossierFacts`, or ingest's
+own read-out of its state), plain values out, the clock passed in. Ingest keeps every dossier's
+current facts (accumulated over every accepted header and step) and calls these rules on them;
+sync calls `is_received` for 1.4 (`services/sync/consumer.py`). The status sets are contracts
+(`schemas/codes.py`).
 
 The exact figures are gauges: ingest exports, per agency, how many of the dossiers whose state
 it holds (open, and evicted but archived, see `services/ingest/worker.py`) count in each
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from schemas.codes import (
     FINISHED_STATUSES,
@@ -61,11 +63,51 @@ from schemas.codes import (
     Timeliness,
 )
 from schemas.edocument import Direction, SignatureVerdict
-from schemas.facts import DossierFacts
 
 END_STATUSES = FINISHED_STATUSES | {DossierStatus.STOPPED, DossierStatus.REJECTED}
 """Statuses at which processing has ended for 2.1 (finished, returned, stopped, rejected,
 withdrawn): the first time one is reached is the dossier's end."""
+
+
+class Facts(Protocol):
+    """What the rules read of a dossier's facts, by `DossierFacts`' field names and types.
+
+    Ingest passes its own read-out of the state (`services/ingest/dossiers/facts.py`), built
+    without the contract's validation on every event; scores and reconcile pass the contract.
+    """
+
+    @property
+    def agency(self) -> str | None: ...
+    @property
+    def status(self) -> DossierStatus: ...
+    @property
+    def channel(self) -> Channel | None: ...
+    @property
+    def received_at(self) -> datetime | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def legal_limit_days(self) -> int | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def supplement_requests(self) -> int: ...
+    @property
+    def supplement_seconds(self) -> int: ...
+    @property
+    def supplement_since(self) -> datetime | None: ...
+    @property
+    def fee_bearing(self) -> bool | None: ...
+    @property
+    def paid_online(self) -> int | None: ...
+    @property
+    def digitised(self) -> bool: ...
+    @property
+    def attachments(self) -> bool: ...
+    @property
+    def from_national_repository(self) -> bool: ...
+    @property
+    def vneid_verified(self) -> bool: ...
 
 
 def is_received(status: int) -> bool:
@@ -86,7 +128,7 @@ def is_end(status: int) -> bool:
 # --- 2.1 ----------------------------------------------------------------------------------------
 
 
-def due_date(facts: DossierFacts) -> datetime | None:
+def due_date(facts: Facts) -> datetime | None:
     """`NgayHenTra`, else reception plus the procedure's legal limit, else None."""
     if facts.due_at is not None:
         return facts.due_at
@@ -95,7 +137,7 @@ def due_date(facts: DossierFacts) -> datetime | None:
     return None
 
 
-def timeliness(facts: DossierFacts, *, now: datetime) -> Timeliness:
+def timeliness(facts: Facts, *, now: datetime) -> Timeliness:
     """Indicator 2.1 for the dossier as it stands, from its whole history.
 
     Ended: two or more supplement requests are late whatever the dates; else the end is compared
@@ -120,7 +162,7 @@ def timeliness(facts: DossierFacts, *, now: datetime) -> Timeliness:
     return Timeliness.OVERDUE if now > due + allowance else Timeliness.IN_PROGRESS
 
 
-def is_judged_finished(facts: DossierFacts) -> bool:
+def is_judged_finished(facts: Facts) -> bool:
     """In 2.1's figure: finished (7, 9, 10) with an end date."""
     return is_finished(facts.status) and facts.ended_at is not None
 
@@ -128,12 +170,12 @@ def is_judged_finished(facts: DossierFacts) -> bool:
 # --- what the facts show for the other indicators -----------------------------------------------
 
 
-def is_fee_bearing(facts: DossierFacts) -> bool:
+def is_fee_bearing(facts: Facts) -> bool:
     """3.6's denominator: the latest fee list has a fee (`DanhSachLePhi.Gia`) over 0."""
     return facts.fee_bearing is True
 
 
-def pays_online(facts: DossierFacts) -> bool:
+def pays_online(facts: Facts) -> bool:
     """3.6's numerator: paid through the national portal (1) or a local gateway (2)."""
     return facts.paid_online in (1, 2)
 
@@ -150,7 +192,7 @@ INDICATOR_PARTS: tuple[tuple[str, str], ...] = tuple(
 _BIT = {part: 1 << i for i, part in enumerate(INDICATOR_PARTS)}
 
 
-def counted_parts(facts: DossierFacts) -> int:
+def counted_parts(facts: Facts) -> int:
     """The (indicator, part) pairs the dossier counts in, as bits of `INDICATOR_PARTS`."""
     bits = 0
 
@@ -207,7 +249,7 @@ class Indicators:
     paid_online: bool = False
 
 
-def count_dossier(already: int, facts: DossierFacts, judged: Timeliness) -> tuple[int, Indicators]:
+def count_dossier(already: int, facts: Facts, judged: Timeliness) -> tuple[int, Indicators]:
     """What a change adds to the counters, given the `CountedFlag` bits that already counted the
     dossier and its facts after the change; and the bits after it."""
     counted = already

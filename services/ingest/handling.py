@@ -230,12 +230,12 @@ class EventHandler:
         decision = result.decision
         if (
             decision is None
-            or decision.record is None
+            or decision.accepted is None
             or decision.state is None
             or result.packed is None
         ):
             return Handled(result.event_type, result.outcome)
-        code = decision.record.dossier_code
+        code = decision.accepted.dossier_code
         with at_stage("publish"):
             value = decision.record_bytes()
         return Handled(

@@ -18,38 +18,106 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
+
+from schemas.codes import DossierStatus, Timeliness
 from schemas.dossier import DossierHeader, DossierRecord, ProgressStep, RecordKind
 from services.common import indicators
 from services.common.dates import to_ms
 from services.common.indicators import Indicators
-from services.ingest.dossiers.facts import apply_header, apply_step, facts_of
+from services.ingest.dossiers.facts import CurrentFacts, apply_header, apply_step, facts_of
 from services.ingest.dossiers.normalise import NormalisedDossier, NormalisedProgress
 from services.ingest.dossiers.state import DossierState, digest, summary
 from services.ingest.outcome import Outcome
 
-_NO_HEADER = {"header"}
+_JSON_OPTIONS = orjson.OPT_UTC_Z
 
 
 # Not frozen, as the other per-event values of ingest: a frozen dataclass pays a
 # `object.__setattr__` per field on every construction.
 @dataclass(slots=True)
+class Accepted:
+    """An accepted change's record, in parts: `DossierRecord`'s fields, with the header or the
+    step already serialised (for the content digest) and the facts as ingest reads them."""
+
+    dossier_code: str
+    agency: str | None
+    revision: int
+    kind: RecordKind
+    status: DossierStatus
+    timeliness: Timeliness
+    source: str
+    event_id: str
+    event_time: datetime
+    ingested_at: datetime
+    header: DossierHeader | None
+    step: ProgressStep | None
+    facts: CurrentFacts
+    header_json: bytes | None
+    step_json: bytes | None
+
+    def json(self) -> bytes:
+        """The record as `DossierRecord.model_dump_json` writes it (the header first), from the
+        parts: the header's and the step's JSON reused, no model built."""
+        return orjson.dumps(
+            {
+                "header": None if self.header_json is None else orjson.Fragment(self.header_json),
+                "dossier_code": self.dossier_code,
+                "agency": self.agency,
+                "revision": self.revision,
+                "kind": self.kind,
+                "status": self.status,
+                "timeliness": self.timeliness,
+                "source": self.source,
+                "event_id": self.event_id,
+                "event_time": self.event_time,
+                "ingested_at": self.ingested_at,
+                "step": None if self.step_json is None else orjson.Fragment(self.step_json),
+                "facts": self.facts,
+            },
+            option=_JSON_OPTIONS,
+        )
+
+    def model(self) -> DossierRecord:
+        return DossierRecord(
+            dossier_code=self.dossier_code,
+            agency=self.agency,
+            revision=self.revision,
+            kind=self.kind,
+            status=self.status,
+            timeliness=self.timeliness,
+            source=self.source,
+            event_id=self.event_id,
+            event_time=self.event_time,
+            ingested_at=self.ingested_at,
+            header=self.header,
+            step=self.step,
+            facts=self.facts.contract(),
+        )
+
+
+@dataclass(slots=True)
 class Decision:
     outcome: Outcome
-    record: DossierRecord | None = None
+    accepted: Accepted | None = None
+    """The record, when the change was accepted."""
     state: DossierState | None = None
     indicators: Indicators | None = None
-    header_json: bytes | None = None
-    """The record's header as JSON, serialised once for its content digest."""
+    _record: DossierRecord | None = field(default=None, init=False, repr=False)
+
+    @property
+    def record(self) -> DossierRecord | None:
+        """The record as the contract's model, built on first use: the service publishes
+        `record_bytes`, which needs none."""
+        if self._record is None and self.accepted is not None:
+            self._record = self.accepted.model()
+        return self._record
 
     def record_bytes(self) -> bytes:
-        """The record as published: its JSON, with the header's serialisation reused (the same
-        object; its key comes first)."""
-        if self.record is None:
+        """The record as published."""
+        if self.accepted is None:
             raise ValueError("no record to publish")
-        if self.header_json is None:  # a step's record
-            return self.record.model_dump_json().encode()
-        rest = self.record.model_dump_json(exclude=_NO_HEADER).encode()
-        return b'{"header":' + self.header_json + b"," + rest[1:]
+        return self.accepted.json()
 
 
 @dataclass(slots=True)
@@ -85,9 +153,9 @@ def decide(
     """
     state = DossierState() if current is None else current.copy()
     event_key = digest(change.source.encode(), change.event_id.encode())
-    header_json: bytes | None = None
+    header_json = step_json = None
     if change.dossier is not None:
-        header_json = change.dossier.header.model_dump_json().encode()
+        header_json = change.dossier.header_json
         content = digest(
             b"h",
             header_json,
@@ -98,9 +166,10 @@ def decide(
         watermark, last_content = state.header_ms, state.header_digest
     else:
         assert change.progress is not None  # noqa: S101 - a Change carries one or the other
+        step_json = change.progress.step.model_dump_json().encode()
         content = digest(
             b"p",
-            change.progress.step.model_dump_json().encode(),
+            step_json,
             (change.progress.agency or "").encode(),
         )
         at_ms = to_ms(change.progress.step.handled_at)
@@ -129,7 +198,7 @@ def decide(
     judged = indicators.timeliness(facts, now=now)
     state.counted, added = indicators.count_dossier(state.counted, facts, judged)
     state.parts = indicators.counted_parts(facts)
-    record = DossierRecord(
+    accepted = Accepted(
         dossier_code=change.dossier_code,
         agency=facts.agency,
         revision=state.revision,
@@ -143,10 +212,10 @@ def decide(
         header=header,
         step=step,
         facts=facts,
+        header_json=header_json,
+        step_json=step_json,
     )
-    return Decision(
-        Outcome.ACCEPTED, record=record, state=state, indicators=added, header_json=header_json
-    )
+    return Decision(Outcome.ACCEPTED, accepted=accepted, state=state, indicators=added)
 
 
 def evictable(packed: bytes, *, now: datetime, policy: Policy) -> bool:

@@ -64,6 +64,21 @@ def _already_canonical(data: Mapping[str, Any], fields: _Fields) -> bool:
     return True
 
 
+_PLAN_MAX_KEYS = 64
+_PLAN_MAX_CHARS = 2048
+"""Key lists cached by `_plan`: what sources send (a few dozen short names), so that a flood of
+odd key lists costs the cache only entries of bounded size."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(model: type[BaseModel], keys: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The contract names of a key list as a source spells it, found once per source dialect;
+    None when two keys name the same field (their values must then be compared)."""
+    fields = _fields(model)
+    names = tuple(fields.by_lower.get(key.strip().lower(), (key.strip(), None))[0] for key in keys)
+    return names if len(set(names)) == len(names) else None
+
+
 def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> Mapping[str, Any]:
     """Rename keys sent in any case or with stray whitespace to the contract's field names.
 
@@ -73,6 +88,26 @@ def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> Mapping[s
     fields = _fields(model)
     if _already_canonical(data, fields):
         return data
+    keys = tuple(data)
+    if (
+        len(keys) <= _PLAN_MAX_KEYS
+        and all(isinstance(k, str) for k in keys)
+        and sum(map(len, keys)) <= _PLAN_MAX_CHARS
+        and (names := _plan(model, keys)) is not None
+    ):
+        result = dict(zip(names, data.values(), strict=True))
+        for alias, nested in fields.nested:
+            items = result.get(alias)
+            if isinstance(items, list):
+                result[alias] = [
+                    canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in items
+                ]
+        return result
+    return _renamed(data, fields)
+
+
+def _renamed(data: Mapping[str, Any], fields: _Fields) -> dict[str, Any]:
+    """`canonical_keys` key by key: any key list, two spellings of one field compared."""
     result: dict[str, Any] = {}
     for raw_key, value in data.items():
         if not isinstance(raw_key, str):

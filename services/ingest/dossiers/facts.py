@@ -1,5 +1,5 @@
 """A dossier's facts: merged into its state from every accepted header and step, and read out as
-the contract's `DossierFacts` that every record carries.
+`CurrentFacts`, the contract's `DossierFacts` that every record carries.
 
 Pure. The rule of the merge is "the latest value of each fact wins, and a fact an item leaves
 out keeps its earlier value" (issue 12, finding 3): a header completes or corrects the agency,
@@ -31,9 +31,10 @@ file; a step brings its status and, when no header has named one, the agency.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from schemas.codes import DossierStatus
+from schemas.codes import Channel, DossierStatus
 from schemas.facts import DossierFacts
 from services.common.dates import to_ms
 from services.common.indicators import is_received
@@ -54,7 +55,6 @@ _FINISHED = int(DossierStatus.FINISHED)
 _RETURNED = int(DossierStatus.RETURNED)
 _STOPPED = int(DossierStatus.STOPPED)
 _REJECTED = int(DossierStatus.REJECTED)
-_SUBMITTED = int(DossierStatus.SUBMITTED)
 _DATES = (
     ("submitted_at", "submitted_ms"),
     ("received_at", "received_ms"),
@@ -117,22 +117,54 @@ def apply_step(state: DossierState, progress: NormalisedProgress, at_ms: int) ->
         state.history = with_change(state.history, at_ms, int(progress.step.status))
 
 
-_SECONDS_LIMIT = 2e10
-"""pydantic reads a number above this as milliseconds: no date before 2603 comes near it."""
+_STATUS = {int(s): s for s in DossierStatus}
+_CHANNEL = {int(c): c for c in Channel}
 
 
-def _at(ms: int) -> float | datetime | None:
-    """An epoch-ms date as `DossierFacts` validates it: seconds, which pydantic-core turns into
-    the same UTC datetime as `datetime.fromtimestamp` in a fraction of the time."""
-    if not ms:
-        return None
-    seconds = ms / 1000
-    if -_SECONDS_LIMIT < seconds < _SECONDS_LIMIT:
-        return seconds
-    return datetime.fromtimestamp(seconds, tz=UTC)
+@dataclass(slots=True)
+class CurrentFacts:
+    """The dossier's current facts as ingest reads them out of its state: `DossierFacts`' fields,
+    in its order and with its types, built without its validation (every value comes from the
+    state this module merged). The counting rules read it (`indicators.Facts`); the record
+    carries it as JSON (`decide.Accepted.json`), which consumers read as the contract.
+
+    Not frozen, as ingest's other per-event values: see `decide.Decision`.
+    """
+
+    agency: str | None
+    procedure_code: str | None
+    status: DossierStatus
+    channel: Channel | None
+    submitted_at: datetime | None
+    received_at: datetime | None
+    due_at: datetime | None
+    legal_limit_days: int | None
+    finished_at: datetime | None
+    returned_at: datetime | None
+    ended_at: datetime | None
+    end_status: DossierStatus | None
+    supplement_requests: int
+    supplement_seconds: int
+    supplement_since: datetime | None
+    fee_bearing: bool | None
+    paid_online: int | None
+    digitised: bool
+    attachments: bool
+    from_national_repository: bool
+    vneid_verified: bool
+    result_file: bool
+
+    def contract(self) -> DossierFacts:
+        return DossierFacts.model_validate(
+            {name: getattr(self, name) for name in DossierFacts.model_fields}
+        )
 
 
-def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) -> DossierFacts:
+def _at(ms: int) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) -> CurrentFacts:
     """The dossier's current facts, as the contract states them."""
     entries = history_entries(state.history)
     first: dict[int, int] = {}
@@ -155,35 +187,29 @@ def facts_of(state: DossierState, *, legal_time_limits_days: Mapping[str, int]) 
     returned_ms = state.returned_ms or first.get(_RETURNED, 0)
     ended_ms, end_status = _end(state, first, finished_ms, returned_ms)
     flags = state.flags
-    status = entries[-1][1] if entries else _SUBMITTED
-    # One validation from a dict: faster in pydantic-core than `model_construct` in Python.
-    return DossierFacts.model_validate(
-        {
-            "agency": state.agency,
-            "procedure_code": state.procedure,
-            "status": status,
-            "channel": state.channel or None,
-            "submitted_at": _at(state.submitted_ms),
-            "received_at": _at(received_ms),
-            "due_at": _at(state.due_ms),
-            "legal_limit_days": legal_time_limits_days.get(state.procedure)
-            if state.procedure
-            else None,
-            "finished_at": _at(finished_ms),
-            "returned_at": _at(returned_ms),
-            "ended_at": _at(ended_ms),
-            "end_status": end_status or None,
-            "supplement_requests": max(state.listed_supplements, rounds),
-            "supplement_seconds": supplement_ms // 1000,
-            "supplement_since": _at(since_ms),
-            "fee_bearing": bool(flags & Flag.FEE_BEARING) if flags & Flag.FEES_KNOWN else None,
-            "paid_online": state.paid_online if state.paid_online >= 0 else None,
-            "digitised": bool(flags & (Flag.DIGITISED_FLAG | Flag.ATTACHED_DIGITISED)),
-            "attachments": bool(flags & Flag.ATTACHED),
-            "from_national_repository": bool(flags & Flag.ATTACHED_NATIONAL),
-            "vneid_verified": bool(flags & Flag.VNEID),
-            "result_file": bool(flags & Flag.RESULT_FILE),
-        }
+    return CurrentFacts(
+        agency=state.agency,
+        procedure_code=state.procedure,
+        status=_STATUS[entries[-1][1]] if entries else DossierStatus.SUBMITTED,
+        channel=_CHANNEL.get(state.channel),
+        submitted_at=_at(state.submitted_ms),
+        received_at=_at(received_ms),
+        due_at=_at(state.due_ms),
+        legal_limit_days=legal_time_limits_days.get(state.procedure) if state.procedure else None,
+        finished_at=_at(finished_ms),
+        returned_at=_at(returned_ms),
+        ended_at=_at(ended_ms),
+        end_status=_STATUS.get(end_status),
+        supplement_requests=max(state.listed_supplements, rounds),
+        supplement_seconds=supplement_ms // 1000,
+        supplement_since=_at(since_ms),
+        fee_bearing=bool(flags & Flag.FEE_BEARING) if flags & Flag.FEES_KNOWN else None,
+        paid_online=state.paid_online if state.paid_online >= 0 else None,
+        digitised=bool(flags & (Flag.DIGITISED_FLAG | Flag.ATTACHED_DIGITISED)),
+        attachments=bool(flags & Flag.ATTACHED),
+        from_national_repository=bool(flags & Flag.ATTACHED_NATIONAL),
+        vneid_verified=bool(flags & Flag.VNEID),
+        result_file=bool(flags & Flag.RESULT_FILE),
     )
 
 

@@ -17,6 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+import orjson
+
 from schemas.dossier import (
     Channel,
     DossierEvent,
@@ -219,6 +221,8 @@ class NormalisedDossier:
     agency: str | None
     status: DossierStatus
     header: DossierHeader
+    header_json: bytes
+    """`header` as `model_dump_json` writes it, from the values it was validated from."""
     sent: frozenset[str] = frozenset()
     """Which of the yes/no facts the item sent (`SENT_FLAGS`): the header model reads a flag
     left out as false, but a fact a header leaves out keeps its earlier value."""
@@ -245,6 +249,24 @@ def _handling_unit(value: str | None, max_chars: int) -> str | None:
     return text
 
 
+_MOMENTS = (
+    ("submitted_at", "NgayNopHoSo"),
+    ("received_at", "NgayTiepNhan"),
+    ("due_at", "NgayHenTra"),
+    ("returned_at", "NgayTra"),
+    ("finished_at", "NgayKetThucXuLy"),
+    ("rejected_at", "NgayTuChoi"),
+)
+"""The header's dates, in its field order, with the portal's names."""
+
+
+def _decimal_text(value: object) -> str:
+    """A fee amount as pydantic writes a `Decimal` in JSON: its text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def normalise_dossier(
     event: DossierEvent,
     *,
@@ -264,17 +286,6 @@ def normalise_dossier(
             return None
         return clean_text(value, max_chars=limit if limit < max_chars else max_chars)
 
-    moments = {
-        name: optional_datetime(getattr(event, name), field=alias)
-        for name, alias in (
-            ("submitted_at", "NgayNopHoSo"),
-            ("received_at", "NgayTiepNhan"),
-            ("due_at", "NgayHenTra"),
-            ("returned_at", "NgayTra"),
-            ("finished_at", "NgayKetThucXuLy"),
-            ("rejected_at", "NgayTuChoi"),
-        )
-    }
     status = DossierStatus(
         parse_code(
             event.status,
@@ -295,93 +306,89 @@ def normalise_dossier(
         if event.channel is not None and str(event.channel).strip()
         else None
     )
-    # One validation of the whole tree: the nested models are checked in pydantic-core, not
-    # built one by one (a fifth of an event's cost when each was constructed on its own).
-    header = DossierHeader.model_validate(
-        {
-            "procedure_code": text(event.procedure_code, 100),
-            "procedure_name": text(event.procedure_name),
-            "sector_code": text(event.sector_code, 100),
-            "sector_name": text(event.sector_name),
-            "receipt_number": text(event.receipt_number, 100),
-            "summary": text(event.summary, 1000),
-            "channel": channel,
-            "result_info": text(event.result_info),
-            "result_by_post": parse_flag(event.result_by_post),
-            "handling_unit": _handling_unit(event.handling_unit, max_chars),
-            "note": text(event.note),
-            "has_digitised_components": parse_flag(event.has_digitised_components),
-            "vneid_verified": parse_flag(event.vneid_verified),
-            "paid_online": _small_int(
-                event.paid_online, field="DuocThanhToanTrucTuyen", low=0, high=2
-            ),
-            "applicant": {
-                "name": text(event.applicant_name, 500),
-                "subject_type": _small_int(event.subject_type, field="LoaiDoiTuong", low=1, high=4),
-                "subject_code": text(event.subject_code, 100),
-                "id_number": text(event.applicant_id_number, 64),
-                "identities": [
-                    {
-                        "kind": _small_int(
-                            doc.kind, field="DinhDanhCHS.LoaiDinhDanh", low=0, high=99
-                        ),
-                        "number": doc.number.strip(),
-                    }
-                    for doc in event.identities
-                    if doc.number and doc.number.strip()
-                ],
-                "email": text(event.email, 320),
-                "phone": text(event.phone, 50),
-                "fax": text(event.fax, 50),
-                "other_info": text(event.other_info),
-            },
-            "attachments": [
+    # The header's values in `DossierHeader`'s shape and field order, each of its final type: one
+    # validation of the whole tree checks them (the nested models in pydantic-core, not built one
+    # by one), and the same values give the header's JSON (`header_json`).
+    values = {
+        "procedure_code": text(event.procedure_code, 100),
+        "procedure_name": text(event.procedure_name),
+        "sector_code": text(event.sector_code, 100),
+        "sector_name": text(event.sector_name),
+        "receipt_number": text(event.receipt_number, 100),
+        "summary": text(event.summary, 1000),
+        **{name: optional_datetime(getattr(event, name), field=alias) for name, alias in _MOMENTS},
+        "channel": channel,
+        "result_info": text(event.result_info),
+        "result_by_post": parse_flag(event.result_by_post),
+        "handling_unit": _handling_unit(event.handling_unit, max_chars),
+        "note": text(event.note),
+        "has_digitised_components": parse_flag(event.has_digitised_components),
+        "vneid_verified": parse_flag(event.vneid_verified),
+        "paid_online": _small_int(event.paid_online, field="DuocThanhToanTrucTuyen", low=0, high=2),
+        "applicant": {
+            "name": text(event.applicant_name, 500),
+            "subject_type": _small_int(event.subject_type, field="LoaiDoiTuong", low=1, high=4),
+            "subject_code": text(event.subject_code, 100),
+            "id_number": text(event.applicant_id_number, 64),
+            "identities": [
                 {
-                    "file_id": _text_id(a.file_id),
-                    "file_name": text(a.file_name, 500),
-                    "deleted": parse_flag(a.deleted),
-                    "component_code": text(a.component_code, 100),
-                    "url": file_url(
-                        a.url, field="TaiLieuNop.DuongDanTaiTepTin", internal=internal_urls
-                    ),
-                    "digitised": parse_flag(a.digitised),
-                    "reused": parse_flag(a.reused),
-                    "from_national_repository": parse_flag(a.from_national_repository),
+                    "kind": _small_int(doc.kind, field="DinhDanhCHS.LoaiDinhDanh", low=0, high=99),
+                    "number": doc.number.strip(),
                 }
-                for a in event.attachments
+                for doc in event.identities
+                if doc.number and doc.number.strip()
             ],
-            "fees": [
-                {
-                    "name": text(f.name, 500),
-                    "code": text(f.code, 100),
-                    "collection_method": _text_id(f.collection_method),
-                    "amount": f.amount if f.amount is not None else Decimal(0),
-                    "fee_type": _text_id(f.fee_type),
-                }
-                for f in event.fees
-            ],
-            "supplement_requests": len(event.supplements),
-            "results": [
-                {
-                    "name": text(r.name, 500),
-                    "component_code": text(r.component_code, 100),
-                    "document_id": _text_id(r.document_id),
-                    "url": file_url(
-                        r.url,
-                        field="DanhSachGiayToKetQua.DuongDanTepTinKetQua",
-                        internal=internal_urls,
-                    ),
-                    "result_code": text(r.result_code, 100),
-                }
-                for r in event.results
-            ],
-            **moments,
-        }
-    )
+            "email": text(event.email, 320),
+            "phone": text(event.phone, 50),
+            "fax": text(event.fax, 50),
+            "other_info": text(event.other_info),
+        },
+        "attachments": [
+            {
+                "file_id": _text_id(a.file_id),
+                "file_name": text(a.file_name, 500),
+                "deleted": parse_flag(a.deleted),
+                "component_code": text(a.component_code, 100),
+                "url": file_url(
+                    a.url, field="TaiLieuNop.DuongDanTaiTepTin", internal=internal_urls
+                ),
+                "digitised": parse_flag(a.digitised),
+                "reused": parse_flag(a.reused),
+                "from_national_repository": parse_flag(a.from_national_repository),
+            }
+            for a in event.attachments
+        ],
+        "fees": [
+            {
+                "name": text(f.name, 500),
+                "code": text(f.code, 100),
+                "collection_method": _text_id(f.collection_method),
+                "amount": f.amount if f.amount is not None else Decimal(0),
+                "fee_type": _text_id(f.fee_type),
+            }
+            for f in event.fees
+        ],
+        "supplement_requests": len(event.supplements),
+        "results": [
+            {
+                "name": text(r.name, 500),
+                "component_code": text(r.component_code, 100),
+                "document_id": _text_id(r.document_id),
+                "url": file_url(
+                    r.url,
+                    field="DanhSachGiayToKetQua.DuongDanTepTinKetQua",
+                    internal=internal_urls,
+                ),
+                "result_code": text(r.result_code, 100),
+            }
+            for r in event.results
+        ],
+    }
     return NormalisedDossier(
         agency=resolve_agency(event.agency, agency_hint),
         status=status,
-        header=header,
+        header=DossierHeader.model_validate(values),
+        header_json=orjson.dumps(values, default=_decimal_text),
         sent=frozenset(name for name in SENT_FLAGS if _is_sent(getattr(event, SENT_FLAGS[name]))),
     )
 

@@ -65,3 +65,37 @@ def test_contract_errors_name_the_field(data: dict[str, object], field: str) -> 
 def test_contract_requires_an_object() -> None:
     with pytest.raises(ContractError):
         validate_data(["MaHoSo"], DossierEvent)
+
+
+def test_a_dialect_seen_again_is_renamed_with_its_own_values() -> None:
+    """A source's key list is learnt once; every later item of it keeps its own values."""
+    for code, fee in (("H-1", "5000"), ("H-2", "7000"), ("H-3", "0")):
+        data = canonical_keys(
+            {
+                "mahoso": code,
+                " TRANGTHAIHOSO ": 2,
+                "SoHieuRieng": code,
+                "danhsachlephi": [{"gia": fee}, "not an object"],
+            },
+            DossierEvent,
+        )
+        assert data == {
+            "MaHoSo": code,
+            "TrangThaiHoSo": 2,
+            "SoHieuRieng": code,
+            "DanhSachLePhi": [{"Gia": fee}, "not an object"],
+        }
+
+
+def test_two_spellings_of_one_field_with_the_same_value_are_one_field() -> None:
+    for _ in range(2):  # the second time through the learnt key list
+        data = canonical_keys({"MaHoSo": "A", "mahoso": "A", "TrangThaiHoSo": 2}, DossierEvent)
+        assert data == {"MaHoSo": "A", "TrangThaiHoSo": 2}
+    with pytest.raises(ContractError, match="sent twice"):
+        canonical_keys({"MaHoSo": "A", "mahoso": "B", "TrangThaiHoSo": 2}, DossierEvent)
+
+
+def test_key_lists_too_long_to_learn_are_renamed_all_the_same() -> None:
+    extras = {f"khac{i}" * 20: i for i in range(100)}
+    data = canonical_keys({"mahoso": "H-1", "trangthaihoso": 2, **extras}, DossierEvent)
+    assert data == {"MaHoSo": "H-1", "TrangThaiHoSo": 2, **extras}

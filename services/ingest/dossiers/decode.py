@@ -99,9 +99,7 @@ def canonical_keys(data: Mapping[str, Any], model: type[BaseModel]) -> Mapping[s
         for alias, nested in fields.nested:
             items = result.get(alias)
             if isinstance(items, list):
-                result[alias] = [
-                    canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in items
-                ]
+                result[alias] = _renamed_items(items, nested)
         return result
     return _renamed(data, fields)
 
@@ -116,7 +114,7 @@ def _renamed(data: Mapping[str, Any], fields: _Fields) -> dict[str, Any]:
         known = fields.by_lower.get(key.lower())
         canonical, nested = known or (key, None)
         if nested is not None and isinstance(value, list):
-            value = [canonical_keys(v, nested) if isinstance(v, Mapping) else v for v in value]
+            value = _renamed_items(value, nested)
         if canonical in result and result[canonical] != value:
             # Only a contract field is named: an unknown name is the sender's text, and senders
             # put ID numbers in names too.
@@ -131,6 +129,11 @@ def _renamed(data: Mapping[str, Any], fields: _Fields) -> dict[str, Any]:
             )
         result[canonical] = value
     return result
+
+
+def _renamed_items(items: list[Any], model: type[BaseModel]) -> list[Any]:
+    """A list of nested items, each object's keys made canonical (anything else as sent)."""
+    return [canonical_keys(v, model) if isinstance(v, Mapping) else v for v in items]
 
 
 def validate_data(data: Any, model: type[T]) -> T:

@@ -234,6 +234,7 @@ def draw_plan(
     code: str,
     start: datetime,
     min_wait: float = 0.3,
+    on_time_margin: timedelta = ON_TIME_MARGIN,
 ) -> DossierPlan:
     """The dossier's life from `start` (its first status change) on."""
     statuses, rounds = _lifecycle(rng, options, request.channel)
@@ -254,7 +255,7 @@ def draw_plan(
         steps=tuple(steps),
         supplement_rounds=rounds,
         finishes_before_due=finishes_before_due,
-        due_at=_due(steps, finishes_before_due),
+        due_at=_due(steps, finishes_before_due, on_time_margin=on_time_margin),
     )
 
 
@@ -296,6 +297,7 @@ def draw_patterned_plan(
         code=code,
         start=start,
         min_wait=STEP_ONLY_MIN_WAIT if step_only else 0.3,
+        on_time_margin=ADAPTER_ON_TIME_MARGIN if spaced else ON_TIME_MARGIN,
     )
     plan = replace(
         plan,
@@ -303,10 +305,6 @@ def draw_patterned_plan(
         vneid=rng.random() < options.vneid_share,
         pattern=pattern,
     )
-    if spaced and plan.finishes_before_due:
-        plan = replace(
-            plan, due_at=_due(list(plan.steps), True, on_time_margin=ADAPTER_ON_TIME_MARGIN)
-        )
     received = plan.first_received()
     if pattern is Pattern.SPARSE_HEADERS:
         chosen = {i for i in range(1, len(plan.steps)) if rng.random() < 0.3}

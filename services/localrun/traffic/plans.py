@@ -45,10 +45,12 @@ RECEIVED_STATUSES = frozenset(range(1, 11)) - {SUBMITTED, REJECTED}
 ON_TIME_MARGIN = timedelta(seconds=3)
 LATE_MARGIN = timedelta(seconds=3)
 ADAPTER_ON_TIME_MARGIN = timedelta(seconds=30)
-"""The on-time margin of a dossier sent through `/dvcqg`: the intake stamps each item with its
-arrival, so a status with no date of its own (withdrawn 7, a supplement request and the step
-after it) is placed when the adapter got the call through, seconds behind the plan on a busy
-machine (4 s seen). A late plan stays late whatever the delay."""
+"""The on-time margin of a dossier sent through `/dvcqg`. The intake stamps each item with its
+arrival, seconds behind the plan on a busy machine (4 s seen). A status with no date of its own
+in DongBoHoSoMC (withdrawn 7, a supplement request 5) would be placed there, and so would the
+supplement time that 2.1 adds to the due date: a margin covered an ended dossier but not one
+judged open at the read, so such plans draw neither (`draw_plan`'s `dated_only`). The margin
+stays as a guard on the dates cut to the second; a late plan stays late whatever the delay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +237,11 @@ def draw_plan(
     start: datetime,
     min_wait: float = 0.3,
     on_time_margin: timedelta = ON_TIME_MARGIN,
+    dated_only: bool = False,
 ) -> DossierPlan:
-    """The dossier's life from `start` (its first status change) on."""
-    statuses, rounds = _lifecycle(rng, options, request.channel)
+    """The dossier's life from `start` (its first status change) on; `dated_only`: only
+    statuses a DongBoHoSoMC item dates itself (no withdrawal, no supplement round)."""
+    statuses, rounds = _lifecycle(rng, options, request.channel, dated_only=dated_only)
     waits = [max(min_wait, rng.expovariate(1 / options.step_seconds)) for _ in statuses]
     finishes_before_due = rng.random() >= options.late_share
     at, steps = start, []
@@ -298,6 +302,7 @@ def draw_patterned_plan(
         start=start,
         min_wait=STEP_ONLY_MIN_WAIT if step_only else 0.3,
         on_time_margin=ADAPTER_ON_TIME_MARGIN if spaced else ON_TIME_MARGIN,
+        dated_only=spaced,
     )
     plan = replace(
         plan,
@@ -317,16 +322,18 @@ def draw_patterned_plan(
     return plan
 
 
-def _lifecycle(rng: random.Random, options: TrafficOptions, channel: int) -> tuple[list[int], int]:
+def _lifecycle(
+    rng: random.Random, options: TrafficOptions, channel: int, *, dated_only: bool = False
+) -> tuple[list[int], int]:
     """The statuses a dossier passes through, and its supplement rounds."""
     start = [ACCEPTED] if channel == IN_PERSON and rng.random() < 0.5 else [SUBMITTED, ACCEPTED]
     roll = rng.random()
     if start[0] == SUBMITTED and roll < options.reject_share:
         return [SUBMITTED, REJECTED], 0
-    if roll < options.reject_share + options.withdraw_share:
+    if not dated_only and roll < options.reject_share + options.withdraw_share:
         return [*start, *([IN_PROCESS] if rng.random() < 0.5 else []), WITHDRAWN], 0
     rounds = 0
-    if rng.random() < options.supplement_share:
+    if rng.random() < options.supplement_share and not dated_only:
         rounds = 2 if rng.random() < 0.2 else 1
     return [*start, IN_PROCESS, *([SUPPLEMENT, IN_PROCESS] * rounds), FINISHED, RETURNED], rounds
 

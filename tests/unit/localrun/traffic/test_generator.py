@@ -303,3 +303,26 @@ def test_edocument_truth_equals_what_ingest_counts() -> None:
     assert everything.edoc_incoming_verified
     assert set(counted) - set(options.agencies)  # incoming documents from other agencies
     assert truth.sent == 0  # no dossier traffic was asked for by this test's ticks
+
+
+def test_adapter_dossiers_send_only_statuses_their_items_date() -> None:
+    """`/dvcqg` stamps an item with its arrival; a withdrawal (7) or a supplement request (5)
+    has no date of its own in DongBoHoSoMC, so the run's truth could not place it."""
+    drawn: dict[str, Any] = {"dvcqg_share": 0.5, "supplement_share": 0.6, "withdraw_share": 0.2}
+    options = TrafficOptions(dossiers_per_second=40, **(ONLY | drawn))
+    _, events = generate(options, seed=12, ticks=1200)
+    statuses: dict[str, set[int]] = {"dvcqg": set(), "other": set()}
+    for _, event in events:
+        try:
+            data = orjson.loads(event.value)
+        except orjson.JSONDecodeError:
+            continue  # broken on purpose
+        if not isinstance(data, dict):
+            continue
+        data = data.get("data", data) if "specversion" in data else data
+        status = data.get("TrangThaiHoSo", data.get("TrangThai"))
+        if isinstance(status, int):
+            statuses["dvcqg" if event.entry == "dvcqg" else "other"].add(status)
+    assert {2, 4, 9, 10} <= statuses["dvcqg"]
+    assert not statuses["dvcqg"] & {5, 7}
+    assert {5, 7} <= statuses["other"]  # the same options do draw them for other sources

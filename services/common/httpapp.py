@@ -89,6 +89,15 @@ class _Server(uvicorn.Server):
         yield
 
 
+async def _serve(server: uvicorn.Server, address: str) -> None:
+    # uvicorn calls sys.exit when it cannot bind; a SystemExit raised in a task leaves the event
+    # loop at once and strands every other task on it, so it becomes an ordinary error here.
+    try:
+        await server.serve()
+    except SystemExit:
+        raise RuntimeError(f"HTTP server could not start on {address}") from None
+
+
 async def serve(
     app: FastAPI,
     *,
@@ -113,7 +122,7 @@ async def serve(
         forwarded_allow_ips=list(trusted_proxies) or None,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(_serve(server, f"{host}:{port}"))
     stop_task = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait({task, stop_task}, return_when=asyncio.FIRST_COMPLETED)

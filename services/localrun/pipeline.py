@@ -39,6 +39,7 @@ from services.ingest.settings import DvcqgAccount, IngestSettings, SignerBinding
 from services.localrun.adapter import HttpIntake, PortalAdapter
 from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
+from services.localrun.ports import HeldPorts
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
@@ -120,6 +121,7 @@ def scores_settings(
     suffix: str,
     database: Path,
     labels: frozenset[str],
+    port: Callable[[], int] = free_port,
 ) -> ScoresSettings:
     """The scores service on a SQLite file of the run (migrated at start), consuming the run's
     normalised dossiers, the portal sync's acknowledgements and the e-documents; the
@@ -132,7 +134,7 @@ def scores_settings(
         acked_topic_template=sync.acked_topic_template,
         consumer_group=f"{topics.SCORES_GROUP}{suffix}",
         http_host="127.0.0.1",
-        http_port=free_port(),
+        http_port=port(),
         log_level=settings.log_level,
         label_agencies=labels,
         scores=ScoresOptions(
@@ -153,6 +155,7 @@ def build_services(
     trust_bundle: Path | None = None,
     signer_bindings: dict[str, tuple[SignerBinding, ...]] | None = None,
     scores_database: Path | None = None,
+    port: Callable[[], int] = free_port,
 ) -> Services:
     """Settings of the three services for this run: loopback ports, the run's topics; the
     generator's agencies are ingest's own (their documents are outgoing), and they and the
@@ -168,7 +171,7 @@ def build_services(
         **eviction,
         kafka=kafka,
         http_host="127.0.0.1",
-        http_port=settings.ingest_port or free_port(),
+        http_port=settings.ingest_port or port(),
         log_level=settings.log_level,
         topic_dossier=f"{topics.DOSSIER}{suffix}",
         topic_dossier_normalized=f"{topics.DOSSIER_NORMALIZED}{suffix}",
@@ -205,14 +208,14 @@ def build_services(
             acked_topic_template=f"{topics.SYNC_ACKED_TEMPLATE}{suffix}",
             group_prefix=f"{topics.SYNC_GROUP_PREFIX.rstrip('-')}{suffix}-",
             http_host="127.0.0.1",
-            http_port=free_port(),
+            http_port=port(),
             log_level=settings.log_level,
             label_agencies=labels,
         )
     scores = None
     if scores_database is not None:
         scores = scores_settings(
-            kafka, settings, ingest, sync[Target.PORTAL], suffix, scores_database, labels
+            kafka, settings, ingest, sync[Target.PORTAL], suffix, scores_database, labels, port
         )
     return Services(ingest, sync, scores)
 
@@ -388,6 +391,7 @@ class LocalRun:
                 trust_bundle=trust_bundle,
                 signer_bindings=bindings,
                 scores_database=run_directory / "scores.sqlite3",
+                port=stack.enter_context(HeldPorts()).take,
             )
             assert services.scores is not None  # noqa: S101 - asked for just above
             documents = (

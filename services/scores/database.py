@@ -3,6 +3,7 @@ the Alembic migrations, run on start or by `govsync scores migrate`."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,15 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# Alembic's `context` is one module global for the process: two migrations at once in two
+# threads (two runs in one test process, a `govsync run` beside a test) would share it.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+    with _MIGRATING:
+        command.upgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:

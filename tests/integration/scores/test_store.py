@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -349,3 +351,14 @@ def test_rows_come_back_as_written(store: ScoreStore) -> None:
     assert row.deadline_ms is None
     assert DossierFacts.model_validate_json(row.facts) == sent
     _assert_counts_consistent(store)
+
+
+def test_migrations_in_two_threads_at_once_each_reach_the_head(tmp_path: Path) -> None:
+    engines = [make_engine(f"sqlite:///{tmp_path / f'{i}.sqlite3'}") for i in range(6)]
+    try:
+        with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+            list(pool.map(migrate, engines))
+        assert [current_revision(engine) for engine in engines] == ["0002"] * len(engines)
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import tempfile
 import time
@@ -39,7 +40,7 @@ from services.ingest.settings import DvcqgAccount, IngestSettings, SignerBinding
 from services.localrun.adapter import HttpIntake, PortalAdapter
 from services.localrun.broker import EmbeddedBroker, free_port
 from services.localrun.edocs import Packager, make_pki
-from services.localrun.ports import HeldPorts
+from services.localrun.ports import hold_port
 from services.localrun.readings import TARGETS, Difference, Snapshot, differences, drained
 from services.localrun.scrape import Scraper
 from services.localrun.settings import RunSettings
@@ -391,7 +392,7 @@ class LocalRun:
                 trust_bundle=trust_bundle,
                 signer_bindings=bindings,
                 scores_database=run_directory / "scores.sqlite3",
-                port=stack.enter_context(HeldPorts()).take,
+                port=functools.partial(hold_port, stack),
             )
             assert services.scores is not None  # noqa: S101 - asked for just above
             documents = (

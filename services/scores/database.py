@@ -55,8 +55,8 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-# Alembic's `context` is one module global for the process: two migrations at once in two
-# threads (two runs in one test process, a `govsync run` beside a test) would share it.
+# Alembic's `context` is one module global for the process: two scores services migrating at
+# once in one process (local runs in one test session) would share it.
 _MIGRATING = threading.Lock()
 
 

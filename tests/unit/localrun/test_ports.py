@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from contextlib import ExitStack
 
 import httpx
 from prometheus_client import CollectorRegistry
 
 from services.common.httpapp import create_base_app, serve
-from services.localrun.ports import HeldPorts
+from services.localrun.ports import hold_port
 
 
 async def _ready() -> dict[str, bool]:
@@ -17,8 +18,8 @@ async def _ready() -> dict[str, bool]:
 
 
 def test_a_held_port_refuses_other_binds_and_is_never_picked_again() -> None:
-    with HeldPorts() as ports:
-        held = {ports.take() for _ in range(5)}
+    with ExitStack() as stack:
+        held = {hold_port(stack) for _ in range(5)}
         assert len(held) == 5
         for port in held:
             with socket.socket() as other:
@@ -44,8 +45,8 @@ def test_a_held_port_refuses_other_binds_and_is_never_picked_again() -> None:
 async def test_the_service_serves_on_its_held_port() -> None:
     app = create_base_app(title="t", version="0", registry=CollectorRegistry(), readiness=_ready)
     stop = asyncio.Event()
-    with HeldPorts() as ports:
-        port = ports.take()
+    with ExitStack() as stack:
+        port = hold_port(stack)
         server = asyncio.create_task(serve(app, host="127.0.0.1", port=port, stop=stop))
         async with httpx.AsyncClient() as client:
             for _ in range(200):
